@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# One entry point for the README's commands:
+#   scripts/dev.sh serve   create .venv, build (with the Cython speedups), run `wildduck serve` with data in ./data
+#   scripts/dev.sh test    create .venv with the test tools, build, run the whole test suite (Cython and pure Python)
+#   scripts/dev.sh bench   run every benchmark in bench/
+# Works on a fresh Debian 12 machine: missing system packages (python3-venv, a C compiler, python3-dev, swaks) are
+# installed with apt-get (as root, or through sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+need_apt=()
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+$PY -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+have_cmd cc || need_apt+=(gcc)
+$PY - <<'PYEOF' 2>/dev/null || need_apt+=(python3-dev)
+import sysconfig, os, sys
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)
+PYEOF
+if [ "${1:-}" = test ]; then
+  have_cmd swaks || need_apt+=(swaks)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing system packages: ${need_apt[*]}" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  $PY -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel "cython>=3.0"
+
+case "${1:-}" in
+  serve)
+    "$VENV/bin/python" -m pip install -q --no-build-isolation -e .
+    shift
+    exec "$VENV/bin/wildduck" serve "$@"
+    ;;
+  test)
+    "$VENV/bin/python" -m pip install -q --no-build-isolation -e ".[dev]"
+    shift
+    echo "== test suite, Cython speedups" >&2
+    "$VENV/bin/wildduck" --version
+    WILDDUCK_REQUIRE_EXTENSIONS=1 "$VENV/bin/python" -m pytest "$@"
+    echo "== test suite, pure Python (WILDDUCK_NO_EXTENSIONS=1)" >&2
+    WILDDUCK_NO_EXTENSIONS=1 "$VENV/bin/wildduck" --version
+    WILDDUCK_NO_EXTENSIONS=1 "$VENV/bin/python" -m pytest "$@"
+    ;;
+  bench)
+    "$VENV/bin/python" -m pip install -q --no-build-isolation -e ".[dev]"
+    shift
+    exec "$VENV/bin/python" bench/run.py "$@"
+    ;;
+  *)
+    echo "usage: scripts/dev.sh serve|test|bench [args...]" >&2
+    exit 2
+    ;;
+esac

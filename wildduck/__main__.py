@@ -1,0 +1,3 @@
+from wildduck.cli import main
+
+main()

@@ -1,0 +1,220 @@
+"""Typed configuration: TOML defaults shipped with the package, merged with the operator's file.
+
+Unknown keys and wrong types stop the start with a :class:`~wildduck.errors.ConfigError` that names the key and
+the file it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from wildduck.errors import ConfigError
+
+DEFAULTS_NAME = "wildduck/default.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    hostname: str
+    data_dir: str
+    log_level: str
+    shutdown_timeout: float
+    email_domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class TLSFiles:
+    cert: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    backend: str
+    path: str
+    synchronous: str
+    readers: int
+
+
+@dataclass(frozen=True, slots=True)
+class PubSubConfig:
+    backend: str
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    max_message_size: int
+    default_quota: int
+    max_recipients: int
+    max_line_length: int
+    idle_timeout: float
+    max_connections: int
+    blob_grace_period: int
+
+
+@dataclass(frozen=True, slots=True)
+class LMTPConfig:
+    enabled: bool
+    host: str
+    port: int
+    starttls: bool
+    cert: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class MailProtocolConfig:
+    """IMAP and POP3: a plain port with STARTTLS and an implicit-TLS port (0 disables it)."""
+
+    enabled: bool
+    host: str
+    port: int
+    tls_port: int
+    starttls: bool
+    cert: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class APIConfig:
+    enabled: bool
+    host: str
+    port: int
+    tls: bool
+    cert: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig
+    tls: TLSFiles
+    store: StoreConfig
+    pubsub: PubSubConfig
+    limits: LimitsConfig
+    lmtp: LMTPConfig
+    imap: MailProtocolConfig
+    pop3: MailProtocolConfig
+    api: APIConfig
+    #: files merged to build this configuration, defaults first
+    sources: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.server.data_dir)
+
+    def resolve_data_path(self, name: str) -> Path:
+        """``name`` if absolute, else relative to the data directory."""
+        path = Path(name)
+        return path if path.is_absolute() else self.data_dir / path
+
+
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("server", "log_level"): ("debug", "info", "warning", "error"),
+    ("store", "backend"): ("sqlite",),
+    ("store", "synchronous"): ("full", "normal"),
+    ("pubsub", "backend"): ("local",),
+}
+
+
+def _type_name(tp: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+
+
+def _check_value(section: str, key: str, value: Any, tp: Any, origin: str) -> Any:
+    where = f"{origin}: [{section}] {key}"
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if tp is int and isinstance(value, bool) or not isinstance(value, tp):
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    if tp in (int, float) and value < 0:
+        raise ConfigError(f"{where}: must not be negative, got {value!r}")
+    if key in ("port", "tls_port") and not 0 <= value <= 65535:
+        raise ConfigError(f"{where}: not a TCP port: {value!r}")
+    choices = _CHOICES.get((section, key))
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{where}: must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def _merge(base: dict[str, dict[str, Any]], override: dict[str, Any], origin: str,
+           origins: dict[tuple[str, str], str]) -> None:
+    hints = typing.get_type_hints(Config)
+    for section, values in override.items():
+        if section not in base:
+            raise ConfigError(f"{origin}: unknown section [{section}]")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{origin}: [{section}] must be a table, got {type(values).__name__}")
+        section_type = hints[section]
+        section_hints = typing.get_type_hints(section_type)
+        for key, value in values.items():
+            if key not in section_hints:
+                raise ConfigError(f"{origin}: unknown key [{section}] {key}")
+            base[section][key] = _check_value(section, key, value, section_hints[key], origin)
+            origins[(section, key)] = origin
+
+
+def _read_toml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: invalid TOML: {exc}") from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, overrides: dict[str, Any] | None = None) -> Config:
+    """The defaults merged with the file at ``path`` (if any) and then with ``overrides`` (tests, CLI flags)."""
+    defaults_text = resources.files("wildduck").joinpath("default.toml").read_text(encoding="utf-8")
+    hints = typing.get_type_hints(Config)
+    base: dict[str, dict[str, Any]] = {name: {} for name in hints if name != "sources"}
+    origins: dict[tuple[str, str], str] = {}
+    _merge(base, _read_toml(defaults_text, DEFAULTS_NAME), DEFAULTS_NAME, origins)
+    sources = [DEFAULTS_NAME]
+    if path is not None:
+        origin = os.fspath(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{origin}: cannot read configuration: {exc.strerror}") from None
+        _merge(base, _read_toml(text, origin), origin, origins)
+        sources.append(origin)
+    if overrides:
+        _merge(base, overrides, "overrides", origins)
+        sources.append("overrides")
+    sections: dict[str, Any] = {}
+    for name, values in base.items():
+        section_type = hints[name]
+        missing = [f.name for f in dataclasses.fields(section_type) if f.name not in values]
+        if missing:
+            raise ConfigError(f"{DEFAULTS_NAME}: [{name}] lacks {', '.join(missing)}")
+        sections[name] = section_type(**values)
+    config = Config(**sections, sources=tuple(sources))
+    _check_consistency(config, origins)
+    return config
+
+
+def _check_consistency(config: Config, origins: dict[tuple[str, str], str]) -> None:
+    for section in ("lmtp", "imap", "pop3", "api"):
+        cfg = getattr(config, section)
+        if bool(cfg.cert) != bool(cfg.key):
+            origin = origins.get((section, "cert"), DEFAULTS_NAME)
+            raise ConfigError(f"{origin}: [{section}] cert and key must be set together")
+    if bool(config.tls.cert) != bool(config.tls.key):
+        raise ConfigError(f"{origins.get(('tls', 'cert'), DEFAULTS_NAME)}: [tls] cert and key must be set together")
+    if config.limits.max_line_length < 512:
+        raise ConfigError(
+            f"{origins[('limits', 'max_line_length')]}: [limits] max_line_length: must be at least 512"
+        )
+
+
+def as_dict(config: Config) -> dict[str, dict[str, Any]]:
+    """The effective configuration as TOML-able tables (for ``wildduck check-config --print``)."""
+    return {f.name: dataclasses.asdict(getattr(config, f.name)) for f in dataclasses.fields(config)
+            if f.name != "sources"}
+

@@ -1,0 +1,1 @@
+"""The rules of the mail store, independent of protocols and storage engines."""

@@ -1,0 +1,186 @@
+"""Value objects passed between the domain layer and the storage ports.
+
+Identifiers are opaque strings chosen by the storage adapter (24 hex digits, like MongoDB ObjectIds). Times are
+timezone-aware UTC datetimes at the domain level; adapters store them as they like.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+#: JSON-able value (the MIME tree, ENVELOPE and BODYSTRUCTURE data are stored as such).
+Json = Any
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    username: str
+    #: lookup key: lower-case, dots removed (WildDuck's ``unameview``)
+    unameview: str
+    password_hash: str
+    #: storage quota in bytes; None means the server default
+    quota: int | None
+    storage_used: int
+    created: dt.datetime
+    disabled: bool = False
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    id: str
+    user_id: str
+    #: normalized form for display: Unicode NFC, lower-case; domain in Unicode (not punycode)
+    address: str
+    #: lookup key: like ``address`` with dots removed from the local part (WildDuck's ``addrview``)
+    addrview: str
+    main: bool
+    created: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxSpec:
+    """A mailbox to create: its path and special-use flag (``\\Sent``...) or None."""
+
+    path: str
+    special_use: str | None = None
+    subscribed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    id: str
+    user_id: str
+    #: Unicode path, hierarchy separator ``/`` (INBOX is always ``INBOX``)
+    path: str
+    special_use: str | None
+    uid_validity: int
+    uid_next: int
+    #: highest MODSEQ handed out in this mailbox (0 when nothing changed yet)
+    highest_modseq: int
+    subscribed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPart:
+    """One body cut out of the message and kept in the blob store (see ``protocols.mime``)."""
+
+    #: byte offset of the body in the original message
+    offset: int
+    #: length of the body in the original message (transfer-encoded bytes)
+    length: int
+    #: key of the blob: lower-case hex SHA-256 of the stored bytes
+    blob: str
+    #: how the stored bytes turn back into the original ones, e.g. ``{"kind": "raw"}`` or base64 re-wrapping
+    #: parameters; interpreted only by ``protocols.mime``
+    encoding: Json
+
+
+@dataclass(slots=True)
+class PreparedMessage:
+    """A message parsed and split for storage. Built once and stored for every recipient.
+
+    ``skeleton`` is the original message with the bodies listed in ``parts`` cut out; ``blobs`` holds the bytes of
+    those bodies keyed by blob hash (each stored once, whatever the number of recipients or repetitions).
+    """
+
+    size: int
+    skeleton: bytes
+    parts: list[StoredPart]
+    blobs: dict[str, bytes]
+    #: MIME tree with byte offsets into the original message (JSON-able, see ``protocols.mime``)
+    mime_tree: Json
+    #: IMAP ENVELOPE data (JSON-able nested lists)
+    envelope: Json
+    #: IMAP BODYSTRUCTURE data with extension data (JSON-able nested lists)
+    bodystructure: Json
+    #: decoded subject, Message-ID and Date header (None when absent or unparseable)
+    subject: str
+    message_id: str | None
+    header_date: dt.datetime | None
+    #: decoded plain text of the message (headers of interest and text bodies), for search
+    text: str
+    #: True if the message has a non-inline attachment
+    has_attachments: bool = False
+
+
+@dataclass(slots=True)
+class NewMessage:
+    """One message to append to one mailbox."""
+
+    user_id: str
+    mailbox_id: str
+    prepared: PreparedMessage
+    flags: tuple[str, ...] = ()
+    internal_date: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    message_id: str
+    mailbox_id: str
+    uid: int
+    modseq: int
+    uid_validity: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """A stored message: metadata plus what it takes to recompose its bytes."""
+
+    id: str
+    user_id: str
+    mailbox_id: str
+    uid: int
+    modseq: int
+    flags: tuple[str, ...]
+    internal_date: dt.datetime
+    size: int
+    skeleton: bytes
+    parts: list[StoredPart]
+    mime_tree: Json
+    envelope: Json
+    bodystructure: Json
+    subject: str
+    message_id: str | None
+    header_date: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSummary:
+    """Listing row (no bodies)."""
+
+    id: str
+    uid: int
+    modseq: int
+    flags: tuple[str, ...]
+    internal_date: dt.datetime
+    size: int
+    subject: str
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One change in a mailbox, in MODSEQ order. ``command`` is ``EXISTS``, ``EXPUNGE`` or ``FETCH``."""
+
+    mailbox_id: str
+    modseq: int
+    command: str
+    uid: int
+    message_id: str | None
+    flags: tuple[str, ...] | None
+    created: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BlobStats:
+    count: int
+    #: bytes as stored (after compression)
+    stored_bytes: int
+    #: bytes before compression
+    raw_bytes: int
+    #: blobs whose reference count is zero (waiting for the collector)
+    unreferenced: int

@@ -1,0 +1,131 @@
+"""User accounts: creation with default mailboxes and addresses, passwords, addresses, authentication."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import trio
+
+from wildduck.domain import addresses, passwords
+from wildduck.domain.models import Address, MailboxSpec, User
+from wildduck.errors import AlreadyExists, InvalidInput, NotFound
+from wildduck.ports.mailstore import MailStore
+
+log = logging.getLogger(__name__)
+
+#: Mailboxes every user gets (WildDuck's defaults, Gmail-like names).
+DEFAULT_MAILBOXES: tuple[MailboxSpec, ...] = (
+    MailboxSpec("INBOX"),
+    MailboxSpec("Sent Mail", "\\Sent"),
+    MailboxSpec("Trash", "\\Trash"),
+    MailboxSpec("Drafts", "\\Drafts"),
+    MailboxSpec("Junk", "\\Junk"),
+)
+
+#: Password hashing is slow on purpose; keep it off the event loop and bounded.
+_hash_limiter = trio.CapacityLimiter(2)
+
+MAX_PASSWORD_BYTES = 1024
+
+
+def _check_password(password: str) -> None:
+    if not password:
+        raise InvalidInput("password must not be empty", "password")
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise InvalidInput(f"password is longer than {MAX_PASSWORD_BYTES} bytes", "password")
+
+
+class UserService:
+    """Creates and manages users on a :class:`MailStore`."""
+
+    def __init__(self, store: MailStore, *, email_domain: str | None = None) -> None:
+        self.store = store
+        self.email_domain = email_domain or socket.getfqdn() or "localhost"
+
+    async def create(
+        self,
+        username: str,
+        password: str,
+        *,
+        address: str | None = None,
+        quota: int | None = None,
+        name: str = "",
+    ) -> User:
+        """Create a user, its main address and the default mailboxes.
+
+        Without ``address``, an email-like username is its own address; otherwise ``username@<email_domain>``.
+        Raises InvalidInput or AlreadyExists.
+        """
+        view = addresses.unameview(username)
+        _check_password(password)
+        if quota is not None and quota < 0:
+            raise InvalidInput("quota must be a positive number of bytes", "quota")
+        if address is None:
+            address = username if "@" in username else f"{username}@{self.email_domain}"
+        norm, addrview = addresses.validate_new(address)
+        if await self.store.find_user(view) is not None:
+            raise AlreadyExists(f"username {username!r} is taken")
+        if await self.store.resolve_address(addrview) is not None:
+            raise AlreadyExists(f"address {norm} is taken")
+        hashed = await trio.to_thread.run_sync(passwords.hash_password, password, limiter=_hash_limiter)
+        user = await self.store.create_user(
+            username=username.strip(),
+            unameview=view,
+            password_hash=hashed,
+            quota=quota,
+            addresses=[(norm, addrview)],
+            mailboxes=DEFAULT_MAILBOXES,
+            name=name,
+        )
+        log.info("created user %s (%s)", user.username, user.id)
+        return user
+
+    async def find(self, username_or_id: str) -> User:
+        """A user by username, address or id; raises NotFound."""
+        try:
+            user = await self.store.find_user(addresses.unameview(username_or_id))
+        except InvalidInput:
+            user = None
+        if user is not None:
+            return user
+        if "@" in username_or_id:
+            try:
+                found = await self.store.resolve_address(addresses.lookup_key(username_or_id))
+            except InvalidInput:
+                found = None
+            if found is not None:
+                return await self.store.get_user(found.user_id)
+        try:
+            return await self.store.get_user(username_or_id)
+        except NotFound:
+            raise NotFound(f"no such user {username_or_id!r}") from None
+
+    async def set_password(self, user: User, password: str) -> None:
+        _check_password(password)
+        hashed = await trio.to_thread.run_sync(passwords.hash_password, password, limiter=_hash_limiter)
+        await self.store.set_password(user.id, hashed)
+
+    async def authenticate(self, username: str, password: str) -> User | None:
+        """The user if the password matches (rehashing legacy hashes to argon2id), else None."""
+        try:
+            user = await self.find(username)
+        except NotFound:
+            # spend the same time as a real check, so timing does not reveal which usernames exist
+            await trio.to_thread.run_sync(passwords.hash_password, password, limiter=_hash_limiter)
+            return None
+        ok = await trio.to_thread.run_sync(
+            passwords.verify_password, password, user.password_hash, limiter=_hash_limiter
+        )
+        if not ok or user.disabled:
+            return None
+        if passwords.needs_rehash(user.password_hash):
+            await self.set_password(user, password)
+        return user
+
+    async def add_address(self, user: User, address: str, *, main: bool = False) -> Address:
+        norm, addrview = addresses.validate_new(address)
+        return await self.store.add_address(user.id, norm, addrview, main=main)
+
+    async def remove_address(self, address: str) -> None:
+        await self.store.remove_address(addresses.addrview(address))

@@ -1,0 +1,1 @@
+"""Listeners: plain TCP, implicit TLS, STARTTLS upgrade, connection caps."""

@@ -1,0 +1,25 @@
+"""The ``PubSub`` role: lossy nudges that tell sessions to replay the journal."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+
+class Subscription(Protocol):
+    def __aiter__(self) -> AsyncIterator[str]: ...
+
+
+class PubSub(Protocol):
+    """Channels carry short string payloads. Delivery is best effort: a slow subscriber may miss nudges and must
+    then resync from the journal, so a subscriber's buffer is bounded and overflow drops messages (and is counted).
+    """
+
+    async def publish(self, channel: str, payload: str) -> None: ...
+
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscription]:
+        """``async with pubsub.subscribe("user:ID") as sub: async for payload in sub: ...``"""
+        ...
+
+    async def aclose(self) -> None: ...

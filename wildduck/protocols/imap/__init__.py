@@ -1,0 +1,1 @@
+"""IMAP4rev1 server protocol, sans-I/O."""

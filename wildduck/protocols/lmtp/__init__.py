@@ -1,0 +1,1 @@
+"""LMTP (RFC 2033) server protocol, sans-I/O."""

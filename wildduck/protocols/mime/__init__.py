@@ -1,0 +1,1 @@
+"""MIME parsing, splitting for storage, recomposition, ENVELOPE and BODYSTRUCTURE (sans-I/O)."""

@@ -1,0 +1,134 @@
+"""Running servers for tests and benchmarks: in-process (trio) and as a real ``wildduck serve`` subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from wildduck.config import Config, load_config
+from wildduck.net.listeners import Bound
+
+if TYPE_CHECKING:
+    from wildduck.app import Services
+
+
+def test_config(data_dir: Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults with ``data_dir``, every listener on an ephemeral port, plus ``overrides`` (section → values)."""
+    merged: dict[str, dict[str, Any]] = {
+        "server": {"data_dir": str(data_dir), "shutdown_timeout": 2.0},
+        "lmtp": {"port": 0},
+        "imap": {"port": 0, "tls_port": 0},
+        "pop3": {"port": 0, "tls_port": 0},
+        "api": {"port": 0},
+    }
+    for section, values in (overrides or {}).items():
+        merged.setdefault(section, {}).update(values)
+    return load_config(overrides=merged)
+
+
+@dataclass
+class RunningServer:
+    services: Services
+    bound: dict[str, Bound]
+
+    def address(self, name: str) -> tuple[str, int]:
+        b = self.bound[name]
+        return b.host, b.port
+
+
+@asynccontextmanager
+async def running_server(data_dir: Path, overrides: dict[str, Any] | None = None) -> AsyncIterator[RunningServer]:
+    """Run the whole server in this trio run; stop it (gracefully) on exit."""
+    from wildduck.app import Server, open_services
+
+    config = test_config(data_dir, overrides)
+    async with open_services(config) as services:
+        server = Server(services)
+        async with trio.open_nursery() as nursery:
+            bound = await nursery.start(server.run)
+            try:
+                yield RunningServer(services, bound)
+            finally:
+                server.stop()
+
+
+_READY = re.compile(r"ready \(.*?\): (.*)$")
+
+
+class ServerProcess:
+    """``python -m wildduck serve`` in a child process, for crash tests and macro benchmarks.
+
+    The ready line of the log tells the bound ports, so every listener may use port 0.
+    """
+
+    def __init__(self, config_file: Path, *, env: dict[str, str] | None = None) -> None:
+        self.config_file = config_file
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ports: dict[str, tuple[str, int]] = {}
+        self.log: list[str] = []
+        self._ready = threading.Event()
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wildduck", "serve", "--config", str(self.config_file)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env,
+        )
+        threading.Thread(target=self._read_log, daemon=True).start()
+        if not self._ready.wait(timeout):
+            self.kill()
+            raise RuntimeError("server did not become ready:\n" + "\n".join(self.log[-30:]))
+        if not self.ports:
+            raise RuntimeError("server exited before it was ready:\n" + "\n".join(self.log[-30:]))
+        return self
+
+    def _read_log(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            self.log.append(line)
+            m = _READY.search(line)
+            if m:
+                for item in m.group(1).split(", "):
+                    name, _, hostport = item.partition(" ")
+                    host, _, port = hostport.rpartition(":")
+                    self.ports[name] = (host, int(port))
+                self._ready.set()
+        self._ready.set()
+
+    def address(self, name: str) -> tuple[str, int]:
+        return self.ports[name]
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up (crash test)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.terminate()
+            except subprocess.TimeoutExpired:
+                self.kill()
