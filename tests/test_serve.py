@@ -1,0 +1,102 @@
+"""``wildduck serve`` as a process: readiness, signals, refusing unavailable listeners, self-signed TLS."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from wildduck.testing.server import ServerProcess
+
+
+def write_config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "wildduck.toml"
+    path.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\nshutdown_timeout = 2.0\n'
+                    f"[lmtp]\nport = 0\n{extra}")
+    return path
+
+
+def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.05)
+
+
+def test_serve_reports_ready_and_stops_on_sigterm(tmp_path: Path) -> None:
+    server = ServerProcess(write_config(tmp_path)).start()
+    try:
+        host, port = server.address("lmtp")
+        with socket.create_connection((host, port), timeout=10) as sock:
+            assert sock.recv(1024).startswith(b"220 ")
+        assert any("ready" in line for line in server.log)
+        assert (tmp_path / "data" / "wildduck.db").exists()
+    finally:
+        code = server.terminate()
+    assert code == 0
+    assert any("shutting down" in line for line in server.log)
+
+
+def test_sigint_also_stops_cleanly(tmp_path: Path) -> None:
+    server = ServerProcess(write_config(tmp_path)).start()
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(30) == 0
+
+
+def test_sighup_reloads_certificates(tmp_path: Path) -> None:
+    server = ServerProcess(write_config(tmp_path, "starttls = true\n")).start()
+    try:
+        assert (tmp_path / "data" / "tls-selfsigned-cert.pem").exists()
+        key = tmp_path / "data" / "tls-selfsigned-key.pem"
+        assert key.stat().st_mode & 0o077 == 0, "private key must not be readable by others"
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: any("reloaded TLS certificate" in line for line in server.log))
+        # still serving after the reload
+        with socket.create_connection(server.address("lmtp"), timeout=10) as sock:
+            assert sock.recv(1024).startswith(b"220 ")
+    finally:
+        assert server.terminate() == 0
+
+
+def test_enabling_a_listener_that_does_not_exist_yet_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "[imap]\nenabled = true\nport = 0\ntls_port = 0\n")
+    proc = subprocess.run([sys.executable, "-m", "wildduck", "serve", "--config", str(config)],
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 1
+    assert b"[imap] enabled = true" in proc.stderr
+
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = tmp_path / "c.toml"
+        config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n[lmtp]\nport = {port}\n')
+        proc = subprocess.run([sys.executable, "-m", "wildduck", "serve", "--config", str(config)],
+                              capture_output=True, timeout=60)
+    assert proc.returncode == 1
+    assert b"cannot start" in proc.stderr
+
+
+def test_generated_certificate_is_valid_for_localhost(tmp_path: Path) -> None:
+    from wildduck.net.tls import generate_self_signed
+
+    cert, key = generate_self_signed(tmp_path, "mail.example.org")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    again = generate_self_signed(tmp_path, "mail.example.org")
+    assert again == (cert, key)  # generated once, then reused
+    from cryptography import x509
+
+    names = x509.load_pem_x509_certificate(cert.read_bytes()).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value
+    assert "localhost" in names.get_values_for_type(x509.DNSName)
+    assert "mail.example.org" in names.get_values_for_type(x509.DNSName)
