@@ -11,7 +11,7 @@ import trio
 
 from wildduck.domain import addresses
 from wildduck.domain.models import AppendResult, NewMessage, PreparedMessage, StoredPart, User
-from wildduck.errors import DomainError, InvalidInput, NotFound, QuotaExceeded
+from wildduck.errors import DomainError, MessageTooLarge, NotFound, QuotaExceeded
 from wildduck.ports.mailstore import MailStore
 from wildduck.ports.pubsub import PubSub
 from wildduck.protocols import mime
@@ -102,7 +102,7 @@ class DeliveryService:
         completes (the caller may not see the result).
         """
         if len(raw) > self.max_message_size:
-            raise InvalidInput(f"message of {len(raw)} bytes is over the {self.max_message_size} byte limit")
+            raise MessageTooLarge(f"message of {len(raw)} bytes is over the {self.max_message_size} byte limit")
         prepared = await trio.to_thread.run_sync(prepare, raw, limiter=_parse_limiter)
         when = internal_date or dt.datetime.now(dt.UTC)
         # one copy per mailbox: two addresses of one user get one message, like WildDuck

@@ -1,0 +1,463 @@
+"""LMTP (RFC 2033) server side, sans-I/O.
+
+Feed bytes with :meth:`LMTPServer.receive_data` (``b""`` = EOF) and pull events with :meth:`next_event` until it
+returns :data:`NEED_DATA`. Commands are parsed lazily, one per call, so the session's decisions on earlier
+commands (accepted recipients) are known when a later pipelined command (DATA) is parsed.
+
+Replies are built with :meth:`reply`; syntax and sequencing errors arrive as :class:`CommandRejected` events that
+carry the finished reply bytes. Limits (line length, message size, recipients) are enforced while reading:
+an overlong line or an oversize message is consumed and discarded without being kept in memory.
+
+Message data ends only at CRLF "." CRLF; a bare LF never ends it (SMTP smuggling). Data containing a bare LF,
+a bare CR or a NUL byte is refused per recipient (550 5.6.0): real MTAs send CRLF-only mail over LMTP, and
+accepting ambiguous line ends is what smuggling attacks build on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum, auto
+
+
+class _Need:
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _Need()
+
+
+@dataclass(frozen=True, slots=True)
+class Lhlo:
+    domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class MailFrom:
+    #: the reverse path without angle brackets ("" for the null sender)
+    address: str
+    params: dict[str, str | None]
+    #: the SIZE parameter, if given
+    size: int | None
+    smtputf8: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RcptTo:
+    address: str
+    params: dict[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class DataStart:
+    """DATA was accepted by the protocol: send :meth:`LMTPServer.data_go_ahead`, the message follows."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageData:
+    """The message after CRLF.CRLF, dot-unstuffed. If ``error`` is set, the data was refused (the reply for each
+    recipient) and ``data`` is empty."""
+
+    data: bytes
+    error: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rset:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Noop:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Vrfy:
+    argument: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartTLS:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRejected:
+    """A command refused by the protocol itself; send ``reply``. ``close`` asks the session to hang up after."""
+
+    reply: bytes
+    close: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer closed its side (EOF)."""
+
+
+Event = Lhlo | MailFrom | RcptTo | DataStart | MessageData | Rset | Noop | Quit | Vrfy | StartTLS | \
+    CommandRejected | ConnectionClosed
+
+
+class _Mode(Enum):
+    COMMAND = auto()
+    SKIP_LINE = auto()  # discarding the rest of an overlong line
+    DATA = auto()
+    CLOSED = auto()
+
+
+_TERMINATOR = b"\r\n.\r\n"
+_PATH = re.compile(r'^<((?:"(?:[^"\\]|\\.)*"|[^<>"\s])*)>(?:\s+(.*))?$')
+_PARAM = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*)(?:=([\x21-\x3c\x3e-\x7e]+))?$")
+_DOMAIN = re.compile(r"^[\w.\-\[\]:]+$")
+
+
+def reply_bytes(code: int, enhanced: str | None, text: str, *more: str) -> bytes:
+    """One reply; ``more`` adds lines (a multi-line reply, RFC 5321 4.2.1)."""
+    lines = [text, *more]
+    prefix = f"{enhanced} " if enhanced else ""
+    out = []
+    for i, line in enumerate(lines):
+        sep = "-" if i < len(lines) - 1 else " "
+        out.append(f"{code}{sep}{prefix}{line}\r\n")
+    return "".join(out).encode("utf-8", "replace")
+
+
+@dataclass
+class _Transaction:
+    sender: str | None = None
+    smtputf8: bool = False
+    recipients: int = 0
+    rcpt_commands: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class LMTPServer:
+    """The protocol state of one LMTP connection (server side)."""
+
+    def __init__(
+        self,
+        hostname: str,
+        *,
+        max_message_size: int,
+        max_recipients: int = 1000,
+        max_line_length: int = 4096,
+        tls_available: bool = False,
+    ) -> None:
+        self.hostname = hostname
+        self.max_message_size = max_message_size
+        self.max_recipients = max_recipients
+        self.max_line_length = max_line_length
+        self.tls_available = tls_available
+        self.tls_active = False
+        self._buf = bytearray()
+        self._eof = False
+        self._mode = _Mode.COMMAND
+        self._greeted = False
+        self._tx = _Transaction()
+        # data mode
+        self._data = bytearray()
+        self._data_scanned = 0
+        self._data_size = 0
+        self._data_overflow = False
+        self._overflow_at = 0
+
+    # input -------------------------------------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> None:
+        """Bytes from the peer; ``b""`` means EOF."""
+        if not data:
+            self._eof = True
+        elif self._mode is not _Mode.CLOSED:
+            self._buf += data
+
+    def discard_buffer(self) -> None:
+        """Drop bytes received but not processed (after STARTTLS: pipelined plaintext is never executed)."""
+        self._buf.clear()
+
+    def tls_started(self) -> None:
+        """The connection is now encrypted: forget LHLO and the transaction (RFC 3207 4.2)."""
+        self.tls_active = True
+        self._greeted = False
+        self._tx = _Transaction()
+
+    # replies -----------------------------------------------------------------------------------------------
+    def greeting(self) -> bytes:
+        return reply_bytes(220, None, f"{self.hostname} LMTP wildduck ready")
+
+    reply = staticmethod(reply_bytes)
+
+    def data_go_ahead(self) -> bytes:
+        return reply_bytes(354, None, "Start mail input; end with <CRLF>.<CRLF>")
+
+    # session feedback ---------------------------------------------------------------------------------------
+    def sender_accepted(self, event: MailFrom) -> None:
+        self._tx = _Transaction(sender=event.address, smtputf8=event.smtputf8)
+
+    def recipient_accepted(self) -> None:
+        self._tx.recipients += 1
+
+    @property
+    def recipients(self) -> int:
+        return self._tx.recipients
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._tx.sender is not None
+
+    def reset(self) -> None:
+        """End the mail transaction (after RSET, or after the message was handled)."""
+        self._tx = _Transaction()
+
+    def close(self) -> None:
+        self._mode = _Mode.CLOSED
+        self._buf.clear()
+
+    # events ------------------------------------------------------------------------------------------------
+    def next_event(self) -> Event | _Need:
+        """The next event, or NEED_DATA when more bytes are needed."""
+        while True:
+            if self._mode is _Mode.CLOSED:
+                return ConnectionClosed() if self._eof else NEED_DATA
+            if self._mode is _Mode.DATA:
+                event = self._data_event()
+                if event is NEED_DATA and self._eof:
+                    self._mode = _Mode.CLOSED
+                    return ConnectionClosed()
+                return event
+            nl = self._buf.find(b"\n")
+            if self._mode is _Mode.SKIP_LINE:
+                if nl < 0:
+                    self._buf.clear()
+                    if self._eof:
+                        self._mode = _Mode.CLOSED
+                        return ConnectionClosed()
+                    return NEED_DATA
+                del self._buf[:nl + 1]
+                self._mode = _Mode.COMMAND
+                continue
+            if nl < 0:
+                if len(self._buf) > self.max_line_length:
+                    self._buf.clear()
+                    self._mode = _Mode.SKIP_LINE
+                    return CommandRejected(reply_bytes(500, "5.5.2", "Line too long"))
+                if self._eof:
+                    self._mode = _Mode.CLOSED
+                    return ConnectionClosed()
+                return NEED_DATA
+            line = bytes(self._buf[:nl + 1])
+            del self._buf[:nl + 1]
+            if len(line) > self.max_line_length + 2:
+                return CommandRejected(reply_bytes(500, "5.5.2", "Line too long"))
+            return self._command(line)
+
+    def _command(self, line: bytes) -> Event:
+        if not line.endswith(b"\r\n") or b"\r" in line[:-2]:
+            return CommandRejected(reply_bytes(500, "5.5.2", "Syntax error: lines must end with CRLF"))
+        if b"\x00" in line:
+            return CommandRejected(reply_bytes(500, "5.5.2", "Syntax error: NUL byte in command"))
+        try:
+            text = line[:-2].decode("utf-8")
+        except UnicodeDecodeError:
+            return CommandRejected(reply_bytes(500, "5.5.2", "Syntax error: command is not valid UTF-8"))
+        verb, _, arg = text.strip(" ").partition(" ")
+        verb = verb.upper()
+        arg = arg.strip(" ")
+        handler = _COMMANDS.get(verb)
+        if handler is None:
+            if verb in ("HELO", "EHLO"):
+                return CommandRejected(reply_bytes(500, "5.5.1", "This is an LMTP server: use LHLO"))
+            if not verb:
+                return CommandRejected(reply_bytes(500, "5.5.2", "Syntax error: empty command"))
+            return CommandRejected(reply_bytes(500, "5.5.1", "Command unrecognized"))
+        return handler(self, arg)
+
+    def _lhlo(self, arg: str) -> Event:
+        if not arg or not _DOMAIN.match(arg.split(" ")[0]):
+            return CommandRejected(reply_bytes(501, "5.5.4", "Syntax: LHLO hostname"))
+        self._greeted = True
+        self._tx = _Transaction()
+        return Lhlo(arg.split(" ")[0])
+
+    def lhlo_reply(self) -> bytes:
+        lines = [self.hostname, "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8",
+                 f"SIZE {self.max_message_size}"]
+        if self.tls_available and not self.tls_active:
+            lines.append("STARTTLS")
+        return reply_bytes(250, None, *lines)
+
+    @staticmethod
+    def _split_path(arg: str, keyword: str) -> tuple[str, str] | CommandRejected:
+        if not arg[: len(keyword)].upper() == keyword:
+            return CommandRejected(reply_bytes(501, "5.5.4", f"Syntax: {keyword}<address> [parameters]"))
+        rest = arg[len(keyword):].lstrip(" ")
+        m = _PATH.match(rest)
+        if m is None:
+            return CommandRejected(reply_bytes(501, "5.1.7" if keyword == "FROM:" else "5.1.3",
+                                               "Syntax error in address: expected <local@domain>"))
+        return m.group(1), m.group(2) or ""
+
+    @staticmethod
+    def _params(text: str) -> dict[str, str | None] | CommandRejected:
+        params: dict[str, str | None] = {}
+        for item in text.split():
+            m = _PARAM.match(item)
+            if m is None:
+                return CommandRejected(reply_bytes(501, "5.5.4", f"Syntax error in parameter {item[:64]!r}"))
+            params[m.group(1).upper()] = m.group(2)
+        return params
+
+    def _mail(self, arg: str) -> Event:
+        if not self._greeted:
+            return CommandRejected(reply_bytes(503, "5.5.1", "Send LHLO first"))
+        if self._tx.sender is not None:
+            return CommandRejected(reply_bytes(503, "5.5.1", "Nested MAIL command"))
+        split = self._split_path(arg, "FROM:")
+        if isinstance(split, CommandRejected):
+            return split
+        address, rest = split
+        params = self._params(rest)
+        if isinstance(params, CommandRejected):
+            return params
+        size: int | None = None
+        for key, value in params.items():
+            if key == "SIZE":
+                if value is None or not value.isdigit() or len(value) > 20:
+                    return CommandRejected(reply_bytes(501, "5.5.4", "Syntax: SIZE=<number of octets>"))
+                size = int(value)
+                if size > self.max_message_size:
+                    return CommandRejected(reply_bytes(
+                        552, "5.3.4", f"Message size exceeds the fixed maximum of {self.max_message_size} octets"))
+            elif key == "BODY":
+                if value is None or value.upper() not in ("7BIT", "8BITMIME"):
+                    return CommandRejected(reply_bytes(555, "5.5.4", "BODY must be 7BIT or 8BITMIME"))
+            elif key == "SMTPUTF8":
+                if value is not None:
+                    return CommandRejected(reply_bytes(555, "5.5.4", "SMTPUTF8 takes no value"))
+            else:
+                return CommandRejected(reply_bytes(555, "5.5.4", f"Unsupported parameter {key}"))
+        smtputf8 = "SMTPUTF8" in params
+        if not smtputf8 and not address.isascii():
+            return CommandRejected(reply_bytes(553, "5.6.7", "Non-ASCII address requires SMTPUTF8"))
+        return MailFrom(address, params, size, smtputf8)
+
+    def _rcpt(self, arg: str) -> Event:
+        if self._tx.sender is None:
+            return CommandRejected(reply_bytes(503, "5.5.1", "Need MAIL command first"))
+        split = self._split_path(arg, "TO:")
+        if isinstance(split, CommandRejected):
+            return split
+        address, rest = split
+        params = self._params(rest)
+        if isinstance(params, CommandRejected):
+            return params
+        if params:
+            return CommandRejected(reply_bytes(555, "5.5.4", f"Unsupported parameter {next(iter(params))}"))
+        if not address:
+            return CommandRejected(reply_bytes(501, "5.1.3", "Empty recipient address"))
+        if not self._tx.smtputf8 and not address.isascii():
+            return CommandRejected(reply_bytes(553, "5.6.7", "Non-ASCII address requires SMTPUTF8"))
+        self._tx.rcpt_commands += 1
+        if self._tx.recipients >= self.max_recipients:
+            return CommandRejected(reply_bytes(452, "4.5.3", "Too many recipients"))
+        return RcptTo(address, params)
+
+    def _data(self, arg: str) -> Event:
+        if arg:
+            return CommandRejected(reply_bytes(501, "5.5.4", "Syntax: DATA takes no argument"))
+        if self._tx.sender is None:
+            return CommandRejected(reply_bytes(503, "5.5.1", "Need MAIL command first"))
+        if self._tx.recipients == 0:
+            return CommandRejected(reply_bytes(554, "5.5.1", "No valid recipients"))
+        self._mode = _Mode.DATA
+        self._data = bytearray(b"\r\n")  # the CRLF that ended DATA: lets ".\r\n" at the start terminate
+        self._data_scanned = 0
+        self._data_size = 0
+        self._data_overflow = False
+        # dot-stuffing can make the data on the wire a little larger than the message itself
+        self._overflow_at = self.max_message_size + self.max_message_size // 16 + 1024
+        return DataStart()
+
+    def _rset(self, arg: str) -> Event:
+        self._tx = _Transaction()
+        return Rset()
+
+    def _noop(self, arg: str) -> Event:
+        return Noop()
+
+    def _quit(self, arg: str) -> Event:
+        self._mode = _Mode.CLOSED
+        self._buf.clear()
+        return Quit()
+
+    def _vrfy(self, arg: str) -> Event:
+        if not arg:
+            return CommandRejected(reply_bytes(501, "5.5.4", "Syntax: VRFY <address>"))
+        return Vrfy(arg)
+
+    def _starttls(self, arg: str) -> Event:
+        if arg:
+            return CommandRejected(reply_bytes(501, "5.5.4", "Syntax: STARTTLS takes no argument"))
+        if not self.tls_available:
+            return CommandRejected(reply_bytes(502, "5.5.1", "STARTTLS is not available"))
+        if self.tls_active:
+            return CommandRejected(reply_bytes(503, "5.5.1", "TLS is already active"))
+        if self._tx.sender is not None:
+            return CommandRejected(reply_bytes(503, "5.5.1", "STARTTLS is not allowed inside a mail transaction"))
+        return StartTLS()
+
+    # message data --------------------------------------------------------------------------------------------
+    def _data_event(self) -> MessageData | _Need:
+        if not self._buf:
+            return NEED_DATA
+        # move input into the data buffer (or count it, once over the limit)
+        self._data += self._buf
+        self._buf.clear()
+        end = self._data.find(_TERMINATOR, max(0, self._data_scanned - 4))
+        if end < 0:
+            if not self._data_overflow and len(self._data) > self._overflow_at:
+                self._data_overflow = True
+            if self._data_overflow:
+                # keep only what is needed to find the terminator across the next chunk
+                self._data_size += len(self._data) - 4
+                del self._data[:-4]
+            self._data_scanned = len(self._data)
+            return NEED_DATA
+        rest = bytes(self._data[end + len(_TERMINATOR):])
+        body = bytes(self._data[2:end + 2]) if end + 2 >= 2 else b""
+        self._data = bytearray()
+        self._mode = _Mode.COMMAND
+        self._buf[:0] = rest  # pipelined commands after the message
+        if self._data_overflow:
+            return MessageData(b"", reply_bytes(552, "5.3.4", "Message exceeds the maximum size of "
+                                                f"{self.max_message_size} octets"))
+        if b"\x00" in body:
+            return MessageData(b"", reply_bytes(550, "5.6.0", "Message contains a NUL byte"))
+        if body.count(b"\n") != body.count(b"\r\n") or body.count(b"\r") != body.count(b"\r\n"):
+            return MessageData(b"", reply_bytes(550, "5.6.0", "Message contains a bare LF or CR; "
+                                                "lines must end with CRLF"))
+        if body.startswith(b"."):
+            body = body[1:]
+        body = body.replace(b"\r\n.", b"\r\n")
+        if len(body) > self.max_message_size:
+            return MessageData(b"", reply_bytes(552, "5.3.4", "Message exceeds the maximum size of "
+                                                f"{self.max_message_size} octets"))
+        return MessageData(body)
+
+
+_COMMANDS = {
+    "LHLO": LMTPServer._lhlo,
+    "MAIL": LMTPServer._mail,
+    "RCPT": LMTPServer._rcpt,
+    "DATA": LMTPServer._data,
+    "RSET": LMTPServer._rset,
+    "NOOP": LMTPServer._noop,
+    "QUIT": LMTPServer._quit,
+    "VRFY": LMTPServer._vrfy,
+    "STARTTLS": LMTPServer._starttls,
+}
