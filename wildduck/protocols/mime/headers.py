@@ -61,7 +61,7 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
             cs = "utf-8"  # mislabelled 8-bit mail is common; UTF-8 is a superset of ASCII
         try:
             return data.decode(cs)
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, UnicodeDecodeError, ValueError):  # unknown or malformed charset name
             pass
     try:
         return data.decode("utf-8")
