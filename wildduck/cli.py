@@ -95,10 +95,25 @@ def serve(obj: _Obj, config_path: str | None) -> None:
     setup_logging(config.server.log_level)
     try:
         trio.run(serve_app, config)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    except OSError as exc:  # e.g. address already in use
-        raise click.ClickException(f"cannot start: {exc}") from None
+    except BaseException as exc:  # noqa: BLE001 - errors from the nursery arrive grouped
+        reason = _startup_error(exc)
+        if reason is None:
+            raise
+        raise click.ClickException(reason) from None
+
+
+def _startup_error(exc: BaseException) -> str | None:
+    """A one-line reason for a configuration or OS error (e.g. address in use), found inside exception groups."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"cannot start: {exc}"
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            reason = _startup_error(inner)
+            if reason is not None:
+                return reason
+    return None
 
 
 @cli.command("check-config")

@@ -17,7 +17,7 @@ def dot_stuff(data: bytes) -> bytes:
     if data.startswith(b"."):
         data = b"." + data
     data = data.replace(b"\r\n.", b"\r\n..")
-    if not data.endswith(b"\r\n"):
+    if data and not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
 
@@ -105,10 +105,12 @@ class LMTPClient:
             self._buf = b""
         return reply
 
-    def send_message(self, sender: str, recipients: Sequence[str], message: bytes) -> tuple[list[Reply], list[Reply]]:
-        """Pipelined MAIL, RCPTs and DATA in one write (RFC 2920). Returns (RCPT replies, per-recipient replies
-        after DATA); the second list is empty when nothing was accepted."""
-        lines = [f"MAIL FROM:<{sender}>"] + [f"RCPT TO:<{r}>" for r in recipients] + ["DATA"]
+    def send_message(self, sender: str, recipients: Sequence[str], message: bytes,
+                     params: str = "") -> tuple[list[Reply], list[Reply]]:
+        """Pipelined MAIL (with ``params``), RCPTs and DATA in one write (RFC 2920). Returns (RCPT replies,
+        per-recipient replies after DATA); the second list is empty when nothing was accepted."""
+        mail = f"MAIL FROM:<{sender}>{' ' + params if params else ''}"
+        lines = [mail] + [f"RCPT TO:<{r}>" for r in recipients] + ["DATA"]
         self.send_raw("".join(line + "\r\n" for line in lines).encode())
         mail_reply = self.read_reply()
         rcpt_replies = [self.read_reply() for _ in recipients]
