@@ -71,7 +71,7 @@ class LocalPubSub:
     async def aclose(self) -> None:
         """Close every subscription: their iterators end."""
         self._closed = True
-        for subs in self._subscribers.values():
-            for sub in subs:
-                await sub._send.aclose()
+        subs = [sub for group in self._subscribers.values() for sub in group]
         self._subscribers.clear()
+        for sub in subs:
+            await sub._send.aclose()
