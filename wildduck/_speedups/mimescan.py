@@ -73,3 +73,45 @@ def count_lines(buf: bytes, start: int, end: int) -> int:
     if buf[end - 1] != 10:
         n += 1
     return n
+
+
+def header_fields(buf: bytes, start: int, end: int) -> list[tuple[str, bytes]]:
+    """Header fields of the header block buf[start:end], in order: (lower-case name, unfolded value).
+
+    A field name is printable ASCII without ':' followed by optional blanks and ':'; continuation lines (starting
+    with a space or tab) are appended to the previous value without their line break; the value's leading blanks
+    and any trailing line break are removed. Lines that are neither are skipped; the first empty line ends the
+    block. Line breaks are LF, CRLF or a lone CR.
+    """
+    result: list[tuple[str, bytearray]] = []
+    pos = start
+    while pos < end:
+        # the line is buf[pos:eol], the next one starts at nxt
+        lf = buf.find(b"\n", pos, end)
+        cr = buf.find(b"\r", pos, lf if lf >= 0 else end)
+        if cr >= 0:
+            eol, nxt = cr, (cr + 2 if cr + 1 < end and buf[cr + 1] == 10 else cr + 1)
+        elif lf >= 0:
+            eol, nxt = lf, lf + 1
+        else:
+            eol, nxt = end, end
+        if eol == pos:
+            break  # empty line
+        first = buf[pos]
+        if first == 32 or first == 9:
+            if result:
+                result[-1][1].extend(buf[pos:eol])
+        else:
+            colon = buf.find(b":", pos, eol)
+            if colon > pos:
+                name_end = colon
+                while name_end > pos and buf[name_end - 1] in (32, 9):
+                    name_end -= 1
+                name = buf[pos:name_end]
+                if name and all(33 <= c <= 126 for c in name):
+                    v = colon + 1
+                    while v < eol and buf[v] in (32, 9):
+                        v += 1
+                    result.append((name.decode("ascii").lower(), bytearray(buf[v:eol])))
+        pos = nxt
+    return [(name, bytes(value)) for name, value in result]

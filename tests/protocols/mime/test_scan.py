@@ -63,7 +63,8 @@ def test_count_lines(scan: ModuleType) -> None:
     assert scan.count_lines(b"abc", 1, 1) == 0
 
 
-structured = st.lists(st.sampled_from([b"--b", b"--b--", b"\r\n", b"\n", b"\r", b"x", b" ", b"--", b"b", b"A: 1"]),
+structured = st.lists(st.sampled_from([b"--b", b"--b--", b"\r\n", b"\n", b"\r", b"x", b" ", b"--", b"b", b"A: 1",
+                                        b"\t", b":", b"\xff"]),
                       max_size=40).map(b"".join)
 
 
@@ -76,3 +77,9 @@ def test_implementations_agree(data: bytes, start: int, end: int) -> None:
     assert py.header_end(data, start, end) == cy.header_end(data, start, end)
     assert py.find_delimiters(data, start, end, b"b") == cy.find_delimiters(data, start, end, b"b")
     assert py.count_lines(data, start, end) == cy.count_lines(data, start, end)
+    assert py.header_fields(data, start, end) == cy.header_fields(data, start, end)
+
+
+def test_header_fields(scan: ModuleType) -> None:
+    block = b"Subject: x\r\n  folded\r\nBad line\r\nX-A : v\rX-B:\tw\n\nNot: a header"
+    assert scan.header_fields(block, 0, len(block)) == [("subject", b"x  folded"), ("x-a", b"v"), ("x-b", b"w")]

@@ -66,7 +66,7 @@ def analyze(raw: bytes, *, inline_text_limit: int = DEFAULT_INLINE_TEXT_LIMIT,
     root = tree.build(raw, sc)
     cuts, blobs = split(raw, root, inline_text_limit)
     subject, message_id, header_date = headers.summary(raw, root)
-    return Analysis(
+    analysis = Analysis(
         size=len(raw),
         skeleton=skeleton(raw, cuts),
         parts=cuts,
@@ -80,3 +80,5 @@ def analyze(raw: bytes, *, inline_text_limit: int = DEFAULT_INLINE_TEXT_LIMIT,
         text=text.extract_text(raw, root),
         has_attachments=text.has_attachments(raw, root),
     )
+    tree.strip_cache(root)
+    return analysis

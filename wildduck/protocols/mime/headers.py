@@ -14,30 +14,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from wildduck import _speedups
+
 Fields = Sequence[tuple[str, bytes]]
-
-_FIELD_NAME = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]*:")
-
+_scanner = _speedups.load("mimescan")
 
 def fields(block: bytes) -> list[tuple[str, bytes]]:
     """Header fields of a header block in order: (lower-case name, unfolded raw value).
 
     Folding line breaks are removed (the whitespace after them kept); leading whitespace of the value is stripped.
-    Lines that are neither a field nor a continuation are skipped.
+    Lines that are neither a field nor a continuation are skipped. (The scanner does the work: it is compiled.)
     """
-    result: list[tuple[str, bytearray]] = []
-    for line in block.splitlines():
-        if not line:  # the empty line ends the header block
-            break
-        if line[:1] in (b" ", b"\t"):
-            if result:
-                result[-1][1].extend(line)
-            continue
-        m = _FIELD_NAME.match(line)
-        if m is None:
-            continue
-        result.append((m.group(1).decode("ascii").lower(), bytearray(line[m.end():].lstrip(b" \t"))))
-    return [(name, bytes(value).rstrip(b"\r\n")) for name, value in result]
+    return _scanner.header_fields(block, 0, len(block))  # type: ignore[no-any-return]
 
 
 def get(fields_: Fields, name: str) -> bytes | None:
@@ -425,8 +413,8 @@ def parse_date(value: bytes | None) -> dt.datetime | None:
 
 def summary(buf: bytes, root: dict[str, object]) -> tuple[str, str | None, dt.datetime | None]:
     """Decoded subject (whitespace normalized), Message-ID as written, Date header of the message."""
-    hs, bs = int(root["hs"]), int(root["bs"])  # type: ignore[call-overload]
-    f = fields(buf[hs:bs])
+    cached = root.get("_fields")
+    f = cached if isinstance(cached, list) else fields(buf[int(root["hs"]):int(root["bs"])])  # type: ignore[call-overload]
     subject = get(f, "subject")
     msgid = get(f, "message-id")
     return (

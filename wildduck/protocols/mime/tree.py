@@ -11,6 +11,8 @@ Node = dict[str, Any]
 
 #: entities nested deeper than this are not followed (treated as leaves)
 MAX_DEPTH = 64
+#: key under which build() keeps each node's parsed header fields until strip_cache()
+FIELDS_CACHE = "_fields"
 #: at most this many parts per multipart are split out (the rest stays in the last part)
 MAX_PARTS = 10_000
 
@@ -32,14 +34,15 @@ def build(buf: bytes, scanner: ModuleType, start: int = 0, end: int | None = Non
     if end is None:
         end = len(buf)
     bs = scanner.header_end(buf, start, end)
-    fields = headers.fields(buf[start:bs])
+    fields = scanner.header_fields(buf, start, bs)
     ct = headers.parse_content_type(headers.get(fields, "content-type"))
     if ct is None:
         typ, sub = ("message", "rfc822") if digest else ("text", "plain")
         params: dict[str, str] = {}
     else:
         typ, sub, params = ct.type, ct.subtype, ct.params.decoded
-    node: Node = {"hs": start, "bs": bs, "be": end, "ct": [typ, sub], "lines": scanner.count_lines(buf, bs, end)}
+    node: Node = {"hs": start, "bs": bs, "be": end, "ct": [typ, sub], "lines": scanner.count_lines(buf, bs, end),
+                  FIELDS_CACHE: fields}
     if depth >= MAX_DEPTH:
         return node
     if typ == "multipart":
@@ -83,4 +86,15 @@ def leaves(node: Node) -> list[Node]:
 
 
 def node_fields(buf: bytes, node: Node) -> list[tuple[str, bytes]]:
+    """The header fields of ``node`` (parsed once while building; see :func:`strip_cache`)."""
+    cached = node.get(FIELDS_CACHE)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     return headers.fields(buf[node["hs"]:node["bs"]])
+
+
+def strip_cache(node: Node) -> Node:
+    """Remove the parsed header fields kept on the nodes while analyzing (the stored tree is offsets only)."""
+    for n in walk(node):
+        n.pop(FIELDS_CACHE, None)
+    return node
