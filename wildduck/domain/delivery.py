@@ -115,6 +115,5 @@ class DeliveryService:
         outcomes = await self.store.append_messages(items)
         for item, outcome in zip(items, outcomes, strict=True):
             if isinstance(outcome, AppendResult):
-                log.info("stored message uid=%d in mailbox %s (%d bytes)", outcome.uid, item.mailbox_id, prepared.size)
                 await self.pubsub.publish(user_channel(item.user_id), item.mailbox_id)
         return [outcomes[order[r.mailbox_id]] for r in recipients]
