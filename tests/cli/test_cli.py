@@ -8,9 +8,6 @@ from pathlib import Path
 
 import pytest
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "imaptest.mbox"
-
-
 def sample_message() -> bytes:
     return (
         b"From: Sender <sender@example.net>\r\nTo: alice@example.com\r\nSubject: test\r\n"
