@@ -36,6 +36,7 @@ def test_serve_reports_ready_and_stops_on_sigterm(tmp_path: Path) -> None:
             assert sock.recv(1024).startswith(b"220 ")
         assert any("ready" in line for line in server.log)
         assert (tmp_path / "data" / "wildduck.db").exists()
+        assert (tmp_path / "data" / "tls-selfsigned-cert.pem").exists()  # generated on first start
     finally:
         code = server.terminate()
     assert code == 0

@@ -105,6 +105,9 @@ class Server:
                     f"[{name}] enabled = true, but this release of wildduck has no {name.upper()} server yet"
                 )
         limits = cfg.limits
+        # the default certificate exists from the first start on (self-signed when [tls] names none), so that
+        # every TLS listener has one and SIGHUP has something to reload
+        self._tls_for("", "")
         if cfg.lmtp.enabled:
             tls = self._tls_for(cfg.lmtp.cert, cfg.lmtp.key) if cfg.lmtp.starttls else None
             settings = LMTPSettings(
