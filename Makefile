@@ -7,4 +7,6 @@ test:
 bench:
 	scripts/dev.sh bench
 check:
+	.venv/bin/ruff check wildduck tests bench examples
+	.venv/bin/mypy --strict wildduck
 	.venv/bin/python -m pytest -q tests/test_architecture.py

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import smtplib
 import sys
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import datetime, timezone
 
 
 def build_message(to: str) -> bytes:
@@ -22,7 +22,7 @@ def build_message(to: str) -> bytes:
     msg["From"] = "Sample Sender <sender@example.net>"
     msg["To"] = to
     msg["Subject"] = "Hello from wildduck's push-message.py"
-    msg["Date"] = format_datetime(datetime.now(timezone.utc))
+    msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(domain="example.net")
     msg.set_content(
         "Hi,\n\nthis message was delivered over LMTP by examples/push-message.py.\n"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+
 def sample_message() -> bytes:
     return (
         b"From: Sender <sender@example.net>\r\nTo: alice@example.com\r\nSubject: test\r\n"

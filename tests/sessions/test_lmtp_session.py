@@ -63,7 +63,7 @@ async def test_delivery_reads_back_byte_exact(server: RunningServer) -> None:
         with client(server) as c:
             assert c.greeting[0] == 220
             assert c.lhlo()[0] == 250 and "PIPELINING" in c.capabilities
-            assert c.mail("s@example.net", "SIZE=%d" % len(MESSAGE))[0] == 250
+            assert c.mail("s@example.net", f"SIZE={len(MESSAGE)}")[0] == 250
             assert c.rcpt("alice@example.com")[0] == 250
             replies = c.data(MESSAGE, accepted=1)
             c.quit()

@@ -93,7 +93,7 @@ class _Session:
             event = self.proto.next_event()
             if event is lmtp.NEED_DATA:
                 await self.flush()
-                data = b""
+                data: bytes | bytearray = b""
                 with trio.move_on_after(self.settings.idle_timeout) as idle:
                     data = await self.stream.receive_some(READ_SIZE)
                 if idle.cancelled_caught:

@@ -164,7 +164,7 @@ def test_oversize_message_is_discarded_while_reading() -> None:
     for _ in range(200):
         p.receive_data(b"y" * 998 + b"\r\n")
         assert p.next_event() is lmtp.NEED_DATA
-        peak = max(peak, len(p._data))
+        peak = max(peak, len(p._msg))
     assert peak < 5000  # bounded by the limit, not by what was sent
     (event,) = whole(p, b".\r\n")
     assert isinstance(event, lmtp.MessageData) and event.error and event.error.startswith(b"552 5.3.4")
@@ -236,4 +236,4 @@ def test_arbitrary_bytes_never_crash(chunks: list[bytes]) -> None:
             assert isinstance(e, (lmtp.Lhlo, lmtp.MailFrom, lmtp.RcptTo, lmtp.DataStart, lmtp.MessageData,
                                   lmtp.Rset, lmtp.Noop, lmtp.Quit, lmtp.Vrfy, lmtp.StartTLS, lmtp.CommandRejected,
                                   lmtp.ConnectionClosed))
-        assert len(p._buf) <= 512 + 300 + 2 and len(p._data) <= 2000 + 2000 // 16 + 1024 + 300
+        assert len(p._buf) <= 512 + 300 + 2 and len(p._msg) <= 2000 + 2000 // 16 + 1024 + 300

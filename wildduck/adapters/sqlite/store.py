@@ -445,7 +445,7 @@ class SqliteStore:
                 ).fetchone()
                 first_uid, base_modseq, uid_validity = row[0], row[1], row[2]
                 message_rows = []
-                blob_rows = []
+                blob_rows: list[tuple[str, str]] = []
                 journal_rows = []
                 for k, idx in enumerate(indexes):
                     item = items[idx]
@@ -626,7 +626,8 @@ class SqliteStore:
             problems += [f"foreign key violation in {row[0]}" for row in conn.execute("PRAGMA foreign_key_check")]
             for row in conn.execute(
                 "SELECT b.hash, b.refcount, COUNT(mb.message_id) FROM blobs b "
-                "LEFT JOIN message_blobs mb ON mb.blob = b.hash GROUP BY b.hash HAVING b.refcount != COUNT(mb.message_id)"
+                "LEFT JOIN message_blobs mb ON mb.blob = b.hash GROUP BY b.hash "
+                "HAVING b.refcount != COUNT(mb.message_id)"
             ):
                 problems.append(f"blob {row[0]} has refcount {row[1]} but {row[2]} referencing messages")
             for row in conn.execute(

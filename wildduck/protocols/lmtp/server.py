@@ -162,14 +162,14 @@ class LMTPServer:
         self._greeted = False
         self._tx = _Transaction()
         # data mode
-        self._data = bytearray()
+        self._msg = bytearray()
         self._data_scanned = 0
         self._data_size = 0
         self._data_overflow = False
         self._overflow_at = 0
 
     # input -------------------------------------------------------------------------------------------------
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Bytes from the peer; ``b""`` means EOF."""
         if not data:
             self._eof = True
@@ -367,7 +367,7 @@ class LMTPServer:
             return CommandRejected(reply_bytes(452, "4.5.3", "Too many recipients"))
         return RcptTo(address, params)
 
-    def _data(self, arg: str) -> Event:
+    def _data_cmd(self, arg: str) -> Event:
         if arg:
             return CommandRejected(reply_bytes(501, "5.5.4", "Syntax: DATA takes no argument"))
         if self._tx.sender is None:
@@ -375,7 +375,7 @@ class LMTPServer:
         if self._tx.recipients == 0:
             return CommandRejected(reply_bytes(554, "5.5.1", "No valid recipients"))
         self._mode = _Mode.DATA
-        self._data = bytearray(b"\r\n")  # the CRLF that ended DATA: lets ".\r\n" at the start terminate
+        self._msg = bytearray(b"\r\n")  # the CRLF that ended DATA: lets ".\r\n" at the start terminate
         self._data_scanned = 0
         self._data_size = 0
         self._data_overflow = False
@@ -416,21 +416,21 @@ class LMTPServer:
         if not self._buf:
             return NEED_DATA
         # move input into the data buffer (or count it, once over the limit)
-        self._data += self._buf
+        self._msg += self._buf
         self._buf.clear()
-        end = self._data.find(_TERMINATOR, max(0, self._data_scanned - 4))
+        end = self._msg.find(_TERMINATOR, max(0, self._data_scanned - 4))
         if end < 0:
-            if not self._data_overflow and len(self._data) > self._overflow_at:
+            if not self._data_overflow and len(self._msg) > self._overflow_at:
                 self._data_overflow = True
             if self._data_overflow:
                 # keep only what is needed to find the terminator across the next chunk
-                self._data_size += len(self._data) - 4
-                del self._data[:-4]
-            self._data_scanned = len(self._data)
+                self._data_size += len(self._msg) - 4
+                del self._msg[:-4]
+            self._data_scanned = len(self._msg)
             return NEED_DATA
-        rest = bytes(self._data[end + len(_TERMINATOR):])
-        body = bytes(self._data[2:end + 2]) if end + 2 >= 2 else b""
-        self._data = bytearray()
+        rest = bytes(self._msg[end + len(_TERMINATOR):])
+        body = bytes(self._msg[2:end + 2]) if end + 2 >= 2 else b""
+        self._msg = bytearray()
         self._mode = _Mode.COMMAND
         self._buf[:0] = rest  # pipelined commands after the message
         if self._data_overflow:
@@ -454,7 +454,7 @@ _COMMANDS = {
     "LHLO": LMTPServer._lhlo,
     "MAIL": LMTPServer._mail,
     "RCPT": LMTPServer._rcpt,
-    "DATA": LMTPServer._data,
+    "DATA": LMTPServer._data_cmd,
     "RSET": LMTPServer._rset,
     "NOOP": LMTPServer._noop,
     "QUIT": LMTPServer._quit,

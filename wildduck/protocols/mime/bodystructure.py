@@ -64,7 +64,8 @@ def bodystructure(buf: bytes, node: Node) -> list[Any]:
         children = [bodystructure(buf, child) for child in node["parts"]] or [list(_EMPTY_PART)]
         subtype = to_json(ct.raw_subtype) if ct is not None else node["ct"][1]
         return [*children, subtype, _params(ct.params if ct else None), *ext]
-    if ct is not None and ct.raw_type is not None and ct.raw_subtype is not None and node["ct"] == [ct.type, ct.subtype]:
+    as_written = ct is not None and ct.raw_type is not None and ct.raw_subtype is not None
+    if ct is not None and as_written and node["ct"] == [ct.type, ct.subtype]:
         typ, sub, params = to_json(ct.raw_type), to_json(ct.raw_subtype), _params(ct.params)
     else:  # absent or invalid: the RFC 2045 default (or message/rfc822 inside multipart/digest)
         typ, sub = node["ct"]

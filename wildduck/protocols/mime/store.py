@@ -23,10 +23,19 @@ MAX_B64_LINE = 998
 
 
 class CutLike(Protocol):
-    offset: int
-    length: int
-    blob: str
-    encoding: Any
+    """Anything that describes a cut: :class:`Cut`, or the storage layer's ``StoredPart``."""
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def length(self) -> int: ...
+
+    @property
+    def blob(self) -> str: ...
+
+    @property
+    def encoding(self) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)

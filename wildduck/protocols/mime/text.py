@@ -141,6 +141,6 @@ def has_attachments(buf: bytes, root: Node) -> bool:
             return False
         if related and headers.get(f, "content-id") is not None and disposition != "attachment":
             return False
-        return node["be"] > node["bs"]
+        return bool(node["be"] > node["bs"])
 
     return visit(root, False)
