@@ -184,3 +184,46 @@ class BlobStats:
     raw_bytes: int
     #: blobs whose reference count is zero (waiting for the collector)
     unreferenced: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFlags:
+    """One message's UID, flags and MODSEQ (what a selected session keeps in memory)."""
+
+    uid: int
+    flags: tuple[str, ...]
+    modseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class FlagChange:
+    """Outcome of a flag update: the messages whose flags changed, and those skipped because their MODSEQ was
+    above UNCHANGEDSINCE (RFC 7162)."""
+
+    changed: list[MessageFlags]
+    modified: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxCounts:
+    messages: int
+    unseen: int
+    size: int
+    #: sequence number of the first unseen message (0 when none)
+    first_unseen: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRow:
+    """What SEARCH evaluates for one message."""
+
+    uid: int
+    flags: tuple[str, ...]
+    modseq: int
+    internal_date: dt.datetime
+    size: int
+    header_date: dt.datetime | None
+    #: the message's top-level header block (raw bytes)
+    header: bytes
+    #: decoded text (headers of interest and text bodies)
+    text: str

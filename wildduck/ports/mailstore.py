@@ -9,6 +9,10 @@ from typing import Protocol
 from wildduck.domain.models import (
     Address,
     AppendResult,
+    FlagChange,
+    MailboxCounts,
+    MessageFlags,
+    SearchRow,
     JournalEntry,
     Mailbox,
     MailboxSpec,
@@ -84,6 +88,23 @@ class MailStore(Protocol):
 
     async def find_mailbox(self, user_id: str, path: str) -> Mailbox | None: ...
 
+    async def create_mailbox(self, user_id: str, spec: MailboxSpec) -> Mailbox:
+        """Create a mailbox (AlreadyExists if the path is taken)."""
+        ...
+
+    async def rename_mailbox(self, mailbox_id: str, new_path: str) -> None:
+        """Rename a mailbox and every mailbox below it (``path/...``); AlreadyExists if a target is taken. The
+        renamed mailboxes keep their UIDVALIDITY and messages."""
+        ...
+
+    async def delete_mailbox(self, mailbox_id: str) -> None:
+        """Delete a mailbox with its messages (releasing their blobs and quota) and journal."""
+        ...
+
+    async def set_subscribed(self, mailbox_id: str, subscribed: bool) -> None: ...
+
+    async def mailbox_counts(self, mailbox_id: str) -> MailboxCounts: ...
+
     # messages ------------------------------------------------------------------------------------------------
     async def append_messages(self, items: Sequence[NewMessage]) -> list[AppendResult | DomainError]:
         """Store every item in one transaction and return one outcome per item, in order.
@@ -100,6 +121,34 @@ class MailStore(Protocol):
 
     async def list_messages(self, mailbox_id: str) -> list[MessageSummary]:
         """Every message of the mailbox in UID order, without bodies."""
+        ...
+
+    async def message_flags(self, mailbox_id: str) -> list[MessageFlags]:
+        """UID, flags and MODSEQ of every message, in UID order."""
+        ...
+
+    async def get_messages(self, mailbox_id: str, uids: Sequence[int]) -> list[MessageRecord]:
+        """The messages with these UIDs that exist, in UID order."""
+        ...
+
+    async def set_flags(
+        self, mailbox_id: str, uids: Sequence[int], mode: str, flags: Sequence[str], *,
+        unchangedsince: int | None = None,
+    ) -> FlagChange:
+        """Add (``mode`` "+"), remove ("-") or replace ("") flags; every message whose flags change gets a new
+        MODSEQ and a FETCH journal entry. Messages whose MODSEQ is above ``unchangedsince`` are left alone and
+        listed in ``modified``."""
+        ...
+
+    async def copy_messages(self, source_id: str, uids: Sequence[int], target_id: str, *,
+                            move: bool = False) -> list[tuple[int, int]]:
+        """Copy (or move) messages to another mailbox of the same user in one transaction: new UIDs allocated as a
+        range, blob references taken, quota checked (QuotaExceeded for a copy that does not fit; a move does not
+        change storage). Returns (source UID, target UID) pairs in source UID order."""
+        ...
+
+    async def search_rows(self, mailbox_id: str) -> list[SearchRow]:
+        """Per message: what SEARCH evaluates (flags, dates, size, header block, decoded text), in UID order."""
         ...
 
     async def expunge(self, mailbox_id: str, uids: Sequence[int]) -> list[int]:

@@ -27,6 +27,10 @@ from wildduck.domain.models import (
     Address,
     AppendResult,
     BlobStats,
+    FlagChange,
+    MailboxCounts,
+    MessageFlags,
+    SearchRow,
     JournalEntry,
     Mailbox,
     MailboxSpec,
@@ -112,6 +116,17 @@ def _mailbox(row: sqlite3.Row) -> Mailbox:
 
 def _flags(text: str) -> tuple[str, ...]:
     return tuple(json.loads(text))
+
+
+def _record(r: sqlite3.Row) -> MessageRecord:
+    return MessageRecord(
+        id=r["id"], user_id=r["user_id"], mailbox_id=r["mailbox_id"], uid=r["uid"], modseq=r["modseq"],
+        flags=_flags(r["flags"]), internal_date=_dt(r["internal_date"]), size=r["size"],
+        skeleton=_unpack(r["skeleton"], r["skeleton_compressed"]), parts=_parts_load(r["parts"]),
+        mime_tree=json.loads(r["mime_tree"]), envelope=json.loads(r["envelope"]),
+        bodystructure=json.loads(r["bodystructure"]), subject=r["subject"], message_id=r["message_id"],
+        header_date=_dt(r["header_date"]) if r["header_date"] is not None else None,
+    )
 
 
 def _placeholders(n: int) -> str:
@@ -372,6 +387,79 @@ class SqliteStore:
 
         return await self._read(q)
 
+    async def create_mailbox(self, user_id: str, spec: MailboxSpec) -> Mailbox:
+        def tx(conn: sqlite3.Connection) -> Mailbox:
+            if not conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone():
+                raise NotFound(f"no user {user_id}")
+            if conn.execute("SELECT 1 FROM mailboxes WHERE user_id = ? AND path = ?", (user_id, spec.path)).fetchone():
+                raise AlreadyExists(f"mailbox {spec.path!r} exists")
+            mid = new_id()
+            conn.execute(
+                "INSERT INTO mailboxes (id, user_id, path, special_use, uid_validity, subscribed) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (mid, user_id, spec.path, spec.special_use, int(time.time()), int(spec.subscribed)))
+            return _mailbox(conn.execute("SELECT * FROM mailboxes WHERE id = ?", (mid,)).fetchone())
+
+        return await self._write(tx)
+
+    async def rename_mailbox(self, mailbox_id: str, new_path: str) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT user_id, path FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no mailbox {mailbox_id}")
+            old = row["path"]
+            children = conn.execute(
+                "SELECT id, path FROM mailboxes WHERE user_id = ? AND substr(path, 1, ?) = ?",
+                (row["user_id"], len(old) + 1, old + "/")).fetchall()
+            moves = [(mailbox_id, new_path)] + [(c["id"], new_path + c["path"][len(old):]) for c in children]
+            for _mid, path in moves:
+                clash = conn.execute("SELECT id FROM mailboxes WHERE user_id = ? AND path = ?",
+                                     (row["user_id"], path)).fetchone()
+                if clash is not None and clash["id"] not in {m for m, _ in moves}:
+                    raise AlreadyExists(f"mailbox {path!r} exists")
+            # two steps, so that swapping names inside the renamed subtree never hits the unique index
+            conn.executemany("UPDATE mailboxes SET path = ? WHERE id = ?",
+                             [("\x00renaming/" + mid, mid) for mid, _ in moves])
+            conn.executemany("UPDATE mailboxes SET path = ? WHERE id = ?", [(path, mid) for mid, path in moves])
+
+        await self._write(tx)
+
+    async def delete_mailbox(self, mailbox_id: str) -> None:
+        now = time.time()
+
+        def tx(conn: sqlite3.Connection) -> None:
+            if not conn.execute("SELECT 1 FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone():
+                raise NotFound(f"no mailbox {mailbox_id}")
+            uids = [r[0] for r in conn.execute("SELECT uid FROM messages WHERE mailbox_id = ?", (mailbox_id,))]
+            self._expunge_tx(conn, mailbox_id, uids, now)
+            conn.execute("DELETE FROM journal WHERE mailbox_id = ?", (mailbox_id,))
+            conn.execute("DELETE FROM mailboxes WHERE id = ?", (mailbox_id,))
+
+        await self._write(tx)
+
+    async def set_subscribed(self, mailbox_id: str, subscribed: bool) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            if conn.execute("UPDATE mailboxes SET subscribed = ? WHERE id = ?",
+                            (int(subscribed), mailbox_id)).rowcount == 0:
+                raise NotFound(f"no mailbox {mailbox_id}")
+
+        await self._write(tx)
+
+    async def mailbox_counts(self, mailbox_id: str) -> MailboxCounts:
+        def q(conn: sqlite3.Connection) -> MailboxCounts:
+            total = unseen = size = 0
+            first_unseen = 0
+            for seq, r in enumerate(conn.execute(
+                    "SELECT flags, size FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)), start=1):
+                total += 1
+                size += r[1]
+                if "\\Seen" not in _flags(r[0]):
+                    unseen += 1
+                    first_unseen = first_unseen or seq
+            return MailboxCounts(total, unseen, size, first_unseen)
+
+        return await self._read(q)
+
     # messages ----------------------------------------------------------------------------------------------
     async def append_messages(self, items: Sequence[NewMessage]) -> list[AppendResult | DomainError]:
         now = time.time()
@@ -486,14 +574,7 @@ class SqliteStore:
             r = conn.execute("SELECT * FROM messages WHERE mailbox_id = ? AND uid = ?", (mailbox_id, uid)).fetchone()
             if r is None:
                 raise NotFound(f"no message {uid} in mailbox {mailbox_id}")
-            return MessageRecord(
-                id=r["id"], user_id=r["user_id"], mailbox_id=r["mailbox_id"], uid=r["uid"], modseq=r["modseq"],
-                flags=_flags(r["flags"]), internal_date=_dt(r["internal_date"]), size=r["size"],
-                skeleton=_unpack(r["skeleton"], r["skeleton_compressed"]), parts=_parts_load(r["parts"]),
-                mime_tree=json.loads(r["mime_tree"]), envelope=json.loads(r["envelope"]),
-                bodystructure=json.loads(r["bodystructure"]), subject=r["subject"], message_id=r["message_id"],
-                header_date=_dt(r["header_date"]) if r["header_date"] is not None else None,
-            )
+            return _record(r)
 
         return await self._read(q)
 
@@ -511,47 +592,207 @@ class SqliteStore:
         conn.executemany("UPDATE blobs SET refcount = refcount - ?, changed = ? WHERE hash = ?",
                          [(n, now, blob) for blob, n in counts.items()])
 
-    async def expunge(self, mailbox_id: str, uids: Sequence[int]) -> list[int]:
+    def _expunge_tx(self, conn: sqlite3.Connection, mailbox_id: str, uids: Sequence[int], now: float, *,
+                    release: bool = True) -> list[int]:
+        """Delete messages in the current transaction: journal EXPUNGE entries with new MODSEQs; with
+        ``release`` their blob references and storage are given back (a MOVE keeps both)."""
         wanted = sorted(set(uids))
-        now = time.time()
-
-        def tx(conn: sqlite3.Connection) -> list[int]:
-            if not wanted:
-                return []
-            rows = []
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
-                rows.extend(conn.execute(
-                    f"SELECT id, uid, size, user_id FROM messages WHERE mailbox_id = ? "
-                    f"AND uid IN ({_placeholders(len(chunk))})", (mailbox_id, *chunk)).fetchall())
-            if not rows:
-                return []
-            rows.sort(key=lambda r: r["uid"])
-            ids = [r["id"] for r in rows]
+        if not wanted:
+            return []
+        rows = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            rows.extend(conn.execute(
+                f"SELECT id, uid, size, user_id FROM messages WHERE mailbox_id = ? "
+                f"AND uid IN ({_placeholders(len(chunk))})", (mailbox_id, *chunk)).fetchall())
+        if not rows:
+            return []
+        rows.sort(key=lambda r: r["uid"])
+        ids = [r["id"] for r in rows]
+        if release:
             counts: Counter[str] = Counter()
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 counts.update(row[0] for row in conn.execute(
                     f"SELECT blob FROM message_blobs WHERE message_id IN ({_placeholders(len(chunk))})", chunk))
             self._release(conn, dict(counts), now)
-            base = conn.execute(
-                "UPDATE mailboxes SET highest_modseq = highest_modseq + ? WHERE id = ? RETURNING highest_modseq - ?",
-                (len(rows), mailbox_id, len(rows)),
-            ).fetchone()[0]
-            conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
-            conn.executemany(
-                "INSERT INTO journal (mailbox_id, modseq, command, uid, message_id, flags, created) "
-                "VALUES (?, ?, 'EXPUNGE', ?, ?, NULL, ?)",
-                [(mailbox_id, base + k + 1, r["uid"], r["id"], now) for k, r in enumerate(rows)],
-            )
             freed: Counter[str] = Counter()
             for r in rows:
                 freed[r["user_id"]] += r["size"]
             conn.executemany("UPDATE users SET storage_used = MAX(0, storage_used - ?) WHERE id = ?",
                              [(size, user) for user, size in freed.items()])
-            return [r["uid"] for r in rows]
+        base = self._bump_modseq(conn, mailbox_id, len(rows))
+        conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+        conn.executemany(
+            "INSERT INTO journal (mailbox_id, modseq, command, uid, message_id, flags, created) "
+            "VALUES (?, ?, 'EXPUNGE', ?, ?, NULL, ?)",
+            [(mailbox_id, base + k + 1, r["uid"], r["id"], now) for k, r in enumerate(rows)],
+        )
+        return [r["uid"] for r in rows]
+
+    @staticmethod
+    def _bump_modseq(conn: sqlite3.Connection, mailbox_id: str, n: int) -> int:
+        """Reserve ``n`` MODSEQs; returns the value before (the first reserved one is that + 1)."""
+        row = conn.execute(
+            "UPDATE mailboxes SET highest_modseq = highest_modseq + ? WHERE id = ? RETURNING highest_modseq - ?",
+            (n, mailbox_id, n)).fetchone()
+        if row is None:
+            raise NotFound(f"no mailbox {mailbox_id}")
+        return int(row[0])
+
+    async def expunge(self, mailbox_id: str, uids: Sequence[int]) -> list[int]:
+        now = time.time()
+        return await self._write(lambda conn: self._expunge_tx(conn, mailbox_id, uids, now))
+
+    async def message_flags(self, mailbox_id: str) -> list[MessageFlags]:
+        return await self._read(lambda conn: [
+            MessageFlags(r[0], _flags(r[1]), r[2]) for r in conn.execute(
+                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,))
+        ])
+
+    async def get_messages(self, mailbox_id: str, uids: Sequence[int]) -> list[MessageRecord]:
+        wanted = sorted(set(uids))
+
+        def q(conn: sqlite3.Connection) -> list[MessageRecord]:
+            out: list[MessageRecord] = []
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                out.extend(_record(r) for r in conn.execute(
+                    f"SELECT * FROM messages WHERE mailbox_id = ? AND uid IN ({_placeholders(len(chunk))}) "
+                    "ORDER BY uid", (mailbox_id, *chunk)))
+            return out
+
+        return await self._read(q) if wanted else []
+
+    async def set_flags(
+        self, mailbox_id: str, uids: Sequence[int], mode: str, flags: Sequence[str], *,
+        unchangedsince: int | None = None,
+    ) -> FlagChange:
+        if mode not in ("+", "-", ""):
+            raise ValueError(f"invalid flag mode {mode!r}")
+        wanted = sorted(set(uids))
+        given = list(dict.fromkeys(flags))
+        now = time.time()
+
+        def tx(conn: sqlite3.Connection) -> FlagChange:
+            rows = []
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                rows.extend(conn.execute(
+                    f"SELECT id, uid, flags, modseq FROM messages WHERE mailbox_id = ? "
+                    f"AND uid IN ({_placeholders(len(chunk))}) ORDER BY uid", (mailbox_id, *chunk)).fetchall())
+            updates = []
+            modified = []
+            for r in rows:
+                if unchangedsince is not None and r["modseq"] > unchangedsince:
+                    modified.append(r["uid"])
+                    continue
+                current = list(_flags(r["flags"]))
+                if mode == "+":
+                    new = current + [f for f in given if f not in current]
+                elif mode == "-":
+                    new = [f for f in current if f not in given]
+                else:
+                    new = given
+                if new != current:
+                    updates.append((r, tuple(new)))
+            if not updates:
+                return FlagChange([], modified)
+            base = self._bump_modseq(conn, mailbox_id, len(updates))
+            changed = []
+            for k, (r, new_flags) in enumerate(updates):
+                modseq = base + k + 1
+                text = _json(list(new_flags))
+                conn.execute("UPDATE messages SET flags = ?, modseq = ? WHERE id = ?", (text, modseq, r["id"]))
+                conn.execute(
+                    "INSERT INTO journal (mailbox_id, modseq, command, uid, message_id, flags, created) "
+                    "VALUES (?, ?, 'FETCH', ?, ?, ?, ?)", (mailbox_id, modseq, r["uid"], r["id"], text, now))
+                changed.append(MessageFlags(r["uid"], new_flags, modseq))
+            return FlagChange(changed, modified)
 
         return await self._write(tx)
+
+    async def copy_messages(self, source_id: str, uids: Sequence[int], target_id: str, *,
+                            move: bool = False) -> list[tuple[int, int]]:
+        wanted = sorted(set(uids))
+        now = time.time()
+
+        def tx(conn: sqlite3.Connection) -> list[tuple[int, int]]:
+            src = conn.execute("SELECT user_id FROM mailboxes WHERE id = ?", (source_id,)).fetchone()
+            dst = conn.execute("SELECT user_id, uid_validity FROM mailboxes WHERE id = ?", (target_id,)).fetchone()
+            if src is None or dst is None:
+                raise NotFound("no such mailbox")
+            if src["user_id"] != dst["user_id"]:
+                raise InvalidInput("messages can only be copied between mailboxes of one user", "mailbox")
+            rows = []
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                rows.extend(conn.execute(
+                    f"SELECT * FROM messages WHERE mailbox_id = ? AND uid IN ({_placeholders(len(chunk))})",
+                    (source_id, *chunk)).fetchall())
+            if not rows:
+                return []
+            rows.sort(key=lambda r: r["uid"])
+            if not move:
+                total = sum(r["size"] for r in rows)
+                user = conn.execute("SELECT storage_used, quota FROM users WHERE id = ?",
+                                    (dst["user_id"],)).fetchone()
+                quota = user["quota"] if user["quota"] is not None else self.default_quota
+                if user["storage_used"] + total > quota:
+                    raise QuotaExceeded("copying these messages would exceed the quota")
+                conn.execute("UPDATE users SET storage_used = storage_used + ? WHERE id = ?",
+                             (total, dst["user_id"]))
+            n = len(rows)
+            alloc = conn.execute(
+                "UPDATE mailboxes SET uid_next = uid_next + ?, highest_modseq = highest_modseq + ? "
+                "WHERE id = ? RETURNING uid_next - ?, highest_modseq - ?", (n, n, target_id, n, n)).fetchone()
+            first_uid, base_modseq = alloc[0], alloc[1]
+            pairs = []
+            refs: Counter[str] = Counter()
+            for k, r in enumerate(rows):
+                mid = new_id()
+                uid, modseq = first_uid + k, base_modseq + k + 1
+                values = dict(r)
+                values.update(id=mid, mailbox_id=target_id, uid=uid, modseq=modseq)
+                columns = list(values)
+                conn.execute(f"INSERT INTO messages ({', '.join(columns)}) VALUES ({_placeholders(len(columns))})",
+                             [values[c] for c in columns])
+                blobs = [b[0] for b in conn.execute("SELECT blob FROM message_blobs WHERE message_id = ?", (r["id"],))]
+                conn.executemany("INSERT INTO message_blobs (message_id, blob) VALUES (?, ?)",
+                                 [(mid, b) for b in blobs])
+                refs.update(blobs)
+                conn.execute(
+                    "INSERT INTO journal (mailbox_id, modseq, command, uid, message_id, flags, created) "
+                    "VALUES (?, ?, 'EXISTS', ?, ?, ?, ?)", (target_id, modseq, uid, mid, r["flags"], now))
+                pairs.append((r["uid"], uid))
+            if move:
+                # the copies took over the references; delete the sources without releasing them
+                conn.executemany("DELETE FROM message_blobs WHERE message_id = ?", [(r["id"],) for r in rows])
+                self._expunge_tx(conn, source_id, [r["uid"] for r in rows], now, release=False)
+            else:
+                conn.executemany("UPDATE blobs SET refcount = refcount + ?, changed = ? WHERE hash = ?",
+                                 [(c, now, b) for b, c in refs.items()])
+            return pairs
+
+        return await self._write(tx)
+
+    async def search_rows(self, mailbox_id: str) -> list[SearchRow]:
+        def q(conn: sqlite3.Connection) -> list[SearchRow]:
+            out = []
+            for r in conn.execute(
+                "SELECT uid, flags, modseq, internal_date, size, header_date, skeleton, skeleton_compressed, "
+                "mime_tree, search_text FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
+            ):
+                skeleton = _unpack(r["skeleton"], r["skeleton_compressed"])
+                tree = json.loads(r["mime_tree"])
+                header = skeleton[: int(tree.get("bs", len(skeleton)))] if isinstance(tree, dict) else b""
+                out.append(SearchRow(
+                    uid=r["uid"], flags=_flags(r["flags"]), modseq=r["modseq"], internal_date=_dt(r["internal_date"]),
+                    size=r["size"], header_date=_dt(r["header_date"]) if r["header_date"] is not None else None,
+                    header=header, text=r["search_text"]))
+            return out
+
+        return await self._read(q)
 
     async def changes_since(self, mailbox_id: str, modseq: int) -> list[JournalEntry]:
         return await self._read(lambda conn: [

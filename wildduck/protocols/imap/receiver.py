@@ -19,6 +19,7 @@ number of literals. Lines may end in CRLF or, leniently, a bare LF; a lone CR or
 from __future__ import annotations
 
 import re
+from types import ModuleType
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
@@ -122,7 +123,7 @@ class Receiver:
         max_depth: int = 32,
         max_literals: int = 100,
         literal_minus: bool = False,
-        tokenizer: object = None,
+        tokenizer: ModuleType | None = None,
     ) -> None:
         self.max_line = max_line
         self.max_literal = max_literal

@@ -1,0 +1,114 @@
+"""Mailbox management, flags with MODSEQ and UNCHANGEDSINCE, copy and move, counts and search rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.adapters.conftest import make_user, prepared
+from wildduck.domain.models import MailboxSpec, NewMessage
+from wildduck.errors import AlreadyExists, NotFound, QuotaExceeded
+
+PDF = b"%PDF" + bytes(range(256)) * 10
+
+
+async def setup(store: Any, n: int = 3, quota: int | None = None) -> tuple[Any, Any]:
+    user = await make_user(store, quota=quota)
+    inbox = await store.find_mailbox(user.id, "INBOX")
+    await store.append_messages([NewMessage(user.id, inbox.id, prepared(f"m{i}", (PDF,), subject=f"s{i}"))
+                                 for i in range(n)])
+    return user, inbox
+
+
+async def test_create_rename_delete(store: Any) -> None:
+    user = await make_user(store)
+    work = await store.create_mailbox(user.id, MailboxSpec("Work"))
+    await store.create_mailbox(user.id, MailboxSpec("Work/Reports"))
+    await store.create_mailbox(user.id, MailboxSpec("Workshop"))
+    with pytest.raises(AlreadyExists):
+        await store.create_mailbox(user.id, MailboxSpec("Work"))
+    await store.rename_mailbox(work.id, "Job")
+    paths = {m.path for m in await store.list_mailboxes(user.id)}
+    assert {"Job", "Job/Reports", "Workshop"} <= paths and "Work" not in paths and "Work/Reports" not in paths
+    renamed = await store.find_mailbox(user.id, "Job")
+    assert renamed is not None and renamed.uid_validity == work.uid_validity
+    with pytest.raises(AlreadyExists):
+        await store.rename_mailbox(renamed.id, "Workshop")
+    await store.set_subscribed(renamed.id, False)
+    assert not (await store.get_mailbox(renamed.id)).subscribed
+    await store.delete_mailbox(renamed.id)
+    with pytest.raises(NotFound):
+        await store.get_mailbox(renamed.id)
+
+
+async def test_delete_mailbox_releases_messages(store: Any) -> None:
+    user, inbox = await setup(store)
+    box = await store.create_mailbox(user.id, MailboxSpec("Box"))
+    await store.copy_messages(inbox.id, [1, 2, 3], box.id)
+    blob = (await store.get_message(inbox.id, 1)).parts[0].blob
+    assert await store.blob_refcount(blob) == 6
+    await store.delete_mailbox(box.id)
+    assert await store.blob_refcount(blob) == 3
+    assert await store.check_integrity() == []
+
+
+async def test_flags_modes_and_modseq(store: Any) -> None:
+    _user, inbox = await setup(store)
+    change = await store.set_flags(inbox.id, [1, 2], "+", ["\\Seen", "$Work"])
+    assert [(c.uid, c.flags) for c in change.changed] == [(1, ("\\Seen", "$Work")), (2, ("\\Seen", "$Work"))]
+    assert [c.modseq for c in change.changed] == [4, 5]
+    again = await store.set_flags(inbox.id, [1], "+", ["\\Seen"])
+    assert again.changed == []  # no change, no new MODSEQ
+    removed = await store.set_flags(inbox.id, [1, 3], "-", ["$Work"])
+    assert [c.uid for c in removed.changed] == [1]
+    replaced = await store.set_flags(inbox.id, [3], "", ["\\Flagged"])
+    assert replaced.changed[0].flags == ("\\Flagged",)
+    flags = {m.uid: m.flags for m in await store.message_flags(inbox.id)}
+    assert flags == {1: ("\\Seen",), 2: ("\\Seen", "$Work"), 3: ("\\Flagged",)}
+    journal = await store.changes_since(inbox.id, 3)
+    assert [e.command for e in journal] == ["FETCH"] * 4 and journal[-1].flags == ("\\Flagged",)
+    counts = await store.mailbox_counts(inbox.id)
+    assert (counts.messages, counts.unseen, counts.first_unseen) == (3, 1, 3)
+
+
+async def test_unchangedsince(store: Any) -> None:
+    _user, inbox = await setup(store)
+    await store.set_flags(inbox.id, [2], "+", ["\\Answered"])  # message 2 now has MODSEQ 4
+    change = await store.set_flags(inbox.id, [1, 2], "+", ["\\Seen"], unchangedsince=3)
+    assert [c.uid for c in change.changed] == [1] and change.modified == [2]
+
+
+async def test_copy_and_move(store: Any) -> None:
+    user, inbox = await setup(store)
+    trash = await store.find_mailbox(user.id, "Trash")
+    await store.set_flags(inbox.id, [2], "+", ["\\Seen"])
+    pairs = await store.copy_messages(inbox.id, [2, 3, 42], trash.id)
+    assert pairs == [(2, 1), (3, 2)]
+    copied = await store.get_message(trash.id, 1)
+    assert copied.flags == ("\\Seen",) and copied.skeleton == (await store.get_message(inbox.id, 2)).skeleton
+    used = (await store.get_user(user.id)).storage_used
+    moved = await store.copy_messages(inbox.id, [1], trash.id, move=True)
+    assert moved == [(1, 3)]
+    assert [m.uid for m in await store.list_messages(inbox.id)] == [2, 3]
+    assert (await store.get_user(user.id)).storage_used == used  # a move does not change storage
+    assert [e.command for e in await store.changes_since(inbox.id, 4)] == ["EXPUNGE"]
+    assert await store.check_integrity() == []
+
+
+async def test_copy_respects_quota(store: Any) -> None:
+    user, inbox = await setup(store, n=2, quota=len(PDF) * 3)
+    other = await store.create_mailbox(user.id, MailboxSpec("Other"))
+    with pytest.raises(QuotaExceeded):
+        await store.copy_messages(inbox.id, [1, 2], other.id)
+    assert await store.list_messages(other.id) == []
+    assert await store.copy_messages(inbox.id, [1, 2], other.id, move=True) == [(1, 1), (2, 2)]
+
+
+async def test_search_rows_and_get_messages(store: Any) -> None:
+    _user, inbox = await setup(store)
+    rows = await store.search_rows(inbox.id)
+    assert [r.uid for r in rows] == [1, 2, 3]
+    assert rows[0].text == "m0"
+    records = await store.get_messages(inbox.id, [3, 1, 99])
+    assert [r.uid for r in records] == [1, 3]
