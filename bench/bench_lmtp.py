@@ -45,7 +45,7 @@ def message(n: int, shared: bool) -> bytes:
 def run_server(workdir: Path, env: dict[str, str], clients: int, seconds: float, shared: bool) -> dict[str, float]:
     data_dir = workdir / "data"
     config = workdir / "wildduck.toml"
-    config.write_text(f'[server]\ndata_dir = "{data_dir}"\n[lmtp]\nport = 0\n'
+    config.write_text(f'[server]\ndata_dir = "{data_dir}"\n[lmtp]\nport = 0\n[imap]\nenabled = false\n'
                       f"[limits]\nmax_connections = {clients + 10}\n")
     subprocess.run([sys.executable, "-m", "wildduck", "--config", str(config), "user", "create", "user",
                     "--password", "pw", "--address", "user@example.com", "--quota", "100G"],

@@ -16,7 +16,7 @@ from wildduck.testing.server import ServerProcess
 def write_config(tmp_path: Path, extra: str = "") -> Path:
     path = tmp_path / "wildduck.toml"
     path.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\nshutdown_timeout = 2.0\n'
-                    f"[lmtp]\nport = 0\n{extra}")
+                    f"[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n{extra}")
     return path
 
 
@@ -67,11 +67,11 @@ def test_sighup_reloads_certificates(tmp_path: Path) -> None:
 
 
 def test_enabling_a_listener_that_does_not_exist_yet_is_refused(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "[imap]\nenabled = true\nport = 0\ntls_port = 0\n")
+    config = write_config(tmp_path, "[pop3]\nenabled = true\nport = 0\ntls_port = 0\n")
     proc = subprocess.run([sys.executable, "-m", "wildduck", "serve", "--config", str(config)],
                           capture_output=True, timeout=60)
     assert proc.returncode == 1
-    assert b"[imap] enabled = true" in proc.stderr
+    assert b"[pop3] enabled = true" in proc.stderr
 
 
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
@@ -80,7 +80,8 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         config = tmp_path / "c.toml"
-        config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n[lmtp]\nport = {port}\n')
+        config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n[lmtp]\nport = {port}\n'
+                          '[imap]\nenabled = false\n')
         proc = subprocess.run([sys.executable, "-m", "wildduck", "serve", "--config", str(config)],
                               capture_output=True, timeout=60)
     assert proc.returncode == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,8 @@ from wildduck.domain.users import UserService
 from wildduck.errors import ConfigError
 from wildduck.net.listeners import Bound, Listener
 from wildduck.net.tls import ReloadableTLS, generate_self_signed
+from wildduck.sessions.imap import IMAPSettings, serve_imap_connection
+from wildduck.sessions.imap import Services as IMAPServices
 from wildduck.sessions.lmtp import LMTPSettings, serve_lmtp_connection
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,7 @@ class Server:
 
     def build_listeners(self) -> None:
         cfg = self.config
-        for name in ("imap", "pop3", "api"):
+        for name in ("pop3", "api"):
             if getattr(cfg, name).enabled:
                 raise ConfigError(
                     f"[{name}] enabled = true, but this release of wildduck has no {name.upper()} server yet"
@@ -127,6 +129,35 @@ class Server:
             self.listeners.append(
                 Listener("lmtp", cfg.lmtp.host, cfg.lmtp.port, lmtp_handler, max_connections=limits.max_connections)
             )
+        if cfg.imap.enabled:
+            self._imap_listeners()
+
+    def _imap_listeners(self) -> None:
+        cfg = self.config
+        tls = self._tls_for(cfg.imap.cert, cfg.imap.key)
+        settings = IMAPSettings(hostname=cfg.server.hostname, max_message_size=cfg.limits.max_message_size,
+                                max_line_length=max(cfg.limits.max_line_length, 8192),
+                                idle_timeout=max(cfg.limits.idle_timeout, 1800.0))
+        services = IMAPServices(self.services.store, self.services.users, self.services.pubsub,
+                                cfg.limits.default_quota)
+
+        def handler(implicit_tls: bool) -> Callable[[trio.abc.Stream, str], Awaitable[None]]:
+            async def serve(stream: trio.abc.Stream, peer: str) -> None:
+                await serve_imap_connection(
+                    stream, services, settings, peer=peer,
+                    tls_context=tls.context if cfg.imap.starttls and not implicit_tls else None,
+                    tls_active=implicit_tls)
+            return serve
+
+        async def busy(stream: trio.abc.Stream, peer: str) -> None:
+            await stream.send_all(b"* BYE too many connections\r\n")
+
+        limit = cfg.limits.max_connections
+        self.listeners.append(Listener("imap", cfg.imap.host, cfg.imap.port, handler(False), max_connections=limit,
+                                       on_overload=busy))
+        if cfg.imap.tls_port:  # 0 disables the implicit-TLS port
+            self.listeners.append(Listener("imaps", cfg.imap.host, cfg.imap.tls_port, handler(True), tls=tls,
+                                           max_connections=limit, on_overload=busy))
 
     async def run(self, *, task_status: trio.TaskStatus[dict[str, Bound]] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until :meth:`stop` or SIGTERM/SIGINT; SIGHUP reloads certificates.

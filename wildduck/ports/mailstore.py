@@ -10,15 +10,15 @@ from wildduck.domain.models import (
     Address,
     AppendResult,
     FlagChange,
-    MailboxCounts,
-    MessageFlags,
-    SearchRow,
     JournalEntry,
     Mailbox,
+    MailboxCounts,
     MailboxSpec,
+    MessageFlags,
     MessageRecord,
     MessageSummary,
     NewMessage,
+    SearchRow,
     User,
 )
 from wildduck.errors import DomainError

@@ -28,7 +28,7 @@ def test_config(data_dir: Path, overrides: dict[str, Any] | None = None) -> Conf
     merged: dict[str, dict[str, Any]] = {
         "server": {"data_dir": str(data_dir), "shutdown_timeout": 2.0},
         "lmtp": {"port": 0},
-        "imap": {"port": 0, "tls_port": 0},
+        "imap": {"port": 0, "tls_port": 0},  # 0 disables implicit TLS: tests that want it pick a port
         "pop3": {"port": 0, "tls_port": 0},
         "api": {"port": 0},
     }

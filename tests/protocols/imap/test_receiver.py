@@ -90,7 +90,7 @@ def test_synchronizing_literal_pauses_until_accepted(setup: tuple[Feeder, Module
 
 def test_refused_literal_abandons_the_command() -> None:
     r = Receiver(max_literal=10)
-    refused = CommandRejected("a", "literal of 11 bytes is over the limit of 10")
+    refused = CommandRejected("a", "literal of 11 bytes is over the limit of 10", "NO", "TOOBIG")
     assert feed_whole(r, b"a APPEND INBOX {11}\r\n", accept=False) == [refused]
     r2 = Receiver()
     feed_whole(r2, b"b APPEND INBOX {3}\r\n", accept=False)
@@ -110,7 +110,7 @@ def test_refused_nonsync_literal_is_skipped_by_counting(setup: tuple[Feeder, Mod
     r = Receiver(max_literal=100, tokenizer=tok)
     big = b"x" * 500 + b"\r\nEVIL INJECTED\r\n"  # bytes inside the literal must never run as commands
     events = feed(r, b"a APPEND INBOX {%d+}\r\n" % len(big) + big + b" more\r\nb NOOP\r\n")
-    assert events == [CommandRejected("a", "literal of 517 bytes is over the limit of 100"),
+    assert events == [CommandRejected("a", "literal of 517 bytes is over the limit of 100", "NO", "TOOBIG"),
                       RawCommand("b", "NOOP", [])]
     assert r.buffered == 0
 

@@ -19,9 +19,9 @@ number of literals. Lines may end in CRLF or, leniently, a bare LF; a lone CR or
 from __future__ import annotations
 
 import re
-from types import ModuleType
 from dataclasses import dataclass, field
 from enum import Enum, auto
+from types import ModuleType
 
 from wildduck import _speedups
 
@@ -61,6 +61,10 @@ class CommandRejected:
     #: None when the line had no usable tag (the reply is then untagged ``* BAD``)
     tag: str | None
     text: str
+    #: "BAD" for a syntax error; "NO" for a well-formed command refused by a limit
+    status: str = "BAD"
+    #: response code for the tagged reply (e.g. "TOOBIG")
+    code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,8 @@ class _Partial:
     tag: str | None = None
     #: set when the command was refused but its remaining bytes must still be consumed
     error: str | None = None
+    #: the refusal is for a literal over the size limit (NO [TOOBIG], not BAD)
+    too_big: bool = False
 
 
 class Receiver:
@@ -265,10 +271,12 @@ class Receiver:
             cmd.literals += 1
             cmd.size += literal
             refuse = None
+            too_big = False
             if cmd.error is not None:
                 refuse = cmd.error
             elif literal > self.max_literal:
                 refuse = f"literal of {literal} bytes is over the limit of {self.max_literal}"
+                too_big = True
             elif cmd.size > self.max_command:
                 refuse = "command too long"
             elif cmd.literals > self.max_literals:
@@ -279,6 +287,7 @@ class Receiver:
                 self._remaining = literal
                 if refuse is not None:
                     cmd.error = refuse
+                    cmd.too_big = too_big
                     self._state = _State.SKIP_LITERAL
                 else:
                     self._state = _State.LITERAL
@@ -286,13 +295,15 @@ class Receiver:
             if refuse is not None:  # the client waits for "+": it will not send the literal
                 tag = cmd.tag
                 self._cmd = _Partial()
-                return CommandRejected(tag, refuse)
+                return CommandRejected(tag, refuse, "NO", "TOOBIG") if too_big else CommandRejected(tag, refuse)
             self._remaining = literal
             self._state = _State.WAIT_LITERAL
             return LiteralAnnounced(cmd.tag or "*", literal)
         # the command is complete
         self._cmd = _Partial()
         if cmd.error is not None:
+            if cmd.too_big:
+                return CommandRejected(cmd.tag, cmd.error, "NO", "TOOBIG")
             return CommandRejected(cmd.tag, cmd.error)
         if cmd.depth != 0:
             return CommandRejected(cmd.tag, "unbalanced parenthesis")

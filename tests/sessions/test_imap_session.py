@@ -1,0 +1,257 @@
+"""IMAP over real sockets with real clients (imaplib, imapclient), against the whole server."""
+
+from __future__ import annotations
+
+import imaplib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import imapclient
+import pytest
+import trio
+import trustme
+
+from tests.protocols.mime.test_structure import MULTI
+from wildduck.testing.lmtp_client import LMTPClient
+from wildduck.testing.server import RunningServer, running_server
+
+T = TypeVar("T")
+
+
+async def in_thread(fn: Callable[[], T]) -> T:
+    with trio.fail_after(60):
+        return await trio.to_thread.run_sync(fn)
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    async with running_server(tmp_path, {"imap": {"enabled": True}}) as srv:
+        await srv.services.users.create("alice", "pw", address="alice@example.com")
+        await srv.services.users.create("bob", "pw", address="bob@example.com")
+        yield srv
+
+
+def deliver(srv: RunningServer, message: bytes, to: str = "alice@example.com") -> None:
+    with LMTPClient(*srv.address("lmtp")) as c:
+        c.lhlo()
+        _r, replies = c.send_message("s@example.net", [to], message)
+        assert replies[0][0] == 250
+
+
+def login(srv: RunningServer, user: str = "alice") -> imaplib.IMAP4:
+    m = imaplib.IMAP4(*srv.address("imap"))
+    m.login(user, "pw")
+    return m
+
+
+async def test_login_select_fetch_round_trip(server: RunningServer) -> None:
+    def go() -> None:
+        deliver(server, MULTI)
+        m = login(server)
+        assert "IDLE" in m.capabilities and "UIDPLUS" in m.capabilities
+        typ, data = m.select("INBOX")
+        assert (typ, data) == ("OK", [b"1"])
+        typ, data = m.fetch("1", "(BODY.PEEK[] RFC822.SIZE)")
+        assert data[0][1] == MULTI and f"RFC822.SIZE {len(MULTI)}".encode() in data[1]
+        typ, data = m.fetch("1", "(BODY.PEEK[1.1] BODY.PEEK[3.HEADER] BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert data[0][1] == b"Hello =\r\nworld \r\nagain"
+        assert data[1][1] == b"Subject: inner\r\nFrom: x@y.z\r\n\r\n"
+        assert data[2][1] == b"Subject: =?iso-8859-1?q?caf=E9?= time\r\n\r\n"
+        typ, data = m.fetch("1", "(FLAGS)")
+        assert data == [b"1 (FLAGS ())"]  # PEEK did not set \Seen
+        typ, data = m.fetch("1", "(BODY[TEXT]<0.8>)")
+        assert data[0][1] == b"preamble" and b"\\Seen" in data[1]
+        m.logout()
+
+    await in_thread(go)
+
+
+async def test_bad_input_and_state_checks(server: RunningServer) -> None:
+    def go() -> list[bytes]:
+        with socket.create_connection(server.address("imap"), timeout=20) as s:
+            f = s.makefile("rb")
+            f.readline()
+            s.sendall(b"a1 FETCH 1 FLAGS\r\na2 FROB\r\na3 LOGIN alice\r\n* x\r\na4 NO\x00OP\r\na5 NOOP\r\n")
+            return [f.readline() for _ in range(5)]
+
+    lines = await in_thread(go)
+    assert lines[0].startswith(b"a1 BAD FETCH is not allowed in the not authenticated state")
+    assert lines[1].startswith(b"a2 BAD unknown command")
+    assert lines[2].startswith(b"a3 BAD LOGIN: missing password")
+    assert lines[3].startswith(b"* BAD missing or invalid tag")
+    assert lines[4].startswith(b"a4 BAD invalid character")
+
+
+async def test_wrong_password(server: RunningServer) -> None:
+    def go() -> str:
+        m = imaplib.IMAP4(*server.address("imap"))
+        try:
+            m.login("alice", "nope")
+        except imaplib.IMAP4.error as exc:
+            return str(exc)
+        return "logged in"
+
+    assert "AUTHENTICATIONFAILED" in await in_thread(go)
+
+
+async def test_store_search_copy_move_expunge(server: RunningServer) -> None:
+    def go() -> None:
+        for i in range(5):
+            deliver(server, b"Subject: message %d\r\nFrom: sender%d@example.net\r\n\r\nbody number %d\r\n" % (i, i, i))
+        c = imapclient.IMAPClient(*server.address("imap"), ssl=False)
+        c.login("alice", "pw")
+        c.select_folder("INBOX")
+        assert c.search(["ALL"]) == [1, 2, 3, 4, 5]
+        c.add_flags([2, 4], [imapclient.SEEN, b"$Important"])
+        assert c.search(["SEEN"]) == [2, 4]
+        assert c.search(["UNSEEN", "NOT", "SUBJECT", "message 0"]) == [3, 5]
+        assert c.search(["BODY", "number 3"]) == [4]  # sequence 4 holds message 3
+        assert c.search(["KEYWORD", "$Important", "FROM", "sender3"]) == [4]
+        assert c.search(["OR", "LARGER", 10_000, "UID", "5"]) == [5]
+        c.create_folder("Archive")
+        c.copy([1, 2], "Archive")
+        c.move([3], "Trash")
+        assert c.search(["ALL"]) == [1, 2, 4, 5]
+        c.set_flags([1], [imapclient.DELETED])
+        c.expunge()
+        assert c.search(["ALL"]) == [2, 4, 5]  # imapclient works with UIDs
+        status = c.folder_status("Archive", ["MESSAGES", "UIDNEXT"])
+        assert status[b"MESSAGES"] == 2 and status[b"UIDNEXT"] == 3
+        assert c.folder_status("Trash", ["MESSAGES"])[b"MESSAGES"] == 1
+        c.rename_folder("Archive", "Old/Archive")
+        names = [f[2] for f in c.list_folders()]
+        assert "Old/Archive" in names and "Archive" not in names
+        c.delete_folder("Old/Archive")
+        c.logout()
+
+    await in_thread(go)
+
+
+async def test_condstore_and_unchangedsince(server: RunningServer) -> None:
+    def go() -> None:
+        deliver(server, b"Subject: a\r\n\r\nx\r\n")
+        deliver(server, b"Subject: b\r\n\r\ny\r\n")
+        c = imapclient.IMAPClient(*server.address("imap"), ssl=False)
+        c.login("alice", "pw")
+        info = c.select_folder("INBOX", readonly=False)
+        assert info[b"HIGHESTMODSEQ"] == 2
+        c.add_flags([1], [imapclient.FLAGGED])
+        fetched = c.fetch([1, 2], ["MODSEQ", "FLAGS"])
+        assert fetched[1][b"MODSEQ"] == (3,) and fetched[2][b"MODSEQ"] == (2,)
+        assert list(c.fetch([1, 2], ["FLAGS"], modifiers=["CHANGEDSINCE 2"])) == [1]
+        typ, data = c._imap._simple_command("STORE", "1,2", "(UNCHANGEDSINCE 2)", "+FLAGS", "(\\Seen)")
+        assert typ == "OK" and b"MODIFIED 1" in c._imap.untagged_responses.get("OK", [b""])[-1] + data[-1]
+        c.logout()
+
+    await in_thread(go)
+
+
+async def test_append_with_literal_and_appenduid(server: RunningServer) -> None:
+    def go() -> None:
+        m = login(server)
+        typ, data = m.append("Drafts", "(\\Draft)", imaplib.Time2Internaldate(time.time()), MULTI)
+        assert typ == "OK" and b"APPENDUID" in data[0]
+        m.select("Drafts")
+        typ, data = m.fetch("1", "(FLAGS BODY.PEEK[])")
+        assert data[0][1] == MULTI and b"\\Draft" in data[1]
+        m.logout()
+
+    await in_thread(go)
+
+
+async def test_oversize_literal_is_refused_before_it_is_sent(tmp_path: Path) -> None:
+    async with running_server(tmp_path, {"imap": {"enabled": True}, "limits": {"max_message_size": 1000}}) as srv:
+        await srv.services.users.create("alice", "pw", address="alice@example.com")
+
+        def go() -> list[bytes]:
+            with socket.create_connection(srv.address("imap"), timeout=20) as s:
+                f = s.makefile("rb")
+                f.readline()
+                s.sendall(b"a LOGIN alice pw\r\n")
+                f.readline()
+                s.sendall(b"b APPEND INBOX {5000}\r\n")
+                first = f.readline()
+                s.sendall(b"c NOOP\r\n")
+                return [first, f.readline()]
+
+        first, after = await in_thread(go)
+        assert first.startswith(b"b NO [TOOBIG]") and after.startswith(b"c OK")
+
+
+async def test_idle_pushes_a_delivery(server: RunningServer) -> None:
+    ready = threading.Event()
+
+    def idler() -> tuple[list[Any], float]:
+        c = imapclient.IMAPClient(*server.address("imap"), ssl=False)
+        c.login("alice", "pw")
+        c.select_folder("INBOX")
+        c.idle()
+        ready.set()
+        started = time.monotonic()
+        responses = c.idle_check(timeout=10)
+        elapsed = time.monotonic() - started
+        c.idle_done()
+        c.logout()
+        return responses, elapsed
+
+    async def delivery() -> None:
+        await trio.to_thread.run_sync(ready.wait)
+        await trio.sleep(0.2)
+        await trio.to_thread.run_sync(deliver, server, b"Subject: pushed\r\n\r\nnow\r\n")
+
+    async with trio.open_nursery() as n:
+        n.start_soon(delivery)
+        responses, _elapsed = await in_thread(idler)
+    assert (1, b"EXISTS") in responses
+
+
+async def test_two_sessions_see_each_others_changes(server: RunningServer) -> None:
+    def go() -> None:
+        deliver(server, b"Subject: one\r\n\r\n1\r\n")
+        deliver(server, b"Subject: two\r\n\r\n2\r\n")
+        a, b = login(server), login(server)
+        a.select("INBOX")
+        b.select("INBOX")
+        a.store("1", "+FLAGS", "(\\Deleted)")
+        a.expunge()
+        deliver(server, b"Subject: three\r\n\r\n3\r\n")
+        # FETCH must not report the expunge (RFC 3501 7.4.1); NOOP does
+        typ, data = b.fetch("2", "(FLAGS)")
+        assert typ == "OK"
+        b.noop()
+        assert b.untagged_responses.get("EXPUNGE") == [b"1"]
+        assert b.untagged_responses.get("EXISTS")[-1] == b"2"
+        typ, data = b.fetch("1:*", "(UID)")
+        assert [d for d in data] == [b"1 (UID 2)", b"2 (UID 3)"]
+        a.logout()
+        b.logout()
+
+    await in_thread(go)
+
+
+async def test_starttls_and_logindisabled(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert_file, key_file = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    overrides = {"imap": {"enabled": True, "cert": str(cert_file), "key": str(key_file)}}
+    async with running_server(tmp_path / "data", overrides) as srv:
+        await srv.services.users.create("alice", "pw", address="alice@example.com")
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+
+        def go() -> None:
+            m = imaplib.IMAP4(*srv.address("imap"))
+            assert "STARTTLS" in m.capabilities
+            m.starttls(ssl_context=ctx)
+            m.login("alice", "pw")
+            m.select("INBOX")
+            m.logout()
+
+        await in_thread(go)

@@ -1,0 +1,107 @@
+"""SEARCH evaluation over stored messages (RFC 3501 6.4.4, CONDSTORE MODSEQ, WITHIN OLDER/YOUNGER).
+
+BODY and TEXT are case-insensitive substring matches over the decoded text; header keys match decoded header
+values by substring, case-insensitively.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from wildduck.domain.models import SearchRow
+from wildduck.protocols.imap.grammar import SearchKey, SequenceSet
+from wildduck.protocols.mime import headers
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    now: dt.datetime
+    #: highest sequence number and UID in the mailbox (for "*")
+    max_seq: int
+    max_uid: int
+
+
+def _header_values(row: SearchRow, name: str) -> list[str]:
+    fields = headers.fields(row.header)
+    return [headers.decode_words(v) for k, v in fields if k == name.lower()]
+
+
+def _has(row: SearchRow, flag: str) -> bool:
+    return flag in row.flags
+
+
+def _sent_date(row: SearchRow) -> dt.date | None:
+    return row.header_date.date() if row.header_date else None
+
+
+def _contains(haystacks: Sequence[str], needle: bytes) -> bool:
+    text = needle.decode("utf-8", "replace").casefold()
+    return any(text in h.casefold() for h in haystacks)
+
+
+def matches(key: SearchKey, row: SearchRow, seq: int, ctx: Context) -> bool:
+    """Whether the message (``row`` at sequence number ``seq``) satisfies ``key``."""
+    op, args = key.op, key.args
+    if op == "AND":
+        return all(matches(k, row, seq, ctx) for k in args)
+    if op == "OR":
+        return matches(args[0], row, seq, ctx) or matches(args[1], row, seq, ctx)
+    if op == "NOT":
+        return not matches(args[0], row, seq, ctx)
+    if op == "ALL":
+        return True
+    flag_ops = {"ANSWERED": "\\Answered", "DELETED": "\\Deleted", "DRAFT": "\\Draft", "FLAGGED": "\\Flagged",
+                "SEEN": "\\Seen"}
+    if op in flag_ops:
+        return _has(row, flag_ops[op])
+    if op.startswith("UN") and op[2:] in flag_ops:
+        return not _has(row, flag_ops[op[2:]])
+    if op in ("NEW", "RECENT"):  # \Recent is not kept (sessions are stateless): nothing is recent
+        return False
+    if op == "OLD":
+        return True
+    if op in ("KEYWORD", "UNKEYWORD"):
+        keyword: str = args[0]
+        return _has(row, keyword) == (op == "KEYWORD")
+    if op == "SEQ":
+        seqset: SequenceSet = args[0]
+        return seqset.contains(seq, ctx.max_seq)
+    if op == "UID":
+        uidset: SequenceSet = args[0]
+        return uidset.contains(row.uid, ctx.max_uid)
+    if op in ("LARGER", "SMALLER", "MODSEQ", "OLDER", "YOUNGER"):
+        n: int = args[0]
+        if op == "LARGER":
+            return row.size > n
+        if op == "SMALLER":
+            return row.size < n
+        if op == "MODSEQ":
+            return row.modseq >= n
+        cutoff = ctx.now - dt.timedelta(seconds=n)
+        return row.internal_date <= cutoff if op == "OLDER" else row.internal_date >= cutoff
+    if op in ("BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"):
+        when: dt.date = args[0]
+        day = row.internal_date.date() if not op.startswith("SENT") else _sent_date(row)
+        if day is None:
+            return False
+        kind = op.removeprefix("SENT")
+        return day < when if kind == "BEFORE" else day == when if kind == "ON" else day >= when
+    if op in ("FROM", "TO", "CC", "BCC", "SUBJECT"):
+        return _contains(_header_values(row, op), args[0])
+    if op == "HEADER":
+        name: str = args[0]
+        needle: bytes = args[1]
+        values = _header_values(row, name)
+        return bool(values) and (not needle or _contains(values, needle))
+    if op == "BODY":
+        return _contains([row.text], args[0])
+    if op == "TEXT":
+        return _contains([row.text, headers.decode_words(row.header)], args[0])
+    raise ValueError(f"unknown search key {op}")
+
+
+def search(rows: Sequence[SearchRow], key: SearchKey, ctx: Context) -> list[tuple[int, SearchRow]]:
+    """(sequence number, row) of every matching message, ascending."""
+    return [(seq, row) for seq, row in enumerate(rows, start=1) if matches(key, row, seq, ctx)]

@@ -1,0 +1,134 @@
+"""FETCH data from a stored message: sections of the MIME tree, partial ranges, streamed bodies (sans-I/O)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from wildduck.protocols import mime
+from wildduck.protocols.imap import serializer
+from wildduck.protocols.imap.grammar import FetchItem
+from wildduck.protocols.mime import bodystructure as bs_mod
+from wildduck.protocols.mime import headers
+
+Node = dict[str, Any]
+GetBlob = Callable[[str], bytes]
+
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def internaldate(value: dt.datetime) -> bytes:
+    """``"17-Jul-1996 02:44:25 -0700"`` (kept in UTC)."""
+    v = value.astimezone(dt.UTC)
+    return f'"{v.day:02d}-{_MONTHS[v.month - 1]}-{v.year:04d} {v:%H:%M:%S} +0000"'.encode()
+
+
+class MessageView:
+    """One stored message as IMAP sees it: sections resolved on the offset tree, bytes composed on demand."""
+
+    def __init__(self, skeleton: bytes, parts: Sequence[mime.CutLike], tree: Node, get_blob: GetBlob) -> None:
+        self.skeleton = skeleton
+        self.parts = parts
+        self.tree = tree
+        self.get_blob = get_blob
+        self.size = mime.composed_size(skeleton, parts)
+
+    def range(self, start: int, end: int) -> Iterator[bytes]:
+        return mime.iter_compose(self.skeleton, self.parts, self.get_blob, start, end)
+
+    def read(self, start: int, end: int) -> bytes:
+        return b"".join(self.range(start, end))
+
+    def node(self, path: Sequence[int]) -> Node | None:
+        """The entity at a part path (RFC 3501 6.4.5): a message/rfc822 part's sub-parts are the encapsulated
+        message's; part 1 of a non-multipart entity is its body."""
+        node = self.tree
+        for n in path:
+            if "msg" in node and node is not self.tree:
+                node = node["msg"]
+            if "parts" in node:
+                if not 1 <= n <= len(node["parts"]):
+                    return None
+                node = node["parts"][n - 1]
+            elif n != 1:
+                return None
+        return node
+
+    def section(self, item: FetchItem) -> tuple[int, int] | bytes | None:  # noqa: PLR0911
+        """The section as an offset range of the message, or as bytes (HEADER.FIELDS), or None if absent."""
+        section = item.section or ""
+        spec, _, _fields = section.partition(" (")
+        parts = spec.split(".") if spec else []
+        path: list[int] = []
+        while parts and parts[0].isdigit():
+            path.append(int(parts.pop(0)))
+        text = ".".join(parts).upper()
+        node = self.node(path)
+        if node is None:
+            return None
+        if not text:
+            if not path:
+                return (0, self.size)
+            return (node["bs"], node["be"])
+        if text == "MIME":
+            return (node["hs"], node["bs"])
+        # HEADER, HEADER.FIELDS (.NOT) and TEXT address a message: the root, or an encapsulated message
+        if path:
+            if "msg" not in node:
+                return None if node["ct"][0] != "message" else (node["bs"], node["bs"])
+            node = node["msg"]
+        if text == "TEXT":
+            return (node["bs"], node["be"])
+        if text == "HEADER":
+            return (node["hs"], node["bs"])
+        block = self.read(node["hs"], node["bs"])
+        return filter_header(block, item.fields, exclude=text == "HEADER.FIELDS.NOT")
+
+
+def filter_header(block: bytes, names: Sequence[str], *, exclude: bool) -> bytes:
+    """The header lines (with their continuations) of the fields named (or not named), then the blank line."""
+    wanted = {n.lower() for n in names}
+    out: list[bytes] = []
+    keep = False
+    for line in block.splitlines(keepends=True):
+        if line in (b"\r\n", b"\n"):
+            break
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                out.append(line)
+            continue
+        name = line.split(b":", 1)[0].strip().lower().decode("ascii", "replace")
+        keep = (name in wanted) != exclude and b":" in line
+        if keep:
+            out.append(line if line.endswith(b"\n") else line + b"\r\n")
+    return b"".join(out) + b"\r\n"
+
+
+def body_item(view: MessageView, item: FetchItem) -> serializer.Streamed | bytes:
+    """The value of a BODY[...] item: a streamed literal, or NIL for an absent section."""
+    found = view.section(item)
+    if found is None:
+        return b"NIL"
+    if isinstance(found, bytes):
+        data = found
+        if item.partial:
+            start, length = item.partial
+            data = data[start:start + length]
+        return serializer.Streamed(len(data), [data])
+    start, end = found
+    if item.partial:
+        p_start, p_len = item.partial
+        start, end = min(start + p_start, end), min(start + p_start + p_len, end)
+    return serializer.Streamed(end - start, view.range(start, end))
+
+
+def structure_items(name: str, envelope: Any, bodystructure: Any, *, utf8: bool) -> bytes:
+    if name == "ENVELOPE":
+        return serializer.data(envelope, utf8=utf8)
+    if name == "BODYSTRUCTURE":
+        return serializer.data(bodystructure, utf8=utf8)
+    return serializer.data(bs_mod.body(bodystructure), utf8=utf8)
+
+
+__all__ = ["MessageView", "body_item", "filter_header", "headers", "internaldate", "structure_items"]
