@@ -3,7 +3,8 @@
 #   scripts/dev.sh serve   create .venv, build (with the Cython speedups), run `wildduck serve` with data in ./data
 #   scripts/dev.sh test    create .venv with the test tools, build, run the whole test suite (Cython and pure Python)
 #   scripts/dev.sh bench   run every benchmark in bench/
-# Works on a fresh Debian 12 machine: missing system packages (python3-venv, a C compiler, python3-dev, swaks) are
+# Works on a fresh Debian 12 machine: missing system packages (python3-venv, a C compiler, python3-dev; swaks, isync
+# and curl for the tests) are
 # installed with apt-get (as root, or through sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,8 @@ sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Pyt
 PYEOF
 if [ "${1:-}" = test ]; then
   have_cmd swaks || need_apt+=(swaks)
+  have_cmd mbsync || need_apt+=(isync)
+  have_cmd curl || need_apt+=(curl)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing system packages: ${need_apt[*]}" >&2
