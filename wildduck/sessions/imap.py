@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 _ids = itertools.count(1)
 READ_SIZE = 65536
 SEPARATOR = "/"
+#: largest literal accepted before authentication (user names and passwords)
+PREAUTH_LITERAL_LIMIT = 8192
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
 
@@ -194,6 +196,10 @@ class IMAPSession:
         self.rx.receive_data(data)
 
     async def literal(self, event: LiteralAnnounced) -> None:
+        if self.state == g.NOT_AUTHENTICATED and event.size > PREAUTH_LITERAL_LIMIT:
+            self.rx.refuse_literal()
+            self.send(serializer.tagged(event.tag, "NO", "log in before sending large literals", "TOOBIG"))
+            return
         if event.size > self.settings.max_message_size:
             self.rx.refuse_literal()
             self.send(serializer.tagged(event.tag, "NO", "literal is over the size limit", "TOOBIG"))
