@@ -65,6 +65,12 @@ async def test_authenticate(env: Env) -> None:
     assert (await env.users.authenticate("b.o.b@example.com", "secret")) is not None
     assert (await env.users.authenticate("bob", "wrong")) is None
     assert (await env.users.authenticate("nobody", "secret")) is None
+    # a remembered success never outlives a password change
+    user = await env.users.authenticate("bob", "secret")
+    assert user is not None
+    await env.users.set_password(user, "changed")
+    assert (await env.users.authenticate("bob", "secret")) is None
+    assert (await env.users.authenticate("bob", "changed")) is not None
 
 
 async def test_resolve_applies_address_rules(env: Env) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import secrets
 import socket
+import time
 
 import trio
 
@@ -27,6 +31,9 @@ DEFAULT_MAILBOXES: tuple[MailboxSpec, ...] = (
 _hash_limiter = trio.CapacityLimiter(2)
 
 MAX_PASSWORD_BYTES = 1024
+#: seconds a successful password check is remembered (keyed by a salted HMAC, never the password itself)
+AUTH_CACHE_SECONDS = 300.0
+AUTH_CACHE_SIZE = 10_000
 
 
 def _check_password(password: str) -> None:
@@ -42,6 +49,10 @@ class UserService:
     def __init__(self, store: MailStore, *, email_domain: str | None = None) -> None:
         self.store = store
         self.email_domain = email_domain or socket.getfqdn() or "localhost"
+        # successful verifications: (user id, stored hash, HMAC of the password) -> expiry. A changed password
+        # changes the stored hash, so old entries can never match again.
+        self._auth_cache: dict[tuple[str, str, bytes], float] = {}
+        self._auth_key = secrets.token_bytes(32)
 
     async def create(
         self,
@@ -114,11 +125,22 @@ class UserService:
             # spend the same time as a real check, so timing does not reveal which usernames exist
             await trio.to_thread.run_sync(passwords.hash_password, password, limiter=_hash_limiter)
             return None
+        if user.disabled:
+            return None
+        key = (user.id, user.password_hash, hmac.new(self._auth_key, password.encode(), hashlib.sha256).digest())
+        now = time.monotonic()
+        if self._auth_cache.get(key, 0.0) > now:
+            return user
         ok = await trio.to_thread.run_sync(
             passwords.verify_password, password, user.password_hash, limiter=_hash_limiter
         )
-        if not ok or user.disabled:
+        if not ok:
             return None
+        if len(self._auth_cache) >= AUTH_CACHE_SIZE:
+            self._auth_cache = {k: v for k, v in self._auth_cache.items() if v > now}
+            if len(self._auth_cache) >= AUTH_CACHE_SIZE:
+                self._auth_cache.clear()
+        self._auth_cache[key] = now + AUTH_CACHE_SECONDS
         if passwords.needs_rehash(user.password_hash):
             await self.set_password(user, password)
         return user

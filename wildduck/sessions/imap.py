@@ -311,7 +311,8 @@ class IMAPSession:
                     sel.modseqs.pop(entry.uid, None)
             elif entry.command == "FETCH":
                 seq = sel.seq_of(entry.uid)
-                if seq and entry.flags is not None:
+                # our own STORE may already have applied a newer change: never go back in MODSEQ
+                if seq and entry.flags is not None and entry.modseq > sel.modseqs.get(entry.uid, 0):
                     changed = sel.flags.get(entry.uid) != entry.flags
                     sel.flags[entry.uid] = entry.flags
                     sel.modseqs[entry.uid] = entry.modseq
@@ -346,14 +347,21 @@ class IMAPSession:
         self.send(serializer.untagged(f"{len(sel.uids)} EXISTS"))
 
     def flags_response(self, seq: int, uid: int, *, with_uid: bool = False) -> bytes:
+        """An untagged FETCH with the message's flags, preceded by FLAGS/PERMANENTFLAGS when it uses a keyword the
+        client has not been told about."""
         sel = self.selected
         assert sel is not None
+        announce = b""
+        new = {f for f in sel.flags.get(uid, ()) if not f.startswith("\\")} - sel.keywords
+        if new:
+            sel.keywords |= new
+            announce = self.flags_lines(sel)
         items = [b"FLAGS " + serializer.flag_list(sel.flags.get(uid, ()))]
         if with_uid:
             items.insert(0, b"UID %d" % uid)
         if self.condstore:
             items.append(b"MODSEQ (%d)" % sel.modseqs.get(uid, 0))
-        return b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"
+        return announce + b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"
 
     def check_new_keywords(self) -> None:
         sel = self.selected
@@ -839,6 +847,7 @@ class IMAPSession:
                 else:
                     values.append((item.label, body_item(view, item)))
         if any(i.name == "FLAGS" for i in items) or (self.sets_seen_flag(items) and not sel.readonly):
+            self.check_new_keywords()
             values.append(("FLAGS", serializer.flag_list(sel.flags.get(uid, ()))))
         for chunk in serializer.iter_fetch(seq, values):
             self.send(chunk)
