@@ -136,7 +136,7 @@ class Server:
         cfg = self.config
         tls = self._tls_for(cfg.imap.cert, cfg.imap.key)
         settings = IMAPSettings(hostname=cfg.server.hostname, max_message_size=cfg.limits.max_message_size,
-                                max_line_length=max(cfg.limits.max_line_length, 8192),
+                                max_line_length=max(cfg.limits.max_line_length, 65536),
                                 idle_timeout=max(cfg.limits.idle_timeout, 1800.0))
         services = IMAPServices(self.services.store, self.services.users, self.services.pubsub,
                                 cfg.limits.default_quota)

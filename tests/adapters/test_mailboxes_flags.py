@@ -112,3 +112,11 @@ async def test_search_rows_and_get_messages(store: Any) -> None:
     assert rows[0].text == "m0"
     records = await store.get_messages(inbox.id, [3, 1, 99])
     assert [r.uid for r in records] == [1, 3]
+
+
+async def test_uidvalidity_never_repeats_for_a_recreated_mailbox(store: Any) -> None:
+    user = await make_user(store)
+    first = await store.create_mailbox(user.id, MailboxSpec("Again"))
+    await store.delete_mailbox(first.id)
+    second = await store.create_mailbox(user.id, MailboxSpec("Again"))
+    assert second.uid_validity > first.uid_validity

@@ -102,12 +102,11 @@ def tokenize(const unsigned char[:] buf, Py_ssize_t start, Py_ssize_t end, Py_ss
             c = buf[pos]
             if c == 91:
                 close = _find(buf, 93, pos, end)
-                if close < 0:
-                    return tokens, depth, -1, False, "unterminated ["
-                if _find(buf, 0, pos, close) >= 0:
-                    return tokens, depth, -1, False, "invalid character"
-                pos = close + 1
-                continue
+                if close >= 0:
+                    if _find(buf, 0, pos, close) >= 0:
+                        return tokens, depth, -1, False, "invalid character"
+                    pos = close + 1
+                    continue
             if c == 32 or c == 40 or c == 41 or c == 34 or c == 123 or c < 32 or c == 127:
                 break
             pos += 1

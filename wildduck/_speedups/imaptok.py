@@ -88,14 +88,13 @@ def tokenize(buf: bytes, start: int, end: int, depth: int, max_depth: int
         atom_start = pos
         while pos < end:
             c = buf[pos]
-            if c == 91:  # [
+            if c == 91:  # [ : a section runs to its ]; without one, "[" is an ordinary atom character
                 close = buf.find(b"]", pos, end)
-                if close < 0:
-                    return tokens, depth, -1, False, "unterminated ["
-                if buf.find(b"\x00", pos, close) >= 0:
-                    return tokens, depth, -1, False, "invalid character"
-                pos = close + 1
-                continue
+                if close >= 0:
+                    if buf.find(b"\x00", pos, close) >= 0:
+                        return tokens, depth, -1, False, "invalid character"
+                    pos = close + 1
+                    continue
             if c == 32 or c == 40 or c == 41 or c == 34 or c == 123 or c < 32 or c == 127:
                 break
             pos += 1

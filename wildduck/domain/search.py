@@ -33,7 +33,25 @@ def _has(row: SearchRow, flag: str) -> bool:
 
 
 def _sent_date(row: SearchRow) -> dt.date | None:
-    return row.header_date.date() if row.header_date else None
+    """The Date header's calendar date in the sender's own time zone (RFC 3501 SENT* keys)."""
+    parsed = headers.parse_date(headers.get(headers.fields(row.header), "date"))
+    return parsed.date() if parsed else None
+
+
+def _address_values(row: SearchRow, name: str) -> list[str]:
+    """Decoded header values plus each address as ``name <mailbox@host>`` (comments and spacing normalized)."""
+    out = []
+    for key, value in headers.fields(row.header):
+        if key != name:
+            continue
+        out.append(headers.decode_words(value))
+        for a in headers.parse_addresses(value):
+            if a.mailbox is None:
+                continue
+            addr = a.mailbox.decode("utf-8", "replace") + ("@" + a.host.decode("utf-8", "replace") if a.host else "")
+            display = headers.decode_words(a.name) if a.name else ""
+            out.append(f"{display} <{addr}>" if display else addr)
+    return out
 
 
 def _contains(haystacks: Sequence[str], needle: bytes) -> bool:
@@ -88,7 +106,9 @@ def matches(key: SearchKey, row: SearchRow, seq: int, ctx: Context) -> bool:
             return False
         kind = op.removeprefix("SENT")
         return day < when if kind == "BEFORE" else day == when if kind == "ON" else day >= when
-    if op in ("FROM", "TO", "CC", "BCC", "SUBJECT"):
+    if op in ("FROM", "TO", "CC", "BCC"):
+        return _contains(_address_values(row, op.lower()), args[0])
+    if op == "SUBJECT":
         return _contains(_header_values(row, op), args[0])
     if op == "HEADER":
         name: str = args[0]

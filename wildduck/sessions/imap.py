@@ -71,6 +71,10 @@ class Services:
     default_quota: int
 
 
+class TryCreate(NotFound):
+    """The target mailbox of APPEND, COPY or MOVE does not exist (the client may CREATE it and retry)."""
+
+
 class Bye(Exception):
     """End the session after sending what is queued."""
 
@@ -124,7 +128,7 @@ class IMAPSession:
         self.tls_context = tls_context
         self.tls_active = tls_active
         self.cid = next(_ids)
-        self.rx = Receiver(max_line=max(settings.max_line_length, 8192), max_literal=settings.max_message_size,
+        self.rx = Receiver(max_line=max(settings.max_line_length, 65536), max_literal=settings.max_message_size,
                            max_command=settings.max_message_size + 1024 * 1024)
         self.state = g.NOT_AUTHENTICATED
         self.user: User | None = None
@@ -228,6 +232,8 @@ class IMAPSession:
             await handler(self, cmd)
         except QuotaExceeded as exc:
             self.send(serializer.tagged(cmd.tag, "NO", str(exc), "OVERQUOTA"))
+        except TryCreate as exc:
+            self.send(serializer.tagged(cmd.tag, "NO", str(exc), "TRYCREATE"))
         except NotFound as exc:
             self.send(serializer.tagged(cmd.tag, "NO", str(exc), "NONEXISTENT"))
         except AlreadyExists as exc:
@@ -267,12 +273,13 @@ class IMAPSession:
             return serializer.astring(name, utf8=True)
         return serializer.astring(mutf7.encode(name))
 
-    async def mailbox(self, raw: bytes) -> Mailbox:
+    async def mailbox(self, raw: bytes, *, target: bool = False) -> Mailbox:
+        """The user's mailbox of this name; for the target of APPEND/COPY/MOVE a missing one is NO [TRYCREATE]."""
         assert self.user is not None
         name = self.decode_name(raw)
         found = await self.store.find_mailbox(self.user.id, name)
         if found is None:
-            raise NotFound(f"no mailbox {name}")
+            raise (TryCreate if target else NotFound)(f"no mailbox {name}")
         return found
 
     # -- sync -----------------------------------------------------------------------------------------------------
@@ -603,7 +610,7 @@ class IMAPSession:
 
     async def cmd_append(self, cmd: g.Command) -> None:
         assert isinstance(cmd, g.Append) and self.user is not None
-        mailbox = await self.mailbox(cmd.mailbox)
+        mailbox = await self.mailbox(cmd.mailbox, target=True)
         if not cmd.message:
             self.no(cmd.tag, "empty message")
             return
@@ -900,7 +907,7 @@ class IMAPSession:
         if not cmd.uid and not self.check_sequence(cmd.sequence):
             self.send(serializer.tagged(cmd.tag, "BAD", "invalid message sequence number"))
             return
-        target = await self.mailbox(cmd.mailbox)
+        target = await self.mailbox(cmd.mailbox, target=True)
         move = cmd.name.endswith("MOVE")
         if move and sel.readonly:
             self.no(cmd.tag, "mailbox is read-only", "READ-ONLY")

@@ -135,7 +135,6 @@ def test_literal_minus_limits_nonsync_literals() -> None:
         (b"a\r\n", "missing command"),
         (b"a LOGIN {abc}\r\n", "invalid literal size"),
         (b"a LOGIN {5} x\r\n", "literal announcement must end the line"),
-        (b"a FETCH 1 BODY[TEXT\r\n", "unterminated ["),
     ],
 )
 def test_syntax_errors_are_values_and_the_receiver_goes_on(line: bytes, reason: str) -> None:

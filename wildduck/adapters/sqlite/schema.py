@@ -89,7 +89,15 @@ CREATE INDEX journal_mailbox ON journal(mailbox_id, modseq);
 CREATE INDEX journal_created ON journal(created);
 """
 
-MIGRATIONS: list[str] = [SCHEMA_V1]
+# v2: counters (UIDVALIDITY values never repeat for a mailbox name, even when it is deleted and created again)
+SCHEMA_V2 = """
+CREATE TABLE counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2]
 
 
 def migrate(conn: sqlite3.Connection) -> None:

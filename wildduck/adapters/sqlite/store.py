@@ -129,6 +129,17 @@ def _record(r: sqlite3.Row) -> MessageRecord:
     )
 
 
+def _next_uid_validity(conn: sqlite3.Connection, user_id: str, now: float) -> int:
+    """A UIDVALIDITY for a new mailbox of the user: the creation time, but always above every earlier one, so a
+    mailbox deleted and created again within a second still gets a new value (RFC 3501 2.3.1.1)."""
+    name = f"uidvalidity:{user_id}"
+    row = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+    value = max(int(now), row[0] + 1 if row else 1) & 0xFFFFFFFF or 1
+    conn.execute("INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = ?",
+                 (name, value, value))
+    return value
+
+
 def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
@@ -263,7 +274,8 @@ class SqliteStore:
                 conn.execute(
                     "INSERT INTO mailboxes (id, user_id, path, special_use, uid_validity, subscribed) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (new_id(), user_id, spec.path, spec.special_use, int(now), int(spec.subscribed)),
+                    (new_id(), user_id, spec.path, spec.special_use, _next_uid_validity(conn, user_id, now),
+                     int(spec.subscribed)),
                 )
             return _user(conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone())
 
@@ -397,7 +409,8 @@ class SqliteStore:
             conn.execute(
                 "INSERT INTO mailboxes (id, user_id, path, special_use, uid_validity, subscribed) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (mid, user_id, spec.path, spec.special_use, int(time.time()), int(spec.subscribed)))
+                (mid, user_id, spec.path, spec.special_use, _next_uid_validity(conn, user_id, time.time()),
+                 int(spec.subscribed)))
             return _mailbox(conn.execute("SELECT * FROM mailboxes WHERE id = ?", (mid,)).fetchone())
 
         return await self._write(tx)

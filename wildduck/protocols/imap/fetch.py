@@ -41,18 +41,27 @@ class MessageView:
         return b"".join(self.range(start, end))
 
     def node(self, path: Sequence[int]) -> Node | None:
-        """The entity at a part path (RFC 3501 6.4.5): a message/rfc822 part's sub-parts are the encapsulated
-        message's; part 1 of a non-multipart entity is its body."""
+        """The entity at a part path (RFC 3501 6.4.5). A message's parts are its body parts when it is multipart,
+        else its body alone (part 1); a message/rfc822 part's parts are those of the message it encapsulates."""
+
+        def message_parts(message: Node) -> list[Node]:
+            return list(message["parts"]) if "parts" in message else [message]
+
         node = self.tree
+        is_message = True  # the root entity is a message
         for n in path:
-            if "msg" in node and node is not self.tree:
-                node = node["msg"]
-            if "parts" in node:
-                if not 1 <= n <= len(node["parts"]):
-                    return None
-                node = node["parts"][n - 1]
-            elif n != 1:
+            if is_message:
+                children = message_parts(node)
+            elif "parts" in node:
+                children = list(node["parts"])
+            elif "msg" in node:
+                children = message_parts(node["msg"])
+            else:
                 return None
+            if not 1 <= n <= len(children):
+                return None
+            node = children[n - 1]
+            is_message = False
         return node
 
     def section(self, item: FetchItem) -> tuple[int, int] | bytes | None:  # noqa: PLR0911

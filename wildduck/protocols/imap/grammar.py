@@ -257,8 +257,6 @@ class Args:
         kind, value = self._next(what)
         if kind not in (ATOM, QUOTED, LITERAL) or value is None:
             raise ParseError(f"expected {what}")
-        if kind == ATOM and (b"[" in value and not value.endswith(b"]")):
-            raise ParseError(f"invalid {what}")
         return value
 
     def string(self, what: str = "string") -> bytes:

@@ -213,16 +213,16 @@ class Receiver:
             # LINE
             if nl < 0:
                 if len(self._buf) > self.max_line:
+                    tag = self._cmd.tag or self._leading_tag()
                     self._buf.clear()
                     self._state = _State.SKIP_LINE
-                    tag = self._cmd.tag
                     self._cmd = _Partial()
                     return CommandRejected(tag, "line too long")
                 return self._eof_or_need()
             end = nl - 1 if nl > 0 and self._buf[nl - 1] == 13 else nl
-            if end - 0 > self.max_line:
+            if end > self.max_line:
+                tag = self._cmd.tag or self._leading_tag()
                 del self._buf[:nl + 1]
-                tag = self._cmd.tag
                 self._cmd = _Partial()
                 return CommandRejected(tag, "line too long")
             line = bytes(self._buf[:end])
@@ -234,6 +234,13 @@ class Receiver:
             event = self._segment(line)
             if event is not None:
                 return event
+
+    def _leading_tag(self) -> str | None:
+        """The tag at the start of an overlong first line, so that its refusal can be tagged."""
+        if self._cmd.tokens or self.mode is not Mode.NORMAL:
+            return None
+        head = bytes(self._buf[:64]).split(b" ", 1)[0]
+        return head.decode("ascii") if _TAG.match(head) and len(head) < 64 else None
 
     def _eof_or_need(self) -> ConnectionClosed | _Need:
         if self._eof:

@@ -345,6 +345,9 @@ def _addr_spec_at(value: bytes, i: int, stops: bytes) -> tuple[bytes, int]:
     return bytes(out), i
 
 
+_COMMENT = re.compile(rb"\(((?:[^()\\]|\\.)*)\)")
+
+
 def parse_addresses(value: bytes | None) -> list[ParsedAddress]:
     """Parse an RFC 5322 address list (mailboxes and groups), tolerating garbage."""
     if not value:
@@ -388,7 +391,10 @@ def parse_addresses(value: bytes | None) -> list[ParsedAddress]:
         spec, j = _addr_spec_at(value, i, b",;" if in_group else b",")
         if spec:
             local, domain = _split_addr_spec(spec)
-            result.append(ParsedAddress(None, None, local, domain))
+            # "user@domain (Real Name)": the comment serves as the display name (as Dovecot reports it)
+            comments = _COMMENT.findall(value[i:j])
+            name = comments[-1].strip() or None if comments else None
+            result.append(ParsedAddress(name, None, local, domain))
         i = j if j > i else i + 1
     if in_group:
         result.append(ParsedAddress(None, None, None, None, group_end=True))

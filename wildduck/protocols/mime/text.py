@@ -103,13 +103,14 @@ def part_text(buf: bytes, node: Node) -> str | None:
 
 
 def extract_text(buf: bytes, root: Node) -> str:
-    """Text for search: decoded From/To/Cc/Subject of every (encapsulated) message, then its text bodies."""
+    """Text of the message body for search: its text parts, decoded, and the decoded From/To/Cc/Subject of
+    encapsulated messages (which are body content). The top-level header is not included: SEARCH TEXT adds it,
+    SEARCH BODY must not see it."""
     out: list[str] = []
     size = 0
     for node in walk(root):
-        if node is root or node.get("msg") is not None:
-            target = node if node is root else node["msg"]
-            f = node_fields(buf, target)
+        if node.get("msg") is not None:
+            f = node_fields(buf, node["msg"])
             for name in ("from", "to", "cc", "subject"):
                 for value in headers.get_all(f, name):
                     out.append(headers.normalize_space(headers.decode_words(value)))
