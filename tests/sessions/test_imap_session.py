@@ -63,7 +63,7 @@ async def test_login_select_fetch_round_trip(server: RunningServer) -> None:
         assert data[1][1] == b"Subject: inner\r\nFrom: x@y.z\r\n\r\n"
         assert data[2][1] == b"Subject: =?iso-8859-1?q?caf=E9?= time\r\n\r\n"
         typ, data = m.fetch("1", "(FLAGS)")
-        assert data == [b"1 (FLAGS ())"]  # PEEK did not set \Seen
+        assert data == [b"1 (FLAGS (\\Recent))"]  # PEEK did not set \Seen; this session saw it first
         typ, data = m.fetch("1", "(BODY[TEXT]<0.8>)")
         assert data[0][1] == b"preamble" and b"\\Seen" in data[1]
         m.logout()
@@ -255,3 +255,23 @@ async def test_starttls_and_logindisabled(tmp_path: Path) -> None:
             m.logout()
 
         await in_thread(go)
+
+
+async def test_recent_belongs_to_the_first_session(server: RunningServer) -> None:
+    def go() -> None:
+        deliver(server, b"Subject: r\r\n\r\nx\r\n")
+        a = login(server)
+        a.select("INBOX")
+        assert a.untagged_responses.get("RECENT") == [b"1"]
+        b = login(server)
+        b.select("INBOX")
+        assert b.untagged_responses.get("RECENT") == [b"0"]
+        assert b.search(None, "RECENT") == ("OK", [b""])
+        assert a.search(None, "NEW") == ("OK", [b"1"]), a.search(None, "NEW")
+        deliver(server, b"Subject: s\r\n\r\ny\r\n")
+        a.noop()
+        assert a.untagged_responses.get("RECENT")[-1] == b"2"
+        a.logout()
+        b.logout()
+
+    await in_thread(go)

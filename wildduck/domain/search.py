@@ -21,6 +21,8 @@ class Context:
     #: highest sequence number and UID in the mailbox (for "*")
     max_seq: int
     max_uid: int
+    #: UIDs that are \\Recent in this session
+    recent: frozenset[int] = frozenset()
 
 
 def _header_values(row: SearchRow, name: str) -> list[str]:
@@ -76,10 +78,12 @@ def matches(key: SearchKey, row: SearchRow, seq: int, ctx: Context) -> bool:
         return _has(row, flag_ops[op])
     if op.startswith("UN") and op[2:] in flag_ops:
         return not _has(row, flag_ops[op[2:]])
-    if op in ("NEW", "RECENT"):  # \Recent is not kept (sessions are stateless): nothing is recent
-        return False
+    if op == "RECENT":
+        return row.uid in ctx.recent
+    if op == "NEW":
+        return row.uid in ctx.recent and not _has(row, "\\Seen")
     if op == "OLD":
-        return True
+        return row.uid not in ctx.recent
     if op in ("KEYWORD", "UNKEYWORD"):
         keyword: str = args[0]
         return _has(row, keyword) == (op == "KEYWORD")

@@ -147,6 +147,11 @@ class MailStore(Protocol):
         change storage). Returns (source UID, target UID) pairs in source UID order."""
         ...
 
+    async def recent(self, mailbox_id: str, *, claim: bool, uids: Sequence[int] | None = None) -> list[int]:
+        """UIDs still \\Recent (all, or among ``uids``). With ``claim`` they stop being recent for everybody else
+        in the same transaction: exactly one session sees a message as recent (RFC 3501 2.3.2)."""
+        ...
+
     async def search_rows(self, mailbox_id: str) -> list[SearchRow]:
         """Per message: what SEARCH evaluates (flags, dates, size, header block, decoded text), in UID order."""
         ...

@@ -15,7 +15,7 @@ import itertools
 import logging
 import re
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +88,12 @@ class Selected:
     modseqs: dict[int, int]
     known_modseq: int
     keywords: set[str] = field(default_factory=set)
+    #: messages that are \\Recent in this session
+    recent: set[int] = field(default_factory=set)
+
+    def flags_of(self, uid: int) -> tuple[str, ...]:
+        flags = self.flags.get(uid, ())
+        return (*flags, "\\Recent") if uid in self.recent else flags
 
     def seq_of(self, uid: int) -> int:
         from bisect import bisect_left
@@ -316,6 +322,7 @@ class IMAPSession:
                     del sel.uids[seq - 1]
                     sel.flags.pop(entry.uid, None)
                     sel.modseqs.pop(entry.uid, None)
+                    sel.recent.discard(entry.uid)
             elif entry.command == "FETCH":
                 seq = sel.seq_of(entry.uid)
                 # our own STORE may already have applied a newer change: never go back in MODSEQ
@@ -327,7 +334,10 @@ class IMAPSession:
                         self.send(self.flags_response(seq, entry.uid))
             sel.known_modseq = entry.modseq
         if len(sel.uids) > reported_exists:
+            arrived = sel.uids[reported_exists:]
+            sel.recent.update(await self.store.recent(sel.mailbox.id, claim=not sel.readonly, uids=arrived))
             self.send(serializer.untagged(f"{len(sel.uids)} EXISTS"))
+            self.send(serializer.untagged(f"{len(sel.recent)} RECENT"))
         self.check_new_keywords()
 
     async def full_resync(self) -> None:
@@ -363,7 +373,7 @@ class IMAPSession:
         if new:
             sel.keywords |= new
             announce = self.flags_lines(sel)
-        items = [b"FLAGS " + serializer.flag_list(sel.flags.get(uid, ()))]
+        items = [b"FLAGS " + serializer.flag_list(sel.flags_of(uid))]
         if with_uid:
             items.insert(0, b"UID %d" % uid)
         if self.condstore:
@@ -503,9 +513,10 @@ class IMAPSession:
         sel = Selected(mailbox, cmd.readonly, [m.uid for m in messages], {m.uid: m.flags for m in messages},
                        {m.uid: m.modseq for m in messages}, mailbox.highest_modseq)
         sel.keywords = {f for m in messages for f in m.flags if not f.startswith("\\")}
+        sel.recent = set(await self.store.recent(mailbox.id, claim=not cmd.readonly))
         self.send(self.flags_lines(sel))
         self.send(serializer.untagged(f"{len(sel.uids)} EXISTS"))
-        self.send(serializer.untagged("0 RECENT"))
+        self.send(serializer.untagged(f"{len(sel.recent)} RECENT"))
         unseen = next((i for i, m in enumerate(messages, 1) if "\\Seen" not in m.flags), 0)
         if unseen:
             self.send(serializer.untagged(f"OK [UNSEEN {unseen}] first unseen message"))
@@ -593,10 +604,11 @@ class IMAPSession:
         except ValueError:
             return raw.decode("ascii", "replace")
 
-    async def send_status(self, mailbox: Mailbox, items: Iterable[str]) -> None:
+    async def send_status(self, mailbox: Mailbox, items: Sequence[str]) -> None:
         counts = await self.store.mailbox_counts(mailbox.id)
         fresh = await self.store.get_mailbox(mailbox.id)
-        values = {"MESSAGES": counts.messages, "RECENT": 0, "UIDNEXT": fresh.uid_next,
+        recent = len(await self.store.recent(mailbox.id, claim=False)) if "RECENT" in items else 0
+        values = {"MESSAGES": counts.messages, "RECENT": recent, "UIDNEXT": fresh.uid_next,
                   "UIDVALIDITY": fresh.uid_validity, "UNSEEN": counts.unseen, "HIGHESTMODSEQ": fresh.highest_modseq,
                   "SIZE": counts.size, "APPENDLIMIT": self.settings.max_message_size}
         body = " ".join(f"{item} {values[item]}" for item in items)
@@ -855,7 +867,7 @@ class IMAPSession:
                     values.append((item.label, body_item(view, item)))
         if any(i.name == "FLAGS" for i in items) or (self.sets_seen_flag(items) and not sel.readonly):
             self.check_new_keywords()
-            values.append(("FLAGS", serializer.flag_list(sel.flags.get(uid, ()))))
+            values.append(("FLAGS", serializer.flag_list(sel.flags_of(uid))))
         for chunk in serializer.iter_fetch(seq, values):
             self.send(chunk)
             if sum(map(len, self.out)) > 262144:
@@ -940,7 +952,8 @@ class IMAPSession:
         rows = await self.store.search_rows(sel.mailbox.id)
         known = set(sel.uids)
         rows = [r for r in rows if r.uid in known]  # as this session sees the mailbox
-        ctx = search_mod.Context(dt.datetime.now(dt.UTC), len(rows), rows[-1].uid if rows else 0)
+        ctx = search_mod.Context(dt.datetime.now(dt.UTC), len(rows), rows[-1].uid if rows else 0,
+                                 frozenset(sel.recent))
         found = search_mod.search(rows, cmd.criteria, ctx)
         numbers = [r.uid if cmd.uid else seq for seq, r in found]
         line = "SEARCH" + "".join(f" {n}" for n in numbers)

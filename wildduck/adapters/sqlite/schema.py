@@ -97,7 +97,13 @@ CREATE TABLE counters (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2]
+# v3: \\Recent: a message is recent until the first read-write session claims it
+SCHEMA_V3 = """
+ALTER TABLE messages ADD COLUMN recent INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX messages_recent ON messages(mailbox_id, recent)
+"""
+
+MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3]
 
 
 def migrate(conn: sqlite3.Connection) -> None:

@@ -766,7 +766,7 @@ class SqliteStore:
                 mid = new_id()
                 uid, modseq = first_uid + k, base_modseq + k + 1
                 values = dict(r)
-                values.update(id=mid, mailbox_id=target_id, uid=uid, modseq=modseq)
+                values.update(id=mid, mailbox_id=target_id, uid=uid, modseq=modseq, recent=1)
                 columns = list(values)
                 conn.execute(f"INSERT INTO messages ({', '.join(columns)}) VALUES ({_placeholders(len(columns))})",
                              [values[c] for c in columns])
@@ -788,6 +788,27 @@ class SqliteStore:
             return pairs
 
         return await self._write(tx)
+
+    async def recent(self, mailbox_id: str, *, claim: bool, uids: Sequence[int] | None = None) -> list[int]:
+        wanted = sorted(set(uids)) if uids is not None else None
+
+        def run(conn: sqlite3.Connection) -> list[int]:
+            verb = "UPDATE messages SET recent = 0" if claim else "SELECT uid FROM messages"
+            tail = " RETURNING uid" if claim else ""
+            if wanted is None:
+                rows = conn.execute(f"{verb} WHERE mailbox_id = ? AND recent = 1{tail}", (mailbox_id,)).fetchall()
+            else:
+                rows = []
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start:start + 500]
+                    rows.extend(conn.execute(
+                        f"{verb} WHERE mailbox_id = ? AND recent = 1 AND uid IN ({_placeholders(len(chunk))}){tail}",
+                        (mailbox_id, *chunk)).fetchall())
+            return sorted(r[0] for r in rows)
+
+        if wanted is not None and not wanted:
+            return []
+        return await (self._write(run) if claim else self._read(run))
 
     async def search_rows(self, mailbox_id: str) -> list[SearchRow]:
         def q(conn: sqlite3.Connection) -> list[SearchRow]:
