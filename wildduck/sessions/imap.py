@@ -533,7 +533,8 @@ class IMAPSession:
         if name == "INBOX":
             self.no(cmd.tag, "INBOX exists", "ALREADYEXISTS")
             return
-        await self.store.create_mailbox(self.user.id, MailboxSpec(name))
+        # subscribing is the client's decision (RFC 3501 6.3.6): mailboxes made over IMAP start unsubscribed
+        await self.store.create_mailbox(self.user.id, MailboxSpec(name, subscribed=False))
         self.ok(cmd.tag, "CREATE completed")
 
     async def cmd_delete(self, cmd: g.Command) -> None:
@@ -576,6 +577,9 @@ class IMAPSession:
         regexes = [_pattern_regex(reference + self.decode_pattern(p)) for p in cmd.patterns]
         subscribed_only = cmd.name == "LSUB" or "SUBSCRIBED" in cmd.select_options
         special_only = "SPECIAL-USE" in cmd.select_options
+        if cmd.name == "LSUB":
+            await self.lsub(cmd, mailboxes, regexes)
+            return
         for m in mailboxes:
             if not any(r.match(m.path) for r in regexes):
                 continue
@@ -595,6 +599,23 @@ class IMAPSession:
             if cmd.status_items:
                 await self.send_status(m, cmd.status_items)
         self.ok(cmd.tag, f"{cmd.name} completed")
+
+    async def lsub(self, cmd: g.ListCommand, mailboxes: list[Mailbox], regexes: list[re.Pattern[str]]) -> None:
+        """LSUB: subscribed mailboxes that match; with "%", a level that only leads to subscribed mailboxes below
+        it is listed as \\Noselect (RFC 3501 6.3.9)."""
+        subscribed = {m.path for m in mailboxes if m.subscribed}
+        found: dict[str, str] = {}
+        for path in sorted(subscribed):
+            if any(r.match(path) for r in regexes):
+                found[path] = ""
+            parts = path.split(SEPARATOR)
+            for depth in range(1, len(parts)):
+                ancestor = SEPARATOR.join(parts[:depth])
+                if ancestor not in subscribed and any(r.match(ancestor) for r in regexes):
+                    found.setdefault(ancestor, "\\Noselect")
+        for path, attrs in sorted(found.items()):
+            self.send(b"* LSUB (" + attrs.encode() + b') "/" ' + self.encode_name(path) + b"\r\n")
+        self.ok(cmd.tag, "LSUB completed")
 
     def decode_pattern(self, raw: bytes) -> str:
         if self.utf8:
