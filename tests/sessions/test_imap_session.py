@@ -275,3 +275,19 @@ async def test_recent_belongs_to_the_first_session(server: RunningServer) -> Non
         b.logout()
 
     await in_thread(go)
+
+
+async def test_move_reports_expunge_to_the_mover_and_to_others(server: RunningServer) -> None:
+    def go() -> None:
+        deliver(server, b"Subject: m\r\n\r\nx\r\n")
+        a, b = login(server), login(server)
+        a.select("INBOX")
+        b.select("INBOX")
+        typ, data = a._simple_command("MOVE", "1", "Trash")
+        assert typ == "OK" and a.untagged_responses.get("EXPUNGE") == [b"1"]
+        b.noop()
+        assert b.untagged_responses.get("EXPUNGE") == [b"1"]
+        a.logout()
+        b.logout()
+
+    await in_thread(go)

@@ -8,7 +8,14 @@ from typing import Protocol
 
 
 class Subscription(Protocol):
+    #: payloads lost to overflow since the subscription began (the subscriber must resync from the journal)
+    dropped: int
+
     def __aiter__(self) -> AsyncIterator[str]: ...
+
+    def receive_nowait(self) -> str:
+        """The next queued payload; raises ``trio.WouldBlock`` when none is queued."""
+        ...
 
 
 class PubSub(Protocol):

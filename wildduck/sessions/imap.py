@@ -16,6 +16,7 @@ import logging
 import re
 import ssl
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,7 +143,12 @@ class IMAPSession:
         self.condstore = False
         self.utf8 = False
         self.out: list[bytes] = []
+        #: the user's nudge channel, open from login to logout
         self.subscription: Any = None
+        self._dropped = 0
+        #: a nudge (or our own change) may have touched the selected mailbox: the journal must be read
+        self.dirty = True
+        self._stack = AsyncExitStack()
 
     # -- plumbing -------------------------------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
@@ -171,6 +177,10 @@ class IMAPSession:
         return self.tls_active or (self.settings.allow_plaintext_auth_from_loopback and _is_loopback(self.peer))
 
     async def run(self) -> None:
+        async with self._stack:
+            await self._run()
+
+    async def _run(self) -> None:
         self.send(serializer.untagged(f"OK [CAPABILITY {self.capabilities()}] {self.settings.hostname} "
                                       "wildduck IMAP ready"))
         try:
@@ -289,13 +299,35 @@ class IMAPSession:
         return found
 
     # -- sync -----------------------------------------------------------------------------------------------------
-    async def sync(self, *, expunge: bool = True) -> None:
-        """Apply the journal of the selected mailbox and queue untagged EXISTS/EXPUNGE/FETCH responses."""
+    def _drain_nudges(self) -> None:
+        sub, sel = self.subscription, self.selected
+        if sub is None or sel is None:
+            return
+        while True:
+            try:
+                payload = sub.receive_nowait()
+            except trio.WouldBlock:
+                break
+            if payload == sel.mailbox.id:
+                self.dirty = True
+        if sub.dropped != self._dropped:  # nudges were lost: assume the worst
+            self._dropped = sub.dropped
+            self.dirty = True
+
+    async def sync(self, *, expunge: bool = True, force: bool = False) -> None:
+        """Apply the journal of the selected mailbox and queue untagged EXISTS/EXPUNGE/FETCH responses.
+
+        The journal is read when a nudge said the mailbox changed, or when ``force`` asks (NOOP, CHECK, IDLE:
+        this also catches writers that cannot nudge this process)."""
         sel = self.selected
         if sel is None:
             return
+        self._drain_nudges()
+        if not (self.dirty or force):
+            return
         entries = await self.store.changes_since(sel.mailbox.id, sel.known_modseq)
         if not entries:
+            self.dirty = False
             return
         if entries[0].modseq > sel.known_modseq + 1 and not expunge:
             return  # a gap (pruned journal) needs a full resync, which may expunge: wait for a command that may
@@ -303,8 +335,10 @@ class IMAPSession:
             await self.full_resync()
             return
         reported_exists = len(sel.uids)
+        self.dirty = False
         for entry in entries:
             if entry.command == "EXPUNGE" and not expunge:
+                self.dirty = True  # deferred until a command that may report expunges
                 break
             if entry.command == "EXISTS":
                 if not sel.uids or entry.uid > sel.uids[-1]:
@@ -400,7 +434,7 @@ class IMAPSession:
         self.ok(cmd.tag, "CAPABILITY completed")
 
     async def cmd_noop(self, cmd: g.Command) -> None:
-        await self.sync()
+        await self.sync(force=True)
         self.ok(cmd.tag, f"{cmd.name} completed")
 
     async def cmd_logout(self, cmd: g.Command) -> None:
@@ -436,7 +470,7 @@ class IMAPSession:
             return
         self.user = user
         self.state = g.AUTHENTICATED
-        self.subscription = None
+        self.subscription = await self._stack.enter_async_context(self.s.pubsub.subscribe(user_channel(user.id)))
         log.info("imap %d: %s logged in from %s", self.cid, user.username, self.peer)
         self.ok(tag, "logged in", f"CAPABILITY {self.capabilities()}")
 
@@ -524,6 +558,9 @@ class IMAPSession:
         self.send(serializer.untagged(f"OK [UIDNEXT {mailbox.uid_next}] predicted next UID"))
         self.send(serializer.untagged(f"OK [HIGHESTMODSEQ {mailbox.highest_modseq}] highest"))
         self.selected = sel
+        self.dirty = False
+        self._drain_nudges()  # nudges about this mailbox from before SELECT are covered by what was just read
+        self.dirty = False
         self.state = g.SELECTED
         self.ok(cmd.tag, f"{cmd.name} completed", "READ-ONLY" if cmd.readonly else "READ-WRITE")
 
@@ -655,34 +692,36 @@ class IMAPSession:
             raise outcome
         await self.s.pubsub.publish(user_channel(self.user.id), mailbox.id)
         if self.selected and self.selected.mailbox.id == mailbox.id:
+            self.dirty = True
             await self.sync()
         self.ok(cmd.tag, "APPEND completed", f"APPENDUID {outcome.uid_validity} {outcome.uid}")
 
     async def cmd_idle(self, cmd: g.Command) -> None:
         assert self.user is not None
         self.send(serializer.continuation("idling"))
-        await self.sync()
+        await self.sync(force=True)
         await self.flush()
         self.rx.set_mode(Mode.IDLE)
+        sub = self.subscription
         try:
-            async with self.s.pubsub.subscribe(user_channel(self.user.id)) as sub:
-                while True:
-                    event = self.rx.next_event()
-                    if isinstance(event, IdleDone):
-                        if event.valid:
-                            self.ok(cmd.tag, "IDLE terminated")
-                        else:
-                            self.send(serializer.tagged(cmd.tag, "BAD", "expected DONE"))
-                        return
-                    if isinstance(event, ConnectionClosed):
-                        raise Bye
-                    woke = await self.wait_client_or_nudge(sub, self.settings.idle_timeout)
-                    if woke == "timeout":
-                        self.send(serializer.untagged("BYE IDLE timed out"))
-                        raise Bye
-                    if woke == "nudge":
-                        await self.sync()
-                        await self.flush()
+            while True:
+                event = self.rx.next_event()
+                if isinstance(event, IdleDone):
+                    if event.valid:
+                        self.ok(cmd.tag, "IDLE terminated")
+                    else:
+                        self.send(serializer.tagged(cmd.tag, "BAD", "expected DONE"))
+                    return
+                if isinstance(event, ConnectionClosed):
+                    raise Bye
+                woke = await self.wait_client_or_nudge(sub, self.settings.idle_timeout)
+                if woke == "timeout":
+                    self.send(serializer.untagged("BYE IDLE timed out"))
+                    raise Bye
+                if woke == "nudge":
+                    self.dirty = True
+                    await self.sync()
+                    await self.flush()
         finally:
             self.rx.set_mode(Mode.NORMAL)
 
@@ -765,7 +804,7 @@ class IMAPSession:
                    for lo, hi in sequence.ranges)
 
     async def cmd_check(self, cmd: g.Command) -> None:
-        await self.sync()
+        await self.sync(force=True)
         self.ok(cmd.tag, "CHECK completed")
 
     async def cmd_close(self, cmd: g.Command) -> None:
@@ -799,6 +838,7 @@ class IMAPSession:
         if deleted:
             await self.store.expunge(sel.mailbox.id, deleted)
             await self.s.pubsub.publish(user_channel(sel.mailbox.user_id), sel.mailbox.id)
+            self.dirty = True
         await self.sync()
         self.ok(cmd.tag, f"{cmd.name} completed")
 
@@ -954,6 +994,9 @@ class IMAPSession:
             dst = _compact([p[1] for p in pairs])
             code = f"COPYUID {target.uid_validity} {src} {dst}"
         if move:
+            if pairs:
+                await self.s.pubsub.publish(user_channel(sel.mailbox.user_id), sel.mailbox.id)
+                self.dirty = True
             if code:
                 self.send(serializer.untagged(f"OK [{code}] moved"))
             await self.sync()
