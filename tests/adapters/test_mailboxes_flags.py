@@ -109,7 +109,8 @@ async def test_search_rows_and_get_messages(store: Any) -> None:
     _user, inbox = await setup(store)
     rows = await store.search_rows(inbox.id)
     assert [r.uid for r in rows] == [1, 2, 3]
-    assert rows[0].text == "m0"
+    assert all(r.header for r in rows)
+    assert [r.header for r in await store.search_rows(inbox.id, with_header=False)] == [b"", b"", b""]
     records = await store.get_messages(inbox.id, [3, 1, 99])
     assert [r.uid for r in records] == [1, 3]
 
@@ -120,3 +121,41 @@ async def test_uidvalidity_never_repeats_for_a_recreated_mailbox(store: Any) -> 
     await store.delete_mailbox(first.id)
     second = await store.create_mailbox(user.id, MailboxSpec("Again"))
     assert second.uid_validity > first.uid_validity
+
+
+async def test_text_search_is_a_case_insensitive_substring_match(store: Any) -> None:
+    user = await make_user(store)
+    inbox = await store.find_mailbox(user.id, "INBOX")
+    other = await store.create_mailbox(user.id, MailboxSpec("Other"))
+    texts = ["Quarterly RÉSUMÉ attached", "nothing here", "the résumé, again", 'say "hi" to 42']
+    await store.append_messages([NewMessage(user.id, inbox.id, prepared(t)) for t in texts])
+    await store.append_messages([NewMessage(user.id, other.id, prepared("résumé elsewhere"))])
+    assert await store.text_search(inbox.id, "résumé", headers_too=False) == {1, 3}
+    assert await store.text_search(inbox.id, "TERLY R", headers_too=False) == {1}
+    assert await store.text_search(inbox.id, '"hi"', headers_too=False) == {4}
+    assert await store.text_search(inbox.id, "42", headers_too=False) == {4}  # shorter than a trigram
+    assert await store.text_search(inbox.id, "é", headers_too=False) == {1, 3}
+    assert await store.text_search(inbox.id, "", headers_too=False) == {1, 2, 3, 4}
+    assert await store.text_search(inbox.id, "absent words", headers_too=True) == set()
+
+
+async def test_text_search_headers_and_copies(store: Any) -> None:
+    user = await make_user(store)
+    inbox = await store.find_mailbox(user.id, "INBOX")
+    other = await store.create_mailbox(user.id, MailboxSpec("Other"))
+    msg = prepared("body words")
+    msg = type(msg)(**{**{f: getattr(msg, f) for f in msg.__dataclass_fields__}, "header_text": "Subject: Zebra"})
+    await store.append_messages([NewMessage(user.id, inbox.id, msg), NewMessage(user.id, inbox.id, prepared("x"))])
+    assert await store.text_search(inbox.id, "zebra", headers_too=True) == {1}
+    assert await store.text_search(inbox.id, "zebra", headers_too=False) == set()
+    await store.copy_messages(inbox.id, [1], other.id)
+    assert await store.text_search(other.id, "body wor", headers_too=False) == {1}
+    await store.expunge(inbox.id, [1])
+    assert await store.text_search(other.id, "zebra", headers_too=True) == {1}
+    assert await store.text_search(inbox.id, "zebra", headers_too=True) == set()
+    await store.copy_messages(other.id, [1], inbox.id, move=True)
+    assert await store.text_search(inbox.id, "zebra", headers_too=True) == {3}
+    await store.delete_mailbox(other.id)
+    assert await store.check_integrity() == []
+    await store.expunge(inbox.id, [2, 3])
+    assert await store.check_integrity() == []

@@ -44,3 +44,46 @@ async def test_integrity_check_finds_corruption(tmp_path: Path) -> None:
         assert problems and "refcount 7" in problems[0]
     finally:
         await s.close()
+
+
+async def test_v4_migration_indexes_existing_text(tmp_path: Path) -> None:
+    """A database from before the text index (schema v3) gets its messages indexed, headers included."""
+    from wildduck.domain.delivery import prepare
+
+    path = tmp_path / "old.db"
+    s = await open_sqlite_store(path, default_quota=10_000_000)
+    try:
+        user = await make_user(s)
+        inbox = await s.find_mailbox(user.id, "INBOX")
+        raw = b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nFrom: a@b.example\r\n\r\nthe body text\r\n"
+        await s.append_messages([NewMessage(user.id, inbox.id, prepare(raw))])
+    finally:
+        await s.close()
+    conn = sqlite3.connect(path)  # back to v3: text in messages.search_text, no index
+    conn.executescript("""
+        UPDATE messages SET search_text = (SELECT body FROM message_text WHERE rowid = text_id);
+        DROP TRIGGER messages_text_release; DROP INDEX messages_text; DROP TABLE message_text;
+        ALTER TABLE messages DROP COLUMN text_id; PRAGMA user_version = 3;
+    """)
+    conn.close()
+    s = await open_sqlite_store(path, default_quota=10_000_000)
+    try:
+        assert await s.text_search(inbox.id, "body tex", headers_too=False) == {1}
+        assert await s.text_search(inbox.id, "grüße", headers_too=True) == {1}
+        assert await s.text_search(inbox.id, "grüße", headers_too=False) == set()
+        assert await s.check_integrity() == []
+    finally:
+        await s.close()
+
+
+async def test_text_search_uses_the_index(tmp_path: Path) -> None:
+    s = await open_sqlite_store(tmp_path / "i.db", default_quota=10_000_000)
+    try:
+        assert s._writer is not None
+        plan = " ".join(str(tuple(r)) for r in s._writer.execute(
+            "EXPLAIN QUERY PLAN SELECT uid FROM messages WHERE mailbox_id = ? AND text_id IN "
+            "(SELECT rowid FROM message_text WHERE message_text MATCH ?)", ("m", '"abc"')))
+        assert "SCAN message_text VIRTUAL TABLE INDEX 0:M" in plan, plan  # the FTS index answers MATCH
+        assert "SCAN messages" not in plan, plan  # and the mailbox's messages come from an index too
+    finally:
+        await s.close()

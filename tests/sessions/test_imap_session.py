@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import socket
 import ssl
@@ -289,5 +290,34 @@ async def test_move_reports_expunge_to_the_mover_and_to_others(server: RunningSe
         assert b.untagged_responses.get("EXPUNGE") == [b"1"]
         a.logout()
         b.logout()
+
+    await in_thread(go)
+
+
+async def test_search_body_and_text_through_the_index(server: RunningServer) -> None:
+    messages = [
+        b"Subject: Invoice =?utf-8?q?f=C3=BCr?= May\r\nFrom: Billing <bill@shop.example>\r\n\r\nPlease pay 42 EUR.\r\n",
+        b"Subject: lunch\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes("Grüße, the INVOICE is paid".encode()).replace(b"\n", b"\r\n"),
+        b"Subject: other\r\n\r\nnothing\r\n",
+    ]
+
+    def go() -> None:
+        for raw in messages:
+            deliver(server, raw)
+        c = imapclient.IMAPClient(*server.address("imap"), ssl=False)
+        c.login("alice", "pw")
+        c.select_folder("INBOX")
+        assert c.search(["BODY", "invoice"]) == [2]  # decoded base64, any case; not the subject
+        assert c.search(["TEXT", "invoice"]) == [1, 2]  # the header counts for TEXT
+        assert c.search(["TEXT", "invoice für"], charset="UTF-8") == [1]  # encoded words decoded
+        assert c.search(["BODY", "grüße"], charset="UTF-8") == [2]
+        assert c.search(["OR", "BODY", "42", "BODY", "nothing"]) == [1, 3]  # short needle
+        assert c.search(["NOT", "TEXT", "invoice"]) == [3]
+        assert c.search(["BODY", "invoice", "SUBJECT", "lunch"]) == [2]
+        c.delete_messages([2])
+        c.expunge()
+        assert c.search(["BODY", "invoice"]) == []
+        c.logout()
 
     await in_thread(go)

@@ -15,6 +15,7 @@ from wildduck.errors import DomainError, MessageTooLarge, NotFound, QuotaExceede
 from wildduck.ports.mailstore import MailStore
 from wildduck.ports.pubsub import PubSub
 from wildduck.protocols import mime
+from wildduck.protocols.mime.lines import crlf
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,11 @@ class Recipient:
 
 
 def prepare(raw: bytes, *, inline_text_limit: int = mime.DEFAULT_INLINE_TEXT_LIMIT) -> PreparedMessage:
-    """Parse ``raw`` and split it for storage (CPU-bound; call from a worker thread for big messages)."""
-    a = mime.analyze(raw, inline_text_limit=inline_text_limit)
+    """Parse ``raw`` and split it for storage (CPU-bound; call from a worker thread for big messages).
+
+    Bare LFs become CRLF first (LMTP refuses them; an IMAP APPEND may carry them).
+    """
+    a = mime.analyze(crlf(raw), inline_text_limit=inline_text_limit)
     return PreparedMessage(
         size=a.size,
         skeleton=a.skeleton,
@@ -47,6 +51,7 @@ def prepare(raw: bytes, *, inline_text_limit: int = mime.DEFAULT_INLINE_TEXT_LIM
         header_date=a.header_date,
         text=a.text,
         has_attachments=a.has_attachments,
+        header_text=a.header_text,
     )
 
 

@@ -105,6 +105,8 @@ class PreparedMessage:
     text: str
     #: True if the message has a non-inline attachment
     has_attachments: bool = False
+    #: the decoded top-level header block, for SEARCH TEXT
+    header_text: str = ""
 
 
 @dataclass(slots=True)
@@ -223,7 +225,5 @@ class SearchRow:
     internal_date: dt.datetime
     size: int
     header_date: dt.datetime | None
-    #: the message's top-level header block (raw bytes)
+    #: the message's top-level header block (raw bytes; empty when the search needs no header)
     header: bytes
-    #: decoded text (headers of interest and text bodies)
-    text: str

@@ -1,18 +1,25 @@
 """SEARCH evaluation over stored messages (RFC 3501 6.4.4, CONDSTORE MODSEQ, WITHIN OLDER/YOUNGER).
 
-BODY and TEXT are case-insensitive substring matches over the decoded text; header keys match decoded header
-values by substring, case-insensitively.
+BODY and TEXT are case-insensitive substring matches over the decoded text, answered by the store's text index
+before evaluation (``text_queries`` lists them, ``Context.text_hits`` holds the answers); header keys match decoded
+header values by substring, case-insensitively.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from wildduck.domain.models import SearchRow
 from wildduck.protocols.imap.grammar import SearchKey, SequenceSet
 from wildduck.protocols.mime import headers
+from wildduck.protocols.mime.text import header_text
+
+__all__ = ["Context", "header_text", "matches", "needs_header", "search", "text_queries"]
+
+#: keys that read the top-level header block
+_HEADER_KEYS = frozenset({"FROM", "TO", "CC", "BCC", "SUBJECT", "HEADER", "SENTBEFORE", "SENTON", "SENTSINCE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +30,26 @@ class Context:
     max_uid: int
     #: UIDs that are \\Recent in this session
     recent: frozenset[int] = frozenset()
+    #: (BODY or TEXT, needle) -> UIDs that match, from the store's text index
+    text_hits: Mapping[tuple[str, bytes], frozenset[int]] = field(default_factory=dict)
+
+
+def _walk(key: SearchKey) -> list[SearchKey]:
+    out = [key]
+    for arg in key.args:
+        if isinstance(arg, SearchKey):
+            out.extend(_walk(arg))
+    return out
+
+
+def text_queries(key: SearchKey) -> list[tuple[str, bytes]]:
+    """The (BODY or TEXT, needle) pairs in ``key``, each once, for the text index to answer."""
+    return list(dict.fromkeys((k.op, k.args[0]) for k in _walk(key) if k.op in ("BODY", "TEXT")))
+
+
+def needs_header(key: SearchKey) -> bool:
+    """Whether evaluating ``key`` reads the header block."""
+    return any(k.op in _HEADER_KEYS for k in _walk(key))
 
 
 def _header_values(row: SearchRow, name: str) -> list[str]:
@@ -119,10 +146,8 @@ def matches(key: SearchKey, row: SearchRow, seq: int, ctx: Context) -> bool:
         needle: bytes = args[1]
         values = _header_values(row, name)
         return bool(values) and (not needle or _contains(values, needle))
-    if op == "BODY":
-        return _contains([row.text], args[0])
-    if op == "TEXT":
-        return _contains([row.text, headers.decode_words(row.header)], args[0])
+    if op in ("BODY", "TEXT"):
+        return row.uid in ctx.text_hits[(op, args[0])]
     raise ValueError(f"unknown search key {op}")
 
 

@@ -152,8 +152,14 @@ class MailStore(Protocol):
         in the same transaction: exactly one session sees a message as recent (RFC 3501 2.3.2)."""
         ...
 
-    async def search_rows(self, mailbox_id: str) -> list[SearchRow]:
-        """Per message: what SEARCH evaluates (flags, dates, size, header block, decoded text), in UID order."""
+    async def search_rows(self, mailbox_id: str, *, with_header: bool = True) -> list[SearchRow]:
+        """Per message: what SEARCH evaluates (flags, dates, size and, ``with_header``, the top-level header
+        block), in UID order."""
+        ...
+
+    async def text_search(self, mailbox_id: str, needle: str, *, headers_too: bool) -> set[int]:
+        """UIDs of the messages whose decoded body text (and, with ``headers_too``, decoded top-level header)
+        contains ``needle``, ignoring case (Unicode simple case folding). Served by an index, not a scan."""
         ...
 
     async def expunge(self, mailbox_id: str, uids: Sequence[int]) -> list[int]:

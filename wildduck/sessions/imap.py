@@ -1013,11 +1013,15 @@ class IMAPSession:
             self.no(cmd.tag, "unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
             return
         await self.sync(expunge=cmd.uid)
-        rows = await self.store.search_rows(sel.mailbox.id)
+        rows = await self.store.search_rows(sel.mailbox.id, with_header=search_mod.needs_header(cmd.criteria))
         known = set(sel.uids)
         rows = [r for r in rows if r.uid in known]  # as this session sees the mailbox
+        hits = {}
+        for op, needle in search_mod.text_queries(cmd.criteria):
+            hits[(op, needle)] = frozenset(await self.store.text_search(
+                sel.mailbox.id, needle.decode("utf-8", "replace"), headers_too=op == "TEXT"))
         ctx = search_mod.Context(dt.datetime.now(dt.UTC), len(rows), rows[-1].uid if rows else 0,
-                                 frozenset(sel.recent))
+                                 frozenset(sel.recent), hits)
         found = search_mod.search(rows, cmd.criteria, ctx)
         numbers = [r.uid if cmd.uid else seq for seq, r in found]
         line = "SEARCH" + "".join(f" {n}" for n in numbers)

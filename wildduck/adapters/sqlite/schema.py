@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 SCHEMA_V1 = """
 CREATE TABLE users (
@@ -103,20 +104,58 @@ ALTER TABLE messages ADD COLUMN recent INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX messages_recent ON messages(mailbox_id, recent)
 """
 
-MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3]
+# v4: BODY/TEXT search through an FTS5 trigram index (substring match, case-insensitive). One text row per stored
+# text, shared by every message made from the same delivery or copy (``messages.text_id``); the row goes when its
+# last message does. The search text leaves ``messages.search_text`` (kept empty) for the index's own content.
+SCHEMA_V4 = [
+    "ALTER TABLE messages ADD COLUMN text_id INTEGER",
+    "CREATE VIRTUAL TABLE message_text USING fts5(body, head, tokenize = 'trigram')",
+    "CREATE INDEX messages_text ON messages(text_id)",
+    """CREATE TRIGGER messages_text_release AFTER DELETE ON messages
+       WHEN old.text_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages WHERE text_id = old.text_id)
+       BEGIN DELETE FROM message_text WHERE rowid = old.text_id; END""",
+]
+
+
+def _index_existing_text(conn: sqlite3.Connection) -> None:
+    """v4 data step: move each message's search text into the index, with its decoded top-level header."""
+    from wildduck.adapters.sqlite.store import stored_header
+    from wildduck.domain.search import header_text
+
+    rows = conn.execute(
+        "SELECT rowid, skeleton, skeleton_compressed, mime_tree, search_text FROM messages WHERE text_id IS NULL"
+    ).fetchall()
+    for rowid, skeleton, compressed, tree_json, body in rows:
+        header = stored_header(skeleton, compressed, tree_json)
+        text_id = conn.execute("INSERT INTO message_text (body, head) VALUES (?, ?)",
+                               (body, header_text(header))).lastrowid
+        conn.execute("UPDATE messages SET text_id = ?, search_text = '' WHERE rowid = ?", (text_id, rowid))
+
+
+#: a step is an SQL script (statements separated by ";"), a list of statements, or a function of the connection
+Step = str | list[str] | Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[list[Step]] = [[SCHEMA_V1], [SCHEMA_V2], [SCHEMA_V3], [SCHEMA_V4, _index_existing_text]]
+
+
+def _statements(step: str | list[str]) -> list[str]:
+    parts = step if isinstance(step, list) else step.split(";")
+    return [p for p in parts if p.strip()]
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    """Bring the database to the newest schema, one transaction per step."""
+    """Bring the database to the newest schema, one transaction per version."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
         raise RuntimeError(f"database schema version {version} is newer than this wildduck ({len(MIGRATIONS)})")
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+    for number, steps in enumerate(MIGRATIONS[version:], start=version + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for step in steps:
+                if callable(step):
+                    step(conn)
+                else:
+                    for statement in _statements(step):
+                        conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
             conn.execute("COMMIT")
         except BaseException:

@@ -118,6 +118,13 @@ def _flags(text: str) -> tuple[str, ...]:
     return tuple(json.loads(text))
 
 
+def stored_header(skeleton: bytes, compressed: int, mime_tree: str) -> bytes:
+    """The top-level header block of a stored message (from its skeleton and MIME tree columns)."""
+    raw = _unpack(skeleton, compressed)
+    tree = json.loads(mime_tree)
+    return raw[: int(tree.get("bs", len(raw)))] if isinstance(tree, dict) else b""
+
+
 def _record(r: sqlite3.Row) -> MessageRecord:
     return MessageRecord(
         id=r["id"], user_id=r["user_id"], mailbox_id=r["mailbox_id"], uid=r["uid"], modseq=r["modseq"],
@@ -494,6 +501,7 @@ class SqliteStore:
             used: dict[str, tuple[int, int]] = {}  # user -> (storage_used, quota)
             by_mailbox: dict[str, list[int]] = defaultdict(list)
             mailbox_info: dict[str, sqlite3.Row] = {}
+            text_ids: dict[int, int | None] = {}
             for idx, item in enumerate(items):
                 if item.mailbox_id not in mailbox_info:
                     row = conn.execute("SELECT id, user_id FROM mailboxes WHERE id = ?",
@@ -545,20 +553,23 @@ class SqliteStore:
                     (n, n, mailbox_id, n, n),
                 ).fetchone()
                 first_uid, base_modseq, uid_validity = row[0], row[1], row[2]
-                message_rows = []
+                message_rows: list[tuple[Any, ...]] = []
                 blob_rows: list[tuple[str, str]] = []
                 journal_rows = []
                 for k, idx in enumerate(indexes):
                     item = items[idx]
                     p = item.prepared
                     skeleton, compressed, parts, tree, envelope, bodystructure, blobs_used = encoded[id(p)]
+                    if id(p) not in text_ids:  # one index row per prepared message, shared by its recipients
+                        text_ids[id(p)] = conn.execute("INSERT INTO message_text (body, head) VALUES (?, ?)",
+                                                       (p.text, p.header_text)).lastrowid
                     mid = new_id()
                     uid, modseq = first_uid + k, base_modseq + k + 1
                     flags = _json(list(dict.fromkeys(item.flags)))
                     message_rows.append((
                         mid, item.user_id, mailbox_id, uid, modseq, flags, _ts(item.internal_date), p.size,
                         skeleton, int(compressed), parts, tree, envelope, bodystructure, p.subject, p.message_id,
-                        _ts(p.header_date) if p.header_date else None, int(p.has_attachments), p.text,
+                        _ts(p.header_date) if p.header_date else None, int(p.has_attachments), "", text_ids[id(p)],
                     ))
                     blob_rows.extend((mid, blob) for blob in blobs_used)
                     journal_rows.append((mailbox_id, modseq, "EXISTS", uid, mid, flags, now))
@@ -566,7 +577,8 @@ class SqliteStore:
                 conn.executemany(
                     "INSERT INTO messages (id, user_id, mailbox_id, uid, modseq, flags, internal_date, size, "
                     "skeleton, skeleton_compressed, parts, mime_tree, envelope, bodystructure, subject, message_id, "
-                    "header_date, has_attachments, search_text) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "header_date, has_attachments, search_text, text_id) "
+                    f"VALUES ({_placeholders(20)})",
                     message_rows,
                 )
                 conn.executemany("INSERT INTO message_blobs (message_id, blob) VALUES (?, ?)", blob_rows)
@@ -810,23 +822,51 @@ class SqliteStore:
             return []
         return await (self._write(run) if claim else self._read(run))
 
-    async def search_rows(self, mailbox_id: str) -> list[SearchRow]:
+    async def search_rows(self, mailbox_id: str, *, with_header: bool = True) -> list[SearchRow]:
+        columns = "uid, flags, modseq, internal_date, size, header_date"
+        if with_header:
+            columns += ", skeleton, skeleton_compressed, mime_tree"
+
         def q(conn: sqlite3.Connection) -> list[SearchRow]:
-            out = []
-            for r in conn.execute(
-                "SELECT uid, flags, modseq, internal_date, size, header_date, skeleton, skeleton_compressed, "
-                "mime_tree, search_text FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
-            ):
-                skeleton = _unpack(r["skeleton"], r["skeleton_compressed"])
-                tree = json.loads(r["mime_tree"])
-                header = skeleton[: int(tree.get("bs", len(skeleton)))] if isinstance(tree, dict) else b""
-                out.append(SearchRow(
-                    uid=r["uid"], flags=_flags(r["flags"]), modseq=r["modseq"], internal_date=_dt(r["internal_date"]),
-                    size=r["size"], header_date=_dt(r["header_date"]) if r["header_date"] is not None else None,
-                    header=header, text=r["search_text"]))
-            return out
+            return [
+                SearchRow(uid=r["uid"], flags=_flags(r["flags"]), modseq=r["modseq"],
+                          internal_date=_dt(r["internal_date"]), size=r["size"],
+                          header_date=_dt(r["header_date"]) if r["header_date"] is not None else None,
+                          header=stored_header(r["skeleton"], r["skeleton_compressed"], r["mime_tree"])
+                          if with_header else b"")
+                for r in conn.execute(f"SELECT {columns} FROM messages WHERE mailbox_id = ? ORDER BY uid",
+                                      (mailbox_id,))
+            ]
 
         return await self._read(q)
+
+    async def text_search(self, mailbox_id: str, needle: str, *, headers_too: bool) -> set[int]:
+        """UIDs whose body text (and, with ``headers_too``, top-level header) contains ``needle``, ignoring case.
+
+        Needles of three or more characters go through the trigram index; shorter ones (which the index cannot
+        answer) are matched against the indexed text of this mailbox only."""
+        if not needle:
+            return set(await self._read(lambda conn: [
+                r[0] for r in conn.execute("SELECT uid FROM messages WHERE mailbox_id = ?", (mailbox_id,))]))
+        if len(needle) >= 3:
+            phrase = '"' + needle.replace('"', '""') + '"'
+            query = phrase if headers_too else "body : " + phrase
+            return set(await self._read(lambda conn: [r[0] for r in conn.execute(
+                "SELECT uid FROM messages WHERE mailbox_id = ? AND text_id IN "
+                "(SELECT rowid FROM message_text WHERE message_text MATCH ?)", (mailbox_id, query))]))
+        folded = needle.casefold()
+
+        def scan(conn: sqlite3.Connection) -> set[int]:
+            found = set()
+            for uid, body, head in conn.execute(
+                "SELECT m.uid, t.body, t.head FROM messages m JOIN message_text t ON t.rowid = m.text_id "
+                "WHERE m.mailbox_id = ?", (mailbox_id,)
+            ):
+                if folded in body.casefold() or (headers_too and folded in head.casefold()):
+                    found.add(uid)
+            return found
+
+        return await self._read(scan)
 
     async def changes_since(self, mailbox_id: str, modseq: int) -> list[JournalEntry]:
         return await self._read(lambda conn: [
@@ -915,6 +955,12 @@ class SqliteStore:
                 have = {r[0] for r in conn.execute("SELECT blob FROM message_blobs WHERE message_id = ?", (row["id"],))}
                 if want != have:
                     problems.append(f"message {row['id']} parts {sorted(want)} but references {sorted(have)}")
+            for row in conn.execute("SELECT m.id FROM messages m LEFT JOIN message_text t ON t.rowid = m.text_id "
+                                    "WHERE t.rowid IS NULL"):
+                problems.append(f"message {row[0]} has no search text")
+            for row in conn.execute("SELECT t.rowid FROM message_text t "
+                                    "WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.text_id = t.rowid)"):
+                problems.append(f"search text {row[0]} belongs to no message")
             return problems
 
         return await self._read(q)

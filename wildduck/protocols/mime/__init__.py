@@ -53,6 +53,8 @@ class Analysis:
     header_date: dt.datetime | None
     text: str
     has_attachments: bool
+    #: the decoded top-level header block (what SEARCH TEXT matches besides the body text)
+    header_text: str
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -79,6 +81,7 @@ def analyze(raw: bytes, *, inline_text_limit: int = DEFAULT_INLINE_TEXT_LIMIT,
         header_date=header_date,
         text=text.extract_text(raw, root),
         has_attachments=text.has_attachments(raw, root),
+        header_text=text.header_text(raw[: int(root.get("bs", len(raw)))]),
     )
     tree.strip_cache(root)
     return analysis

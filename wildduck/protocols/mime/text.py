@@ -14,6 +14,11 @@ from wildduck.protocols.mime.tree import Node, node_fields, walk
 MAX_TEXT = 1024 * 1024
 
 
+def header_text(header: bytes) -> str:
+    """A header block as SEARCH TEXT sees it: encoded words decoded."""
+    return headers.decode_words(header)
+
+
 def decode_transfer(body: bytes, encoding: str) -> bytes:
     """Undo a Content-Transfer-Encoding; broken input decodes as far as possible, never raises."""
     if encoding == "base64":
