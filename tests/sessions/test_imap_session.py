@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import imaplib
+import re
 import socket
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -321,3 +323,87 @@ async def test_search_body_and_text_through_the_index(server: RunningServer) -> 
         c.logout()
 
     await in_thread(go)
+
+
+class _Deflated:
+    """A raw IMAP client socket that switches to COMPRESS=DEFLATE (imaplib has no COMPRESS)."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.sock = socket.create_connection(address, timeout=10)
+        self.buf = b""
+        self.deflate: Any = None
+        self.inflate: Any = None
+
+    def send(self, data: bytes) -> None:
+        if self.deflate is not None:
+            data = self.deflate.compress(data) + self.deflate.flush(zlib.Z_SYNC_FLUSH)
+        self.sock.sendall(data)
+
+    def start(self) -> bytes:
+        """Compressed bytes from here on (both directions)."""
+        self.deflate, self.inflate = zlib.compressobj(6, zlib.DEFLATED, -15), zlib.decompressobj(-15)
+        rest, self.buf = self.buf, b""
+        return self.inflate.decompress(rest) if rest else b""
+
+    def until(self, tag: bytes) -> bytes:
+        while not re.search(rb"(^|\r\n)" + tag + rb" [A-Z]+ [^\r\n]*\r\n", self.buf):
+            chunk = self.sock.recv(65536)
+            assert chunk, self.buf
+            self.buf += self.inflate.decompress(chunk) if self.inflate is not None else chunk
+        head, _, self.buf = self.buf.partition(tag + b" ")
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return head + tag + b" " + line + b"\r\n"
+
+
+async def test_compress_deflate(server: RunningServer) -> None:
+    body = b"Subject: big\r\n\r\n" + b"compressible line of text\r\n" * 4000
+
+    def go() -> None:
+        deliver(server, body)
+        c = _Deflated(server.address("imap"))
+        c.send(b"a CAPABILITY\r\n")
+        assert b"COMPRESS=DEFLATE" not in c.until(b"a")  # only once authenticated
+        c.send(b"b COMPRESS DEFLATE\r\n")
+        assert b"b BAD" in c.until(b"b")
+        c.send(b"c LOGIN alice pw\r\n")
+        assert b"COMPRESS=DEFLATE" in c.until(b"c")
+        c.send(b"d COMPRESS LZMA\r\n")
+        assert b"d BAD" in c.until(b"d")
+        # pipelined: the compressed SELECT follows the COMPRESS command in the same packet
+        deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+        select = deflate.compress(b"f SELECT INBOX\r\n") + deflate.flush(zlib.Z_SYNC_FLUSH)
+        c.sock.sendall(b"e COMPRESS DEFLATE\r\n" + select)
+        reply = c.until(b"e")
+        assert reply.endswith(b"e OK DEFLATE active\r\n"), reply
+        c.start()
+        c.deflate = deflate
+        assert b"f OK [READ-WRITE]" in c.until(b"f")
+        c.send(b"g FETCH 1 BODY.PEEK[]\r\n")
+        fetched = c.until(b"g")
+        assert body in fetched and b"g OK" in fetched
+        c.send(b"h COMPRESS DEFLATE\r\n")
+        assert b"h NO [COMPRESSIONACTIVE]" in c.until(b"h")
+        c.send(b"i LOGOUT\r\n")
+        assert b"i OK" in c.until(b"i")
+        c.sock.close()
+
+    await in_thread(go)
+
+
+async def test_compress_bomb_is_inflated_in_bounded_steps(server: RunningServer) -> None:
+    """A few KB of deflate that inflate to 100 MB of one overlong line: refused, server memory stays flat."""
+    def go() -> None:
+        c = _Deflated(server.address("imap"))
+        c.send(b"a LOGIN alice pw\r\n")
+        c.until(b"a")
+        c.send(b"b COMPRESS DEFLATE\r\n")
+        c.until(b"b")
+        c.start()
+        c.send(b"c NOOP " + b"x" * 100_000_000 + b"\r\nd NOOP\r\n")
+        reply = c.until(b"c")
+        assert reply.startswith(b"c BAD") and b"line too long" in reply, reply
+        assert b"d OK" in c.until(b"d")  # the session went on after skipping the line
+        c.sock.close()
+
+    await in_thread(go)
+    await in_thread(lambda: login(server).logout())

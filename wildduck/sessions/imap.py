@@ -27,6 +27,7 @@ from wildduck.domain.delivery import prepare, user_channel
 from wildduck.domain.models import AppendResult, Mailbox, MailboxSpec, MessageRecord, NewMessage, User
 from wildduck.domain.users import UserService
 from wildduck.errors import AlreadyExists, DomainError, InvalidInput, NotFound, QuotaExceeded
+from wildduck.net.compress import DeflateStream
 from wildduck.ports.mailstore import MailStore
 from wildduck.ports.pubsub import PubSub
 from wildduck.protocols.imap import grammar as g
@@ -164,6 +165,8 @@ class IMAPSession:
         caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS",
                 "MOVE", "SPECIAL-USE", "CHILDREN", "CONDSTORE", "QUOTA",
                 f"APPENDLIMIT={self.settings.max_message_size}", "LIST-STATUS", "UTF8=ACCEPT", "WITHIN"]
+        if self.state != g.NOT_AUTHENTICATED and not isinstance(self.stream, DeflateStream):
+            caps.append("COMPRESS=DEFLATE")
         if self.state == g.NOT_AUTHENTICATED:
             if self.tls_context is not None and not self.tls_active:
                 caps.append("STARTTLS")
@@ -780,7 +783,17 @@ class IMAPSession:
         self.no(cmd.tag, "quotas are set by the administrator", "NOPERM")
 
     async def cmd_compress(self, cmd: g.Command) -> None:
-        self.no(cmd.tag, "COMPRESS is not supported", "CANNOT")
+        assert isinstance(cmd, g.Compress)
+        if cmd.mechanism != "DEFLATE":
+            self.send(serializer.tagged(cmd.tag, "BAD", f"unknown compression mechanism {cmd.mechanism}"))
+            return
+        if isinstance(self.stream, DeflateStream):
+            self.no(cmd.tag, "compression is already active", "COMPRESSIONACTIVE")
+            return
+        self.ok(cmd.tag, "DEFLATE active")
+        await self.flush()
+        # the client compresses right after its command's CRLF: what is buffered already is compressed input
+        self.stream = DeflateStream(self.stream, pending=self.rx.take_buffer())
 
     # -- selected ---------------------------------------------------------------------------------------------------
     def targets(self, sequence: g.SequenceSet, uid: bool) -> list[tuple[int, int]]:

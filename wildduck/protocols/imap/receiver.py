@@ -157,7 +157,13 @@ class Receiver:
 
     def discard_buffer(self) -> None:
         """Forget unprocessed input (after STARTTLS: pipelined plaintext must never run)."""
+        self.take_buffer()
+
+    def take_buffer(self) -> bytes:
+        """Remove and return unprocessed input (after COMPRESS: it is the start of the compressed stream)."""
+        data = bytes(self._buf)
         self._buf.clear()
+        return data
 
     def set_mode(self, mode: Mode) -> None:
         self.mode = mode
