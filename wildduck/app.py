@@ -14,6 +14,7 @@ import trio
 
 from wildduck import __version__
 from wildduck._speedups import active as active_speedups
+from wildduck.adapters.local.counters import LocalCounters
 from wildduck.adapters.local.pubsub import LocalPubSub
 from wildduck.adapters.sqlite import open_sqlite_store
 from wildduck.adapters.sqlite.store import SqliteStore
@@ -44,6 +45,7 @@ class Services:
     pubsub: LocalPubSub
     delivery: DeliveryService
     users: UserService
+    counters: LocalCounters
 
 
 @asynccontextmanager
@@ -63,8 +65,11 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
             default_quota=config.limits.default_quota,
             max_message_size=config.limits.max_message_size,
         )
-        users = UserService(store, email_domain=config.server.email_domain or None)
-        yield Services(config, store, pubsub, delivery, users)
+        counters = LocalCounters()
+        users = UserService(store, counters, email_domain=config.server.email_domain or None,
+                            auth_failures=config.limits.auth_failures,
+                            auth_failure_window=config.limits.auth_failure_window)
+        yield Services(config, store, pubsub, delivery, users, counters)
     finally:
         with trio.CancelScope(shield=True):
             await pubsub.aclose()
@@ -137,9 +142,10 @@ class Server:
         tls = self._tls_for(cfg.imap.cert, cfg.imap.key)
         settings = IMAPSettings(hostname=cfg.server.hostname, max_message_size=cfg.limits.max_message_size,
                                 max_line_length=max(cfg.limits.max_line_length, 65536),
-                                idle_timeout=max(cfg.limits.idle_timeout, 1800.0))
+                                idle_timeout=max(cfg.limits.idle_timeout, 1800.0),
+                                max_connections_per_user=cfg.imap.max_connections_per_user)
         services = IMAPServices(self.services.store, self.services.users, self.services.pubsub,
-                                cfg.limits.default_quota)
+                                cfg.limits.default_quota, self.services.counters)
 
         def handler(implicit_tls: bool) -> Callable[[trio.abc.Stream, str], Awaitable[None]]:
             async def serve(stream: trio.abc.Stream, peer: str) -> None:

@@ -57,6 +57,8 @@ class LimitsConfig:
     idle_timeout: float
     max_connections: int
     blob_grace_period: int
+    auth_failures: int
+    auth_failure_window: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class MailProtocolConfig:
     starttls: bool
     cert: str
     key: str
+    max_connections_per_user: int
 
 
 @dataclass(frozen=True, slots=True)

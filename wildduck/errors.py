@@ -54,5 +54,13 @@ class AuthFailed(DomainError):
     """Wrong credentials (deliberately vague)."""
 
 
+class RateLimited(DomainError):
+    """Too many attempts; ``retry_after`` seconds until the next one is allowed."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class StoreError(WildDuckError):
     """The storage engine failed (I/O error, constraint we did not expect, driver error)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from wildduck.adapters.local.counters import LocalCounters
 from wildduck.adapters.local.pubsub import LocalPubSub
 from wildduck.adapters.sqlite import open_sqlite_store
 from wildduck.domain.delivery import DeliveryService, user_channel
@@ -39,7 +40,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     store = await open_sqlite_store(tmp_path / "wd.db", default_quota=10_000_000)
     pubsub = LocalPubSub()
     try:
-        yield Env(store, UserService(store, email_domain="example.com"),
+        yield Env(store, UserService(store, LocalCounters(), email_domain="example.com"),
                   DeliveryService(store, pubsub, default_quota=10_000_000, max_message_size=1_000_000), pubsub)
     finally:
         await pubsub.aclose()
@@ -126,3 +127,29 @@ async def test_oversize_messages_are_refused(env: Env) -> None:
     rcpt = await env.delivery.resolve("d@example.com")
     with pytest.raises(MessageTooLarge, match="over the"):
         await env.delivery.deliver(b"x" * 1_000_001, [rcpt])
+
+
+async def test_failed_logins_are_rate_limited_per_account(tmp_path: Path) -> None:
+    from wildduck.errors import RateLimited
+
+    now = [0.0]
+    store = await open_sqlite_store(tmp_path / "r.db", default_quota=10_000_000)
+    try:
+        users = UserService(store, LocalCounters(lambda: now[0]), email_domain="example.com", auth_failures=3,
+                            auth_failure_window=60)
+        await users.create("carol", "right", address="carol@example.com")
+        for _ in range(3):
+            assert await users.authenticate("carol", "wrong") is None
+        with pytest.raises(RateLimited) as refused:
+            await users.authenticate("carol@example.com", "right")  # the address shares the account's counter
+        assert refused.value.retry_after == 60
+        assert await users.authenticate("nobody", "x") is None  # other names are not affected
+        now[0] += 61
+        user = await users.authenticate("carol", "right")
+        assert user is not None and user.username == "carol"
+        for _ in range(3):
+            assert await users.authenticate("ghost", "x") is None
+        with pytest.raises(RateLimited):  # unknown usernames are limited too
+            await users.authenticate("Ghost", "x")
+    finally:
+        await store.close()

@@ -407,3 +407,31 @@ async def test_compress_bomb_is_inflated_in_bounded_steps(server: RunningServer)
 
     await in_thread(go)
     await in_thread(lambda: login(server).logout())
+
+
+async def test_connection_cap_and_login_rate_limit(tmp_path: Path) -> None:
+    overrides = {"imap": {"enabled": True, "max_connections_per_user": 2},
+                 "limits": {"auth_failures": 2, "auth_failure_window": 300.0}}
+    async with running_server(tmp_path, overrides) as srv:
+        await srv.services.users.create("alice", "pw", address="alice@example.com")
+        await srv.services.users.create("bob", "pw", address="bob@example.com")
+
+        def go() -> None:
+            a, b = login(srv), login(srv)
+            c = imaplib.IMAP4(*srv.address("imap"))
+            with pytest.raises(imaplib.IMAP4.error, match=r"\[ALERT\] too many simultaneous connections"):
+                c.login("alice", "pw")
+            login(srv, "bob").logout()  # other users are not affected
+            a.logout()
+            assert c.login("alice", "pw")[0] == "OK"  # a slot was freed; the refused session may retry
+            b.logout()
+            c.logout()
+            d = imaplib.IMAP4(*srv.address("imap"))
+            for _ in range(2):
+                with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+                    d.login("bob", "guess")
+            with pytest.raises(imaplib.IMAP4.error, match=r"\[ALERT\] too many failed logins, try again in"):
+                d.login("bob", "pw")  # even the right password, until the window closes
+            d.logout()
+
+        await in_thread(go)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import socket
 import time
@@ -13,7 +14,8 @@ import trio
 
 from wildduck.domain import addresses, passwords
 from wildduck.domain.models import Address, MailboxSpec, User
-from wildduck.errors import AlreadyExists, InvalidInput, NotFound
+from wildduck.errors import AlreadyExists, InvalidInput, NotFound, RateLimited
+from wildduck.ports.counters import Counters
 from wildduck.ports.mailstore import MailStore
 
 log = logging.getLogger(__name__)
@@ -46,8 +48,13 @@ def _check_password(password: str) -> None:
 class UserService:
     """Creates and manages users on a :class:`MailStore`."""
 
-    def __init__(self, store: MailStore, *, email_domain: str | None = None) -> None:
+    def __init__(self, store: MailStore, counters: Counters, *, email_domain: str | None = None,
+                 auth_failures: int = 12, auth_failure_window: float = 120.0) -> None:
         self.store = store
+        self.counters = counters
+        #: failed password checks allowed per account in a window of ``auth_failure_window`` seconds (0: no limit)
+        self.auth_failures = auth_failures
+        self.auth_failure_window = auth_failure_window
         self.email_domain = email_domain or socket.getfqdn() or "localhost"
         # successful verifications: (user id, stored hash, HMAC of the password) -> expiry. A changed password
         # changes the stored hash, so old entries can never match again.
@@ -118,10 +125,29 @@ class UserService:
         await self.store.set_password(user.id, hashed)
 
     async def authenticate(self, username: str, password: str) -> User | None:
-        """The user if the password matches (rehashing legacy hashes to argon2id), else None."""
+        """The user if the password matches (rehashing legacy hashes to argon2id), else None.
+
+        Raises ``RateLimited`` once an account (or an unknown username) has had ``auth_failures`` failed checks in
+        the current window, whatever the password: guessing stops, and so does learning whether a guess was right.
+        """
         try:
-            user = await self.find(username)
+            user: User | None = await self.find(username)
         except NotFound:
+            user = None
+        key = "auth:" + (user.id if user is not None else
+                         hashlib.sha256(username.strip().lower().encode("utf-8", "replace")).hexdigest()[:32])
+        if self.auth_failures:
+            window = await self.counters.window(key)
+            if window.count >= self.auth_failures:
+                raise RateLimited(f"too many failed logins, try again in {math.ceil(window.retry_after)} s",
+                                  window.retry_after)
+        found = await self._check_password(user, password)
+        if found is None and self.auth_failures:
+            await self.counters.increment(key, self.auth_failure_window)
+        return found
+
+    async def _check_password(self, user: User | None, password: str) -> User | None:
+        if user is None:
             # spend the same time as a real check, so timing does not reveal which usernames exist
             await trio.to_thread.run_sync(passwords.hash_password, password, limiter=_hash_limiter)
             return None

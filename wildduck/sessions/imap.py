@@ -26,8 +26,9 @@ from wildduck.domain import search as search_mod
 from wildduck.domain.delivery import prepare, user_channel
 from wildduck.domain.models import AppendResult, Mailbox, MailboxSpec, MessageRecord, NewMessage, User
 from wildduck.domain.users import UserService
-from wildduck.errors import AlreadyExists, DomainError, InvalidInput, NotFound, QuotaExceeded
+from wildduck.errors import AlreadyExists, DomainError, InvalidInput, NotFound, QuotaExceeded, RateLimited
 from wildduck.net.compress import DeflateStream
+from wildduck.ports.counters import Counters
 from wildduck.ports.mailstore import MailStore
 from wildduck.ports.pubsub import PubSub
 from wildduck.protocols.imap import grammar as g
@@ -63,6 +64,8 @@ class IMAPSettings:
     idle_timeout: float = 1800.0
     #: connections from these addresses may log in without TLS
     allow_plaintext_auth_from_loopback: bool = True
+    #: simultaneous logged-in connections per user
+    max_connections_per_user: int = 15
 
 
 @dataclass
@@ -71,6 +74,7 @@ class Services:
     users: UserService
     pubsub: PubSub
     default_quota: int
+    counters: Counters
 
 
 class TryCreate(NotFound):
@@ -466,10 +470,23 @@ class IMAPSession:
 
     # -- not authenticated ----------------------------------------------------------------------------------------
     async def login(self, tag: str, username: str, password: str) -> None:
-        user = await self.s.users.authenticate(username, password)
+        try:
+            user = await self.s.users.authenticate(username, password)
+        except RateLimited as exc:
+            await trio.sleep(1.0)
+            log.warning("imap %d: login for %r from %s refused: %s", self.cid, username[:100], self.peer, exc)
+            self.no(tag, str(exc), "ALERT")
+            return
         if user is None:
+            log.info("imap %d: failed login for %r from %s", self.cid, username[:100], self.peer)
             await trio.sleep(1.0)  # slow down guessing
             self.no(tag, "invalid credentials", "AUTHENTICATIONFAILED")
+            return
+        slot = self.s.counters.connection(f"imap:{user.id}", self.settings.max_connections_per_user)
+        if not await self._stack.enter_async_context(slot):
+            log.warning("imap %d: %s from %s: too many simultaneous connections", self.cid, user.username, self.peer)
+            self.no(tag, f"too many simultaneous connections for this account (at most "
+                         f"{self.settings.max_connections_per_user})", "ALERT")
             return
         self.user = user
         self.state = g.AUTHENTICATED
