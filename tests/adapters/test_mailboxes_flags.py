@@ -35,7 +35,7 @@ async def test_create_rename_delete(store: Any) -> None:
     assert renamed is not None and renamed.uid_validity == work.uid_validity
     with pytest.raises(AlreadyExists):
         await store.rename_mailbox(renamed.id, "Workshop")
-    await store.set_subscribed(renamed.id, False)
+    assert await store.set_subscribed(user.id, "Job", False)
     assert not (await store.get_mailbox(renamed.id)).subscribed
     await store.delete_mailbox(renamed.id)
     with pytest.raises(NotFound):
@@ -159,3 +159,26 @@ async def test_text_search_headers_and_copies(store: Any) -> None:
     assert await store.check_integrity() == []
     await store.expunge(inbox.id, [2, 3])
     assert await store.check_integrity() == []
+
+
+async def test_subscriptions_belong_to_names(store: Any) -> None:
+    user = await make_user(store)
+    base = set(await store.list_subscriptions(user.id))  # the default mailboxes
+    a = await store.create_mailbox(user.id, MailboxSpec("A"))
+    await store.create_mailbox(user.id, MailboxSpec("A/B", subscribed=False))
+    assert await store.set_subscribed(user.id, "A/B", True)
+    assert not await store.set_subscribed(user.id, "A/B", True)  # nothing changed
+    assert set(await store.list_subscriptions(user.id)) - base == {"A", "A/B"}
+    await store.rename_mailbox(a.id, "C")  # subscriptions follow the rename, children included
+    assert set(await store.list_subscriptions(user.id)) - base == {"C", "C/B"}
+    assert all(m.subscribed for m in await store.list_mailboxes(user.id) if m.path.startswith("C"))
+    c = await store.find_mailbox(user.id, "C")
+    await store.delete_mailbox(c.id)  # the subscription outlives the mailbox (RFC 3501 6.3.6)
+    assert set(await store.list_subscriptions(user.id)) - base == {"C", "C/B"}
+    again = await store.create_mailbox(user.id, MailboxSpec("C", subscribed=False))
+    assert again.subscribed  # the name is still subscribed
+    assert await store.set_subscribed(user.id, "Gone", True)  # names without a mailbox can be held too
+    assert await store.set_subscribed(user.id, "Gone", False)
+    assert not await store.set_subscribed(user.id, "Gone", False)
+    assert await store.set_subscribed(user.id, "C", False)
+    assert not (await store.get_mailbox(again.id)).subscribed

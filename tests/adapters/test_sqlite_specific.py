@@ -63,7 +63,7 @@ async def test_v4_migration_indexes_existing_text(tmp_path: Path) -> None:
     conn.executescript("""
         UPDATE messages SET search_text = (SELECT body FROM message_text WHERE rowid = text_id);
         DROP TRIGGER messages_text_release; DROP INDEX messages_text; DROP TABLE message_text;
-        ALTER TABLE messages DROP COLUMN text_id; PRAGMA user_version = 3;
+        ALTER TABLE messages DROP COLUMN text_id; DROP TABLE subscriptions; PRAGMA user_version = 3;
     """)
     conn.close()
     s = await open_sqlite_store(path, default_quota=10_000_000)
@@ -72,6 +72,7 @@ async def test_v4_migration_indexes_existing_text(tmp_path: Path) -> None:
         assert await s.text_search(inbox.id, "grüße", headers_too=True) == {1}
         assert await s.text_search(inbox.id, "grüße", headers_too=False) == set()
         assert await s.check_integrity() == []
+        assert "INBOX" in await s.list_subscriptions(user.id)  # v5: subscriptions carried over
     finally:
         await s.close()
 

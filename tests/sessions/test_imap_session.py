@@ -435,3 +435,32 @@ async def test_connection_cap_and_login_rate_limit(tmp_path: Path) -> None:
             d.logout()
 
         await in_thread(go)
+
+
+async def test_hierarchy_and_subscriptions(server: RunningServer) -> None:
+    def go() -> None:
+        m = login(server)
+        assert m.create("A/B/C")[0] == "OK"  # superior levels are created too
+        listed = m.list('""', "A*")[1]
+        assert listed == [b'(\\HasChildren) "/" A', b'(\\HasChildren) "/" A/B', b'(\\HasNoChildren) "/" A/B/C']
+        assert m.create("D/")[0] == "OK"  # a trailing separator names the level itself
+        assert m.list('""', "D")[1] == [b'(\\HasNoChildren) "/" D']
+        assert m.subscribe("A/B")[0] == "OK"
+        assert m.subscribe("Nope")[0] == "NO"
+        assert m.delete("A/B")[0] == "OK"
+        # the deleted level still leads to A/B/C; its subscription outlives it
+        assert m.list('""', "A/%")[1] == [b'(\\Noselect \\HasChildren) "/" A/B']
+        assert m.lsub('""', "A*")[1] == [b'(\\Noselect) "/" A/B']
+        typ, _ = m._simple_command("LIST", "(SUBSCRIBED)", '""', '"A*"')
+        assert m.untagged_responses.pop("LIST") == [b'(\\NonExistent \\Subscribed) "/" A/B']
+        assert m.select("A/B")[0] == "NO"
+        assert m.create("A/B")[0] == "OK"
+        assert m.lsub('""', "A*")[1] == [b'() "/" A/B']  # the name was subscribed all along
+        assert m.unsubscribe("A/B")[0] == "OK"
+        assert m.unsubscribe("A/B")[0] == "NO"
+        assert m.rename("A", "Z")[0] == "OK"
+        assert [x for x in m.list('""', "*")[1] if b"A" in x or b"Z" in x] == [
+            b'(\\HasChildren) "/" Z', b'(\\HasChildren) "/" Z/B', b'(\\HasNoChildren) "/" Z/B/C']
+        m.logout()
+
+    await in_thread(go)

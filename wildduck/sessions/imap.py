@@ -586,12 +586,19 @@ class IMAPSession:
 
     async def cmd_create(self, cmd: g.Command) -> None:
         assert isinstance(cmd, g.MailboxCommand) and self.user is not None
-        name = self.decode_name(cmd.mailbox)
+        name = self.decode_name(cmd.mailbox)  # "A/" names "A" (RFC 3501 6.3.3)
         if name == "INBOX":
             self.no(cmd.tag, "INBOX exists", "ALREADYEXISTS")
             return
         # subscribing is the client's decision (RFC 3501 6.3.6): mailboxes made over IMAP start unsubscribed
         await self.store.create_mailbox(self.user.id, MailboxSpec(name, subscribed=False))
+        parts = name.split(SEPARATOR)
+        for depth in range(1, len(parts)):  # superior levels that do not exist yet are created too (6.3.3)
+            try:
+                await self.store.create_mailbox(self.user.id, MailboxSpec(SEPARATOR.join(parts[:depth]),
+                                                                          subscribed=False))
+            except AlreadyExists:
+                pass
         self.ok(cmd.tag, "CREATE completed")
 
     async def cmd_delete(self, cmd: g.Command) -> None:
@@ -617,9 +624,17 @@ class IMAPSession:
         self.ok(cmd.tag, "RENAME completed")
 
     async def cmd_subscribe(self, cmd: g.Command) -> None:
-        assert isinstance(cmd, g.MailboxCommand)
-        mailbox = await self.mailbox(cmd.mailbox)
-        await self.store.set_subscribed(mailbox.id, cmd.name == "SUBSCRIBE")
+        """SUBSCRIBE needs an existing mailbox (RFC 3501 6.3.6 lets us check); UNSUBSCRIBE takes any subscribed
+        name, so that subscriptions outliving their mailbox can be removed."""
+        assert isinstance(cmd, g.MailboxCommand) and self.user is not None
+        if cmd.name == "SUBSCRIBE":
+            path = (await self.mailbox(cmd.mailbox)).path
+        else:
+            path = self.decode_name(cmd.mailbox)
+        if not await self.store.set_subscribed(self.user.id, path, cmd.name == "SUBSCRIBE") \
+                and cmd.name == "UNSUBSCRIBE":
+            self.no(cmd.tag, f"{path} is not subscribed", "NONEXISTENT")
+            return
         self.ok(cmd.tag, f"{cmd.name} completed")
 
     async def cmd_list(self, cmd: g.Command) -> None:
@@ -634,9 +649,20 @@ class IMAPSession:
         regexes = [_pattern_regex(reference + self.decode_pattern(p)) for p in cmd.patterns]
         subscribed_only = cmd.name == "LSUB" or "SUBSCRIBED" in cmd.select_options
         special_only = "SPECIAL-USE" in cmd.select_options
+        subscriptions = await self.store.list_subscriptions(self.user.id) if subscribed_only else []
         if cmd.name == "LSUB":
-            await self.lsub(cmd, mailboxes, regexes)
+            await self.lsub(cmd, paths, subscriptions, regexes)
             return
+        for path in subscriptions:  # subscribed names whose mailbox is gone
+            if path not in paths and any(r.match(path) for r in regexes):
+                self.send(b"* LIST (\\NonExistent \\Subscribed) \"/\" " + self.encode_name(path) + b"\r\n")
+        # levels that lead to mailboxes but do not exist themselves (a deleted parent) are listed as \Noselect
+        missing = {SEPARATOR.join(path.split(SEPARATOR)[:depth]) for path in paths
+                   for depth in range(1, path.count(SEPARATOR) + 1)} - paths
+        if not (subscribed_only or special_only):
+            for path in sorted(missing):
+                if any(r.match(path) for r in regexes):
+                    self.send(b"* LIST (\\Noselect \\HasChildren) \"/\" " + self.encode_name(path) + b"\r\n")
         for m in mailboxes:
             if not any(r.match(m.path) for r in regexes):
                 continue
@@ -657,18 +683,20 @@ class IMAPSession:
                 await self.send_status(m, cmd.status_items)
         self.ok(cmd.tag, f"{cmd.name} completed")
 
-    async def lsub(self, cmd: g.ListCommand, mailboxes: list[Mailbox], regexes: list[re.Pattern[str]]) -> None:
-        """LSUB: subscribed mailboxes that match; with "%", a level that only leads to subscribed mailboxes below
-        it is listed as \\Noselect (RFC 3501 6.3.9)."""
-        subscribed = {m.path for m in mailboxes if m.subscribed}
+    async def lsub(self, cmd: g.ListCommand, paths: set[str], subscriptions: list[str],
+                   regexes: list[re.Pattern[str]]) -> None:
+        """LSUB: subscribed names that match (\\Noselect when their mailbox is gone); with "%", a level that only
+        leads to subscribed names below it is listed as \\Noselect (RFC 3501 6.3.9)."""
+        subscribed = set(subscriptions)
+        by_level = [r for r, p in zip(regexes, cmd.patterns, strict=True) if b"%" in p]  # "*" lists no levels
         found: dict[str, str] = {}
         for path in sorted(subscribed):
             if any(r.match(path) for r in regexes):
-                found[path] = ""
+                found[path] = "" if path in paths else "\\Noselect"
             parts = path.split(SEPARATOR)
             for depth in range(1, len(parts)):
                 ancestor = SEPARATOR.join(parts[:depth])
-                if ancestor not in subscribed and any(r.match(ancestor) for r in regexes):
+                if ancestor not in subscribed and any(r.match(ancestor) for r in by_level):
                     found.setdefault(ancestor, "\\Noselect")
         for path, attrs in sorted(found.items()):
             self.send(b"* LSUB (" + attrs.encode() + b') "/" ' + self.encode_name(path) + b"\r\n")

@@ -132,9 +132,21 @@ def _index_existing_text(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE messages SET text_id = ?, search_text = '' WHERE rowid = ?", (text_id, rowid))
 
 
+# v5: subscriptions belong to names, not mailboxes (RFC 3501 6.3.6: a subscription outlives its mailbox, and a name
+# may be subscribed before it exists). ``mailboxes.subscribed`` mirrors the table for the mailboxes that exist.
+SCHEMA_V5 = """
+CREATE TABLE subscriptions (
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    PRIMARY KEY (user_id, path)
+) WITHOUT ROWID;
+INSERT INTO subscriptions (user_id, path) SELECT user_id, path FROM mailboxes WHERE subscribed = 1
+"""
+
+
 #: a step is an SQL script (statements separated by ";"), a list of statements, or a function of the connection
 Step = str | list[str] | Callable[[sqlite3.Connection], None]
-MIGRATIONS: list[list[Step]] = [[SCHEMA_V1], [SCHEMA_V2], [SCHEMA_V3], [SCHEMA_V4, _index_existing_text]]
+MIGRATIONS: list[list[Step]] = [[SCHEMA_V1], [SCHEMA_V2], [SCHEMA_V3], [SCHEMA_V4, _index_existing_text], [SCHEMA_V5]]
 
 
 def _statements(step: str | list[str]) -> list[str]:

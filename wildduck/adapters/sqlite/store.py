@@ -118,6 +118,21 @@ def _flags(text: str) -> tuple[str, ...]:
     return tuple(json.loads(text))
 
 
+def _insert_mailbox(conn: sqlite3.Connection, mid: str, user_id: str, spec: MailboxSpec, now: float) -> None:
+    """A new mailbox row; it is subscribed if its name is (an earlier subscription) or ``spec`` asks for it."""
+    if spec.subscribed:
+        conn.execute("INSERT OR IGNORE INTO subscriptions (user_id, path) VALUES (?, ?)", (user_id, spec.path))
+    conn.execute(
+        "INSERT INTO mailboxes (id, user_id, path, special_use, uid_validity, subscribed) VALUES (?, ?, ?, ?, ?, "
+        "EXISTS (SELECT 1 FROM subscriptions WHERE user_id = ? AND path = ?))",
+        (mid, user_id, spec.path, spec.special_use, _next_uid_validity(conn, user_id, now), user_id, spec.path))
+
+
+def _sync_subscribed(conn: sqlite3.Connection, user_id: str) -> None:
+    conn.execute("UPDATE mailboxes SET subscribed = EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = "
+                 "mailboxes.user_id AND s.path = mailboxes.path) WHERE user_id = ?", (user_id,))
+
+
 def stored_header(skeleton: bytes, compressed: int, mime_tree: str) -> bytes:
     """The top-level header block of a stored message (from its skeleton and MIME tree columns)."""
     raw = _unpack(skeleton, compressed)
@@ -278,12 +293,7 @@ class SqliteStore:
                     (new_id(), user_id, address, addrview, int(i == 0), now),
                 )
             for spec in mailboxes:
-                conn.execute(
-                    "INSERT INTO mailboxes (id, user_id, path, special_use, uid_validity, subscribed) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (new_id(), user_id, spec.path, spec.special_use, _next_uid_validity(conn, user_id, now),
-                     int(spec.subscribed)),
-                )
+                _insert_mailbox(conn, new_id(), user_id, spec, now)
             return _user(conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone())
 
         return await self._write(tx)
@@ -413,11 +423,7 @@ class SqliteStore:
             if conn.execute("SELECT 1 FROM mailboxes WHERE user_id = ? AND path = ?", (user_id, spec.path)).fetchone():
                 raise AlreadyExists(f"mailbox {spec.path!r} exists")
             mid = new_id()
-            conn.execute(
-                "INSERT INTO mailboxes (id, user_id, path, special_use, uid_validity, subscribed) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (mid, user_id, spec.path, spec.special_use, _next_uid_validity(conn, user_id, time.time()),
-                 int(spec.subscribed)))
+            _insert_mailbox(conn, mid, user_id, spec, time.time())
             return _mailbox(conn.execute("SELECT * FROM mailboxes WHERE id = ?", (mid,)).fetchone())
 
         return await self._write(tx)
@@ -441,6 +447,14 @@ class SqliteStore:
             conn.executemany("UPDATE mailboxes SET path = ? WHERE id = ?",
                              [("\x00renaming/" + mid, mid) for mid, _ in moves])
             conn.executemany("UPDATE mailboxes SET path = ? WHERE id = ?", [(path, mid) for mid, path in moves])
+            # subscriptions move with the names (a subscription already held by a new name stays as it is)
+            user_id = row["user_id"]
+            renamed = conn.execute(
+                "DELETE FROM subscriptions WHERE user_id = ? AND (path = ? OR substr(path, 1, ?) = ?) RETURNING path",
+                (user_id, old, len(old) + 1, old + "/")).fetchall()
+            conn.executemany("INSERT OR IGNORE INTO subscriptions (user_id, path) VALUES (?, ?)",
+                             [(user_id, new_path + r[0][len(old):]) for r in renamed])
+            _sync_subscribed(conn, user_id)
 
         await self._write(tx)
 
@@ -457,13 +471,23 @@ class SqliteStore:
 
         await self._write(tx)
 
-    async def set_subscribed(self, mailbox_id: str, subscribed: bool) -> None:
-        def tx(conn: sqlite3.Connection) -> None:
-            if conn.execute("UPDATE mailboxes SET subscribed = ? WHERE id = ?",
-                            (int(subscribed), mailbox_id)).rowcount == 0:
-                raise NotFound(f"no mailbox {mailbox_id}")
+    async def set_subscribed(self, user_id: str, path: str, subscribed: bool) -> bool:
+        def tx(conn: sqlite3.Connection) -> bool:
+            if subscribed:
+                changed = conn.execute("INSERT OR IGNORE INTO subscriptions (user_id, path) VALUES (?, ?)",
+                                       (user_id, path)).rowcount
+            else:
+                changed = conn.execute("DELETE FROM subscriptions WHERE user_id = ? AND path = ?",
+                                       (user_id, path)).rowcount
+            conn.execute("UPDATE mailboxes SET subscribed = ? WHERE user_id = ? AND path = ?",
+                         (int(subscribed), user_id, path))
+            return bool(changed)
 
-        await self._write(tx)
+        return await self._write(tx)
+
+    async def list_subscriptions(self, user_id: str) -> list[str]:
+        return await self._read(lambda conn: [r[0] for r in conn.execute(
+            "SELECT path FROM subscriptions WHERE user_id = ? ORDER BY path", (user_id,))])
 
     async def mailbox_counts(self, mailbox_id: str) -> MailboxCounts:
         def q(conn: sqlite3.Connection) -> MailboxCounts:
