@@ -3,9 +3,8 @@
 #   scripts/dev.sh serve   create .venv, build (with the Cython speedups), run `wildduck serve` with data in ./data
 #   scripts/dev.sh test    create .venv with the test tools, build, run the whole test suite (Cython and pure Python)
 #   scripts/dev.sh bench   run every benchmark in bench/
-# Works on a fresh Debian 12 machine: missing system packages (python3-venv, a C compiler, python3-dev; swaks, isync
-# and curl for the tests) are
-# installed with apt-get (as root, or through sudo).
+# Works on a fresh Debian 12 machine: missing system packages (python3-venv, a C compiler, python3-dev; swaks, isync,
+# offlineimap3 and curl for the tests) are installed with apt-get (as root, or through sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -22,6 +21,7 @@ PYEOF
 if [ "${1:-}" = test ]; then
   have_cmd swaks || need_apt+=(swaks)
   have_cmd mbsync || need_apt+=(isync)
+  have_cmd offlineimap || need_apt+=(offlineimap3)
   have_cmd curl || need_apt+=(curl)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then

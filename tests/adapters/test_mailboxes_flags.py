@@ -57,7 +57,7 @@ async def test_flags_modes_and_modseq(store: Any) -> None:
     _user, inbox = await setup(store)
     change = await store.set_flags(inbox.id, [1, 2], "+", ["\\Seen", "$Work"])
     assert [(c.uid, c.flags) for c in change.changed] == [(1, ("\\Seen", "$Work")), (2, ("\\Seen", "$Work"))]
-    assert [c.modseq for c in change.changed] == [4, 5]
+    assert [c.modseq for c in change.changed] == [5, 6]  # a mailbox starts at MODSEQ 1; 3 arrivals
     again = await store.set_flags(inbox.id, [1], "+", ["\\Seen"])
     assert again.changed == []  # no change, no new MODSEQ
     removed = await store.set_flags(inbox.id, [1, 3], "-", ["$Work"])
@@ -66,7 +66,7 @@ async def test_flags_modes_and_modseq(store: Any) -> None:
     assert replaced.changed[0].flags == ("\\Flagged",)
     flags = {m.uid: m.flags for m in await store.message_flags(inbox.id)}
     assert flags == {1: ("\\Seen",), 2: ("\\Seen", "$Work"), 3: ("\\Flagged",)}
-    journal = await store.changes_since(inbox.id, 3)
+    journal = await store.changes_since(inbox.id, 4)
     assert [e.command for e in journal] == ["FETCH"] * 4 and journal[-1].flags == ("\\Flagged",)
     counts = await store.mailbox_counts(inbox.id)
     assert (counts.messages, counts.unseen, counts.first_unseen) == (3, 1, 3)
@@ -74,8 +74,8 @@ async def test_flags_modes_and_modseq(store: Any) -> None:
 
 async def test_unchangedsince(store: Any) -> None:
     _user, inbox = await setup(store)
-    await store.set_flags(inbox.id, [2], "+", ["\\Answered"])  # message 2 now has MODSEQ 4
-    change = await store.set_flags(inbox.id, [1, 2], "+", ["\\Seen"], unchangedsince=3)
+    await store.set_flags(inbox.id, [2], "+", ["\\Answered"])  # message 2 now has MODSEQ 5
+    change = await store.set_flags(inbox.id, [1, 2], "+", ["\\Seen"], unchangedsince=4)
     assert [c.uid for c in change.changed] == [1] and change.modified == [2]
 
 
@@ -92,7 +92,7 @@ async def test_copy_and_move(store: Any) -> None:
     assert moved == [(1, 3)]
     assert [m.uid for m in await store.list_messages(inbox.id)] == [2, 3]
     assert (await store.get_user(user.id)).storage_used == used  # a move does not change storage
-    assert [e.command for e in await store.changes_since(inbox.id, 4)] == ["EXPUNGE"]
+    assert [e.command for e in await store.changes_since(inbox.id, 5)] == ["EXPUNGE"]
     assert await store.check_integrity() == []
 
 

@@ -24,7 +24,7 @@ async def test_append_and_read_back(store: Any) -> None:
     p = prepared("body", (PDF,))
     when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     (res,) = await store.append_messages([NewMessage(user.id, inbox.id, p, ("\\Seen", "\\Seen", "$label"), when)])
-    assert isinstance(res, AppendResult) and (res.uid, res.modseq) == (1, 1)
+    assert isinstance(res, AppendResult) and (res.uid, res.modseq) == (1, 2)
     assert res.uid_validity == inbox.uid_validity
     record = await store.get_message(inbox.id, 1)
     assert record.skeleton == p.skeleton and record.parts == p.parts and record.flags == ("\\Seen", "$label")
@@ -32,7 +32,7 @@ async def test_append_and_read_back(store: Any) -> None:
     assert record.envelope == p.envelope and record.mime_tree == p.mime_tree
     assert await store.get_blobs([p.parts[0].blob]) == {p.parts[0].blob: PDF}
     after = await store.get_mailbox(inbox.id)
-    assert (after.uid_next, after.highest_modseq) == (2, 1)
+    assert (after.uid_next, after.highest_modseq) == (2, 2)
     assert (await store.get_user(user.id)).storage_used == p.size
     with pytest.raises(NotFound):
         await store.get_message(inbox.id, 2)
@@ -44,7 +44,7 @@ async def test_batch_allocates_a_contiguous_range(store: Any) -> None:
     p = prepared()
     results = await store.append_messages([NewMessage(user.id, inbox.id, p) for _ in range(1000)])
     assert [r.uid for r in results] == list(range(1, 1001))
-    assert [r.modseq for r in results] == list(range(1, 1001))
+    assert [r.modseq for r in results] == list(range(2, 1002))
     listing = await store.list_messages(inbox.id)
     assert len(listing) == 1000 and listing[-1].uid == 1000
 
@@ -112,7 +112,7 @@ async def test_expunge_releases_references_and_quota(store: Any) -> None:
     assert [m.uid for m in await store.list_messages(inbox.id)] == [2]
     assert await store.blob_refcount(p.parts[0].blob) == 1
     assert (await store.get_user(user.id)).storage_used == p.size
-    assert (await store.get_mailbox(inbox.id)).highest_modseq == 5
+    assert (await store.get_mailbox(inbox.id)).highest_modseq == 6
     assert await store.expunge(inbox.id, []) == []
     assert await store.check_integrity() == []
 
@@ -123,8 +123,8 @@ async def test_journal(store: Any) -> None:
     await store.append_messages([NewMessage(user.id, inbox.id, prepared()) for _ in range(2)])
     await store.expunge(inbox.id, [1])
     entries = await store.changes_since(inbox.id, 0)
-    assert [(e.command, e.uid, e.modseq) for e in entries] == [("EXISTS", 1, 1), ("EXISTS", 2, 2), ("EXPUNGE", 1, 3)]
-    assert [e.modseq for e in await store.changes_since(inbox.id, 2)] == [3]
+    assert [(e.command, e.uid, e.modseq) for e in entries] == [("EXISTS", 1, 2), ("EXISTS", 2, 3), ("EXPUNGE", 1, 4)]
+    assert [e.modseq for e in await store.changes_since(inbox.id, 3)] == [4]
     assert await store.prune_journal(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)) == 3
     assert await store.changes_since(inbox.id, 0) == []
 

@@ -24,7 +24,7 @@ async def test_default_mailboxes_come_with_the_user(store: Any) -> None:
     boxes = await store.list_mailboxes(user.id)
     assert [(b.path, b.special_use) for b in boxes] == [("INBOX", None), ("Sent Mail", "\\Sent"),
                                                          ("Trash", "\\Trash")]
-    assert all(b.uid_next == 1 and b.highest_modseq == 0 and b.subscribed and b.uid_validity > 0 for b in boxes)
+    assert all(b.uid_next == 1 and b.highest_modseq == 1 and b.subscribed and b.uid_validity > 0 for b in boxes)
     inbox = await store.find_mailbox(user.id, "INBOX")
     assert inbox is not None and await store.get_mailbox(inbox.id) == inbox
     assert await store.find_mailbox(user.id, "Nope") is None

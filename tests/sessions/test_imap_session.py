@@ -142,12 +142,12 @@ async def test_condstore_and_unchangedsince(server: RunningServer) -> None:
         c = imapclient.IMAPClient(*server.address("imap"), ssl=False)
         c.login("alice", "pw")
         info = c.select_folder("INBOX", readonly=False)
-        assert info[b"HIGHESTMODSEQ"] == 2
+        assert info[b"HIGHESTMODSEQ"] == 3  # 1 for the new mailbox, then two arrivals
         c.add_flags([1], [imapclient.FLAGGED])
         fetched = c.fetch([1, 2], ["MODSEQ", "FLAGS"])
-        assert fetched[1][b"MODSEQ"] == (3,) and fetched[2][b"MODSEQ"] == (2,)
-        assert list(c.fetch([1, 2], ["FLAGS"], modifiers=["CHANGEDSINCE 2"])) == [1]
-        typ, data = c._imap._simple_command("STORE", "1,2", "(UNCHANGEDSINCE 2)", "+FLAGS", "(\\Seen)")
+        assert fetched[1][b"MODSEQ"] == (4,) and fetched[2][b"MODSEQ"] == (3,)
+        assert list(c.fetch([1, 2], ["FLAGS"], modifiers=["CHANGEDSINCE 3"])) == [1]
+        typ, data = c._imap._simple_command("STORE", "1,2", "(UNCHANGEDSINCE 3)", "+FLAGS", "(\\Seen)")
         assert typ == "OK" and b"MODIFIED 1" in c._imap.untagged_responses.get("OK", [b""])[-1] + data[-1]
         c.logout()
 

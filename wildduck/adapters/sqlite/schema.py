@@ -134,13 +134,15 @@ def _index_existing_text(conn: sqlite3.Connection) -> None:
 
 # v5: subscriptions belong to names, not mailboxes (RFC 3501 6.3.6: a subscription outlives its mailbox, and a name
 # may be subscribed before it exists). ``mailboxes.subscribed`` mirrors the table for the mailboxes that exist.
+# Also: a mailbox's MODSEQ starts at 1, never 0 (RFC 7162: HIGHESTMODSEQ is a positive number).
 SCHEMA_V5 = """
 CREATE TABLE subscriptions (
     user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     path TEXT NOT NULL,
     PRIMARY KEY (user_id, path)
 ) WITHOUT ROWID;
-INSERT INTO subscriptions (user_id, path) SELECT user_id, path FROM mailboxes WHERE subscribed = 1
+INSERT INTO subscriptions (user_id, path) SELECT user_id, path FROM mailboxes WHERE subscribed = 1;
+UPDATE mailboxes SET highest_modseq = 1 WHERE highest_modseq = 0
 """
 
 

@@ -123,8 +123,8 @@ def _insert_mailbox(conn: sqlite3.Connection, mid: str, user_id: str, spec: Mail
     if spec.subscribed:
         conn.execute("INSERT OR IGNORE INTO subscriptions (user_id, path) VALUES (?, ?)", (user_id, spec.path))
     conn.execute(
-        "INSERT INTO mailboxes (id, user_id, path, special_use, uid_validity, subscribed) VALUES (?, ?, ?, ?, ?, "
-        "EXISTS (SELECT 1 FROM subscriptions WHERE user_id = ? AND path = ?))",
+        "INSERT INTO mailboxes (id, user_id, path, special_use, uid_validity, highest_modseq, subscribed) "
+        "VALUES (?, ?, ?, ?, ?, 1, EXISTS (SELECT 1 FROM subscriptions WHERE user_id = ? AND path = ?))",
         (mid, user_id, spec.path, spec.special_use, _next_uid_validity(conn, user_id, now), user_id, spec.path))
 
 
