@@ -111,6 +111,7 @@ async def test_search_rows_and_get_messages(store: Any) -> None:
     assert [r.uid for r in rows] == [1, 2, 3]
     assert all(r.header for r in rows)
     assert [r.header for r in await store.search_rows(inbox.id, with_header=False)] == [b"", b"", b""]
+    assert [r.uid for r in await store.search_rows(inbox.id, uids=[3, 1, 99])] == [1, 3]
     records = await store.get_messages(inbox.id, [3, 1, 99])
     assert [r.uid for r in records] == [1, 3]
 

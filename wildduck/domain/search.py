@@ -16,7 +16,7 @@ from wildduck.protocols.imap.grammar import SearchKey, SequenceSet
 from wildduck.protocols.mime import headers
 from wildduck.protocols.mime.text import header_text
 
-__all__ = ["Context", "header_text", "matches", "needs_header", "search", "text_queries"]
+__all__ = ["Context", "candidates", "header_text", "matches", "needs_header", "search", "text_queries"]
 
 #: keys that read the top-level header block
 _HEADER_KEYS = frozenset({"FROM", "TO", "CC", "BCC", "SUBJECT", "HEADER", "SENTBEFORE", "SENTON", "SENTSINCE"})
@@ -151,6 +151,19 @@ def matches(key: SearchKey, row: SearchRow, seq: int, ctx: Context) -> bool:
     raise ValueError(f"unknown search key {op}")
 
 
-def search(rows: Sequence[SearchRow], key: SearchKey, ctx: Context) -> list[tuple[int, SearchRow]]:
-    """(sequence number, row) of every matching message, ascending."""
-    return [(seq, row) for seq, row in enumerate(rows, start=1) if matches(key, row, seq, ctx)]
+def candidates(key: SearchKey, hits: Mapping[tuple[str, bytes], frozenset[int]]) -> frozenset[int] | None:
+    """UIDs outside of which ``key`` cannot match, known from the text index alone (None: any message may)."""
+    if key.op in ("BODY", "TEXT"):
+        return hits[(key.op, key.args[0])]
+    if key.op == "AND":
+        known = [c for c in (candidates(k, hits) for k in key.args) if c is not None]
+        return frozenset.intersection(*known) if known else None
+    if key.op == "OR":
+        left, right = candidates(key.args[0], hits), candidates(key.args[1], hits)
+        return None if left is None or right is None else left | right
+    return None
+
+
+def search(rows: Sequence[tuple[int, SearchRow]], key: SearchKey, ctx: Context) -> list[tuple[int, SearchRow]]:
+    """The (sequence number, row) pairs that match, in the order given."""
+    return [(seq, row) for seq, row in rows if matches(key, row, seq, ctx)]

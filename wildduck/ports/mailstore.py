@@ -159,9 +159,10 @@ class MailStore(Protocol):
         in the same transaction: exactly one session sees a message as recent (RFC 3501 2.3.2)."""
         ...
 
-    async def search_rows(self, mailbox_id: str, *, with_header: bool = True) -> list[SearchRow]:
-        """Per message: what SEARCH evaluates (flags, dates, size and, ``with_header``, the top-level header
-        block), in UID order."""
+    async def search_rows(self, mailbox_id: str, *, with_header: bool = True,
+                          uids: Sequence[int] | None = None) -> list[SearchRow]:
+        """Per message (all, or those of ``uids``): what SEARCH evaluates (flags, dates, size and, with
+        ``with_header``, the top-level header block), in UID order."""
         ...
 
     async def text_search(self, mailbox_id: str, needle: str, *, headers_too: bool) -> set[int]:

@@ -1071,16 +1071,19 @@ class IMAPSession:
             self.no(cmd.tag, "unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
             return
         await self.sync(expunge=cmd.uid)
-        rows = await self.store.search_rows(sel.mailbox.id, with_header=search_mod.needs_header(cmd.criteria))
-        known = set(sel.uids)
-        rows = [r for r in rows if r.uid in known]  # as this session sees the mailbox
         hits = {}
         for op, needle in search_mod.text_queries(cmd.criteria):
             hits[(op, needle)] = frozenset(await self.store.text_search(
                 sel.mailbox.id, needle.decode("utf-8", "replace"), headers_too=op == "TEXT"))
-        ctx = search_mod.Context(dt.datetime.now(dt.UTC), len(rows), rows[-1].uid if rows else 0,
+        # the text index may already rule out most messages: then only the candidates are read
+        only = search_mod.candidates(cmd.criteria, hits)
+        rows = await self.store.search_rows(sel.mailbox.id, with_header=search_mod.needs_header(cmd.criteria),
+                                            uids=None if only is None else sorted(only))
+        seqs = {uid: seq for seq, uid in enumerate(sel.uids, start=1)}
+        numbered = [(seqs[r.uid], r) for r in rows if r.uid in seqs]  # as this session sees the mailbox
+        ctx = search_mod.Context(dt.datetime.now(dt.UTC), len(sel.uids), sel.uids[-1] if sel.uids else 0,
                                  frozenset(sel.recent), hits)
-        found = search_mod.search(rows, cmd.criteria, ctx)
+        found = search_mod.search(numbered, cmd.criteria, ctx)
         numbers = [r.uid if cmd.uid else seq for seq, r in found]
         line = "SEARCH" + "".join(f" {n}" for n in numbers)
         if _uses_modseq(cmd.criteria) and found:

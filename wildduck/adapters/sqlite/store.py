@@ -846,21 +846,30 @@ class SqliteStore:
             return []
         return await (self._write(run) if claim else self._read(run))
 
-    async def search_rows(self, mailbox_id: str, *, with_header: bool = True) -> list[SearchRow]:
+    async def search_rows(self, mailbox_id: str, *, with_header: bool = True,
+                          uids: Sequence[int] | None = None) -> list[SearchRow]:
         columns = "uid, flags, modseq, internal_date, size, header_date"
         if with_header:
             columns += ", skeleton, skeleton_compressed, mime_tree"
+        sql = f"SELECT {columns} FROM messages WHERE mailbox_id = ?"
+
+        def row(r: sqlite3.Row) -> SearchRow:
+            return SearchRow(uid=r["uid"], flags=_flags(r["flags"]), modseq=r["modseq"],
+                             internal_date=_dt(r["internal_date"]), size=r["size"],
+                             header_date=_dt(r["header_date"]) if r["header_date"] is not None else None,
+                             header=stored_header(r["skeleton"], r["skeleton_compressed"], r["mime_tree"])
+                             if with_header else b"")
 
         def q(conn: sqlite3.Connection) -> list[SearchRow]:
-            return [
-                SearchRow(uid=r["uid"], flags=_flags(r["flags"]), modseq=r["modseq"],
-                          internal_date=_dt(r["internal_date"]), size=r["size"],
-                          header_date=_dt(r["header_date"]) if r["header_date"] is not None else None,
-                          header=stored_header(r["skeleton"], r["skeleton_compressed"], r["mime_tree"])
-                          if with_header else b"")
-                for r in conn.execute(f"SELECT {columns} FROM messages WHERE mailbox_id = ? ORDER BY uid",
-                                      (mailbox_id,))
-            ]
+            if uids is None:
+                return [row(r) for r in conn.execute(sql + " ORDER BY uid", (mailbox_id,))]
+            wanted = sorted(set(uids))
+            out: list[SearchRow] = []
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                out.extend(row(r) for r in conn.execute(
+                    f"{sql} AND uid IN ({_placeholders(len(chunk))}) ORDER BY uid", (mailbox_id, *chunk)))
+            return out
 
         return await self._read(q)
 

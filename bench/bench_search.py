@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""SEARCH BODY/TEXT on a big mailbox: the FTS5 trigram index against a full scan, then IMAP end to end.
+
+    python bench/bench_search.py [--quick] [--messages 100000]
+
+A mailbox of N synthetic messages (quick: 10,000) is filled through the store (``append_messages`` in batches of
+1,000, each message parsed by ``prepare`` like a delivery), with bodies of ~80 words drawn from a 30,000-word
+vocabulary, so that a word is in a few dozen messages and a frequent one in many thousands.
+
+Micro (no sockets): ``text_search`` through the index vs the baseline in the same run, a full scan of the same
+text in Python (what SEARCH did before the index: read every message's text and look for the needle). Macro: a
+real ``wildduck serve`` on the same data, ``UID SEARCH`` over imaplib, time per command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import imaplib
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from wildduck.app import open_services  # noqa: E402
+from wildduck.domain.delivery import prepare  # noqa: E402
+from wildduck.domain.models import NewMessage  # noqa: E402
+from wildduck.testing.server import ServerProcess, test_config  # noqa: E402
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def vocabulary(rng: random.Random, size: int) -> list[str]:
+    words: set[str] = set()
+    while len(words) < size:
+        words.add("".join(rng.choice(LETTERS) for _ in range(rng.randint(4, 10))))
+    return sorted(words)
+
+
+def message(rng: random.Random, words: list[str], n: int) -> bytes:
+    # half the words from 300 common ones (each in ~1 message of 8), half from the whole vocabulary
+    body = " ".join(rng.choice(words[:300]) if rng.random() < 0.5 else rng.choice(words) for _ in range(80))
+    lines = "\r\n".join(body[i:i + 70] for i in range(0, len(body), 70))
+    return (f"From: sender{n % 500}@example.net\r\nTo: user@example.com\r\nSubject: message {n} "
+            f"{rng.choice(words)}\r\nMessage-ID: <m{n}@example.net>\r\n\r\n{lines}\r\n").encode()
+
+
+async def populate(data_dir: Path, count: int, words: list[str]) -> tuple[str, float]:
+    rng = random.Random(7)
+    config = test_config(data_dir)
+    started = time.perf_counter()
+    async with open_services(config) as services:
+        user = await services.users.create("user", "pw", address="user@example.com", quota=1 << 40)
+        inbox = await services.store.find_mailbox(user.id, "INBOX")
+        for start in range(0, count, 1000):
+            batch = [NewMessage(user.id, inbox.id, prepare(message(rng, words, n)))
+                     for n in range(start, min(start + 1000, count))]
+            await services.store.append_messages(batch)
+        mailbox_id = inbox.id
+    return mailbox_id, time.perf_counter() - started
+
+
+def timed(fn, repeat: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+    times = []
+    result = None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), result
+
+
+def scan(db: Path, mailbox_id: str, needle: str) -> set[int]:
+    """The baseline: every message's text read and searched in Python."""
+    conn = sqlite3.connect(db)
+    folded = needle.casefold()
+    try:
+        return {uid for uid, body in conn.execute(
+            "SELECT m.uid, t.body FROM messages m JOIN message_text t ON t.rowid = m.text_id WHERE m.mailbox_id = ?",
+            (mailbox_id,)) if folded in body.casefold()}
+    finally:
+        conn.close()
+
+
+async def indexed(data_dir: Path, mailbox_id: str, needles: list[str], repeat: int) -> dict[str, tuple[float, int]]:
+    out = {}
+    async with open_services(test_config(data_dir)) as services:
+        for needle in needles:
+            times = []
+            found: set[int] = set()
+            for _ in range(repeat):
+                t = time.perf_counter()
+                found = await services.store.text_search(mailbox_id, needle, headers_too=False)
+                times.append(time.perf_counter() - t)
+            out[needle] = (statistics.median(times), len(found))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--messages", type=int, default=None)
+    args = parser.parse_args(argv)
+    count = args.messages or (10_000 if args.quick else 100_000)
+    repeat = 3 if args.quick else 5
+    words = vocabulary(random.Random(3), 30_000)
+    with tempfile.TemporaryDirectory(prefix="wd-bench-search-") as tmp:
+        data_dir = Path(tmp) / "data"
+        mailbox_id, fill = trio.run(populate, data_dir, count, words)
+        db = data_dir / "wildduck.db"
+        size = sum(p.stat().st_size for p in data_dir.glob("wildduck.db*"))
+        print(f"{count:,} messages stored in {fill:.1f} s ({count / fill:,.0f} msgs/s), database {size / 1e6:.0f} MB")
+        needles = {"rare word": words[-7], "frequent word": words[0], "phrase": f"{words[0]} {words[1]}",
+                   "absent": "qqqzzzxxy", "two letters": "qz"}
+        results = trio.run(indexed, data_dir, mailbox_id, list(needles.values()), repeat)
+        print(f"\n| needle | matches | full scan ms | index ms | ratio |\n|---|---:|---:|---:|---:|")
+        for label, needle in needles.items():
+            base, found = timed(lambda n=needle: scan(db, mailbox_id, n), repeat)  # type: ignore[misc]
+            took, matches = results[needle]
+            assert matches == len(found), (needle, matches, len(found))  # type: ignore[arg-type]
+            print(f"| {label} `{needle}` | {matches:,} | {base * 1000:,.1f} | {took * 1000:,.1f} | "
+                  f"{base / took:,.1f}× |")
+        config = Path(tmp) / "wildduck.toml"
+        config.write_text(f'[server]\ndata_dir = "{data_dir}"\n[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n')
+        with ServerProcess(config) as server:
+            imap = imaplib.IMAP4(*server.address("imap"))
+            imap.login("user", "pw")
+            imap.select("INBOX", readonly=True)
+            print(f"\nIMAP end to end (a real server, {count:,} messages, imaplib):\n\n| command | matches | ms |\n"
+                  "|---|---:|---:|")
+            for command in (f"BODY {words[-7]}", f"TEXT {words[-7]}", f'BODY "{words[0]} {words[1]}"',
+                            "BODY qqqzzzxxy", "UNSEEN", f"FROM sender7@example.net BODY {words[-7]}"):
+                took, reply = timed(lambda c=command: imap.uid("SEARCH", c), repeat)  # type: ignore[misc]
+                typ, data = reply  # type: ignore[misc]
+                assert typ == "OK", reply
+                print(f"| UID SEARCH {command} | {len(data[0].split()):,} | {took * 1000:,.1f} |")
+            imap.logout()
+
+
+if __name__ == "__main__":
+    main()
