@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         needles = {"rare word": words[-7], "frequent word": words[0], "phrase": f"{words[0]} {words[1]}",
                    "absent": "qqqzzzxxy", "two letters": "qz"}
         results = trio.run(indexed, data_dir, mailbox_id, list(needles.values()), repeat)
-        print(f"\n| needle | matches | full scan ms | index ms | ratio |\n|---|---:|---:|---:|---:|")
+        print("\n| needle | matches | full scan ms | index ms | ratio |\n|---|---:|---:|---:|---:|")
         for label, needle in needles.items():
             base, found = timed(lambda n=needle: scan(db, mailbox_id, n), repeat)  # type: ignore[misc]
             took, matches = results[needle]
