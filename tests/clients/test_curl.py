@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 from pathlib import Path
 
-import pytest
 import trio
 
+from tests.clients import client_binary
 from wildduck.testing.lmtp_client import LMTPClient
 from wildduck.testing.server import running_server
 
 MESSAGE = b"Subject: via curl\r\nFrom: s@example.net\r\n\r\nhello curl\r\n"
-
-
-def curl_binary() -> str:
-    path = shutil.which("curl")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("curl is not installed; scripts/dev.sh test installs it")
-        pytest.skip("curl is not installed")
-    return path
 
 
 def free_port() -> int:
@@ -33,7 +22,7 @@ def free_port() -> int:
 
 
 async def test_curl_lists_and_fetches(tmp_path: Path) -> None:
-    curl = curl_binary()
+    curl = client_binary("curl", "curl")
     overrides = {"imap": {"enabled": True, "tls_port": free_port()}}
     async with running_server(tmp_path, overrides) as srv:
         await srv.services.users.create("alice", "pw", address="alice@example.com")

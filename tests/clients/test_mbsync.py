@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import imapclient
-import pytest
 import trio
 
+from tests.clients import client_binary
 from wildduck.testing.lmtp_client import LMTPClient
-from wildduck.testing.server import RunningServer, running_server
+from wildduck.testing.server import RunningServer
 
 COUNT = 500
-
-
-def mbsync_binary() -> str:
-    path = shutil.which("mbsync")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("mbsync (Debian package isync) is not installed; scripts/dev.sh test installs it")
-        pytest.skip("mbsync is not installed")
-    return path
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    async with running_server(tmp_path / "data", {"imap": {"enabled": True}}) as srv:
-        await srv.services.users.create("alice", "pw", address="alice@example.com")
-        yield srv
 
 
 def write_rc(tmp_path: Path, port: int) -> Path:
@@ -74,7 +55,7 @@ def maildir_state(inbox: Path) -> dict[str, str]:
 
 
 async def test_two_way_sync(server: RunningServer, tmp_path: Path) -> None:
-    mbsync = mbsync_binary()
+    mbsync = client_binary("mbsync", "isync")
     rc = write_rc(tmp_path, server.address("imap")[1])
     (tmp_path / "mail").mkdir()
 

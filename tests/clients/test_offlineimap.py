@@ -13,21 +13,19 @@ import imaplib
 import os
 import random
 import re
-import shutil
 import subprocess
 import time
 from base64 import b64encode
-from collections.abc import AsyncIterator
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
-import pytest
 import trio
 
+from tests.clients import client_binary
 from tests.corpus import corpus, crlf
 from wildduck.testing.lmtp_client import LMTPClient
-from wildduck.testing.server import RunningServer, running_server
+from wildduck.testing.server import RunningServer
 
 GENERATED = 152  # plus the 48 corpus messages: 200
 LETTERS = {b"\\Answered": "R", b"\\Flagged": "F", b"\\Seen": "S", b"\\Draft": "D", b"\\Deleted": "T"}
@@ -36,22 +34,6 @@ _POLICY_LF = policy.default.clone(cte_type="8bit", utf8=True, refold_source="non
 _POLICY_CRLF = _POLICY_LF.clone(linesep="\r\n")
 
 State = dict[str, dict[str, tuple[str, bytes]]]  # folder -> Message-ID -> (flag letters, bytes with LF line ends)
-
-
-def offlineimap_binary() -> str:
-    path = shutil.which("offlineimap")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("offlineimap (Debian package offlineimap3) is not installed; scripts/dev.sh test installs it")
-        pytest.skip("offlineimap is not installed")
-    return path
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    async with running_server(tmp_path / "data", {"imap": {"enabled": True}}) as srv:
-        await srv.services.users.create("alice", "pw", address="alice@example.com")
-        yield srv
 
 
 def generated(i: int, rng: random.Random, nl: bytes = b"\r\n") -> bytes:
@@ -219,7 +201,7 @@ def assert_converged(local: State, remote: State, expected: dict[str, dict[str, 
 
 
 async def test_two_way_sync(server: RunningServer, tmp_path: Path) -> None:
-    offlineimap = offlineimap_binary()
+    offlineimap = client_binary("offlineimap", "offlineimap3")
     rc = write_rc(tmp_path, server.address("imap")[1])
     mail = tmp_path / "mail"
     folders: tuple[str, ...] = ("INBOX", "Archive")
