@@ -53,6 +53,8 @@ READ_SIZE = 65536
 SEPARATOR = "/"
 #: largest literal accepted before authentication (user names and passwords)
 PREAUTH_LITERAL_LIMIT = 8192
+#: consecutive BAD responses after which the session is closed (WildDuck: 50)
+MAX_BAD_IN_A_ROW = 50
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
 
@@ -148,6 +150,7 @@ class IMAPSession:
         self.condstore = False
         self.utf8 = False
         self.out: list[bytes] = []
+        self.bad_in_a_row = 0
         #: the user's nudge channel, open from login to logout
         self.subscription: Any = None
         self._dropped = 0
@@ -203,11 +206,10 @@ class IMAPSession:
                     await self.literal(event)
                     continue
                 if isinstance(event, CommandRejected):
-                    self.send(serializer.tagged(event.tag, event.status, event.text, event.code) if event.tag else
-                              serializer.untagged(f"BAD {event.text}"))
+                    self.tagged(event.tag or "", event.status if event.tag else "BAD", event.text, event.code)
                     continue
                 if isinstance(event, (IdleDone, SaslResponse)):
-                    self.send(serializer.untagged("BAD unexpected continuation"))
+                    self.bad("", "unexpected continuation")
                     continue
                 assert isinstance(event, RawCommand)
                 await self.command(event)
@@ -225,18 +227,18 @@ class IMAPSession:
     async def literal(self, event: LiteralAnnounced) -> None:
         if self.state == g.NOT_AUTHENTICATED and event.size > PREAUTH_LITERAL_LIMIT:
             self.rx.refuse_literal()
-            self.send(serializer.tagged(event.tag, "NO", "log in before sending large literals", "TOOBIG"))
+            self.no(event.tag, "log in before sending large literals", "TOOBIG")
             return
         if event.size > self.settings.max_message_size:
             self.rx.refuse_literal()
-            self.send(serializer.tagged(event.tag, "NO", "literal is over the size limit", "TOOBIG"))
+            self.no(event.tag, "literal is over the size limit", "TOOBIG")
             return
         if self.user is not None and self.state != g.NOT_AUTHENTICATED:
             user = await self.store.get_user(self.user.id)
             quota = user.quota if user.quota is not None else self.s.default_quota
             if user.storage_used + event.size > quota:
                 self.rx.refuse_literal()
-                self.send(serializer.tagged(event.tag, "NO", "mailbox is over quota", "OVERQUOTA"))
+                self.no(event.tag, "mailbox is over quota", "OVERQUOTA")
                 return
         self.rx.accept_literal()
         self.send(serializer.continuation("Ready for literal data"))
@@ -244,33 +246,48 @@ class IMAPSession:
     async def command(self, raw: RawCommand) -> None:
         allowed = g.ALLOWED_STATES.get(raw.name)
         if allowed is not None and self.state not in allowed:
-            self.send(serializer.tagged(raw.tag, "BAD", f"{raw.name} is not allowed in the {self.state} state"))
+            self.bad(raw.tag, f"{raw.name} is not allowed in the {self.state} state")
             return
         cmd = g.parse(raw)
         if isinstance(cmd, CommandRejected):
-            self.send(serializer.tagged(raw.tag, "BAD", cmd.text))
+            self.bad(raw.tag, cmd.text)
             return
         handler = HANDLERS[cmd.name.removeprefix("UID ")] if cmd.name.startswith("UID ") else HANDLERS[cmd.name]
         try:
             await handler(self, cmd)
         except QuotaExceeded as exc:
-            self.send(serializer.tagged(cmd.tag, "NO", str(exc), "OVERQUOTA"))
+            self.no(cmd.tag, str(exc), "OVERQUOTA")
         except TryCreate as exc:
-            self.send(serializer.tagged(cmd.tag, "NO", str(exc), "TRYCREATE"))
+            self.no(cmd.tag, str(exc), "TRYCREATE")
         except NotFound as exc:
-            self.send(serializer.tagged(cmd.tag, "NO", str(exc), "NONEXISTENT"))
+            self.no(cmd.tag, str(exc), "NONEXISTENT")
         except AlreadyExists as exc:
-            self.send(serializer.tagged(cmd.tag, "NO", str(exc), "ALREADYEXISTS"))
+            self.no(cmd.tag, str(exc), "ALREADYEXISTS")
         except InvalidInput as exc:
-            self.send(serializer.tagged(cmd.tag, "NO", str(exc), "CANNOT"))
+            self.no(cmd.tag, str(exc), "CANNOT")
         except DomainError as exc:
-            self.send(serializer.tagged(cmd.tag, "NO", str(exc)))
+            self.no(cmd.tag, str(exc))
+
+    def tagged(self, tag: str, status: str, text: str, code: str | None = None) -> None:
+        """A tagged (or, without a tag, untagged BAD) response. A run of MAX_BAD_IN_A_ROW BADs ends the session:
+        a client that only sends garbage is not served forever."""
+        self.send(serializer.tagged(tag, status, text, code) if tag else serializer.untagged(f"{status} {text}"))
+        if status != "BAD":
+            self.bad_in_a_row = 0
+            return
+        self.bad_in_a_row += 1
+        if self.bad_in_a_row >= MAX_BAD_IN_A_ROW:
+            self.send(serializer.untagged("BYE too many invalid commands"))
+            raise Bye
 
     def ok(self, tag: str, text: str, code: str | None = None) -> None:
-        self.send(serializer.tagged(tag, "OK", text, code))
+        self.tagged(tag, "OK", text, code)
 
     def no(self, tag: str, text: str, code: str | None = None) -> None:
-        self.send(serializer.tagged(tag, "NO", text, code))
+        self.tagged(tag, "NO", text, code)
+
+    def bad(self, tag: str, text: str) -> None:
+        self.tagged(tag, "BAD", text)
 
     # -- names ----------------------------------------------------------------------------------------------------
     def decode_name(self, raw: bytes) -> str:
@@ -455,7 +472,7 @@ class IMAPSession:
 
     async def cmd_starttls(self, cmd: g.Command) -> None:
         if self.tls_context is None or self.tls_active:
-            self.send(serializer.tagged(cmd.tag, "BAD", "STARTTLS is not available"))
+            self.bad(cmd.tag, "STARTTLS is not available")
             return
         self.ok(cmd.tag, "Begin TLS negotiation now")
         await self.flush()
@@ -527,13 +544,13 @@ class IMAPSession:
                 raise Bye
             response = event.line
         if response == b"*":
-            self.send(serializer.tagged(cmd.tag, "BAD", "authentication cancelled"))
+            self.bad(cmd.tag, "authentication cancelled")
             return
         try:
             decoded = b"" if response == b"=" else base64.b64decode(response, validate=True)
             _authz, authc, password = decoded.split(b"\x00")
         except (binascii.Error, ValueError):
-            self.send(serializer.tagged(cmd.tag, "BAD", "malformed PLAIN response"))
+            self.bad(cmd.tag, "malformed PLAIN response")
             return
         await self.login(cmd.tag, authc.decode("utf-8", "replace"), password.decode("utf-8", "replace"))
 
@@ -758,7 +775,7 @@ class IMAPSession:
                     if event.valid:
                         self.ok(cmd.tag, "IDLE terminated")
                     else:
-                        self.send(serializer.tagged(cmd.tag, "BAD", "expected DONE"))
+                        self.bad(cmd.tag, "expected DONE")
                     return
                 if isinstance(event, ConnectionClosed):
                     raise Bye
@@ -830,7 +847,7 @@ class IMAPSession:
     async def cmd_compress(self, cmd: g.Command) -> None:
         assert isinstance(cmd, g.Compress)
         if cmd.mechanism != "DEFLATE":
-            self.send(serializer.tagged(cmd.tag, "BAD", f"unknown compression mechanism {cmd.mechanism}"))
+            self.bad(cmd.tag, f"unknown compression mechanism {cmd.mechanism}")
             return
         if isinstance(self.stream, DeflateStream):
             self.no(cmd.tag, "compression is already active", "COMPRESSIONACTIVE")
@@ -906,7 +923,7 @@ class IMAPSession:
         assert sel is not None
         if not cmd.uid and not self.check_sequence(cmd.sequence):
             await self.sync(expunge=False)
-            self.send(serializer.tagged(cmd.tag, "BAD", "invalid message sequence number"))
+            self.bad(cmd.tag, "invalid message sequence number")
             return
         await self.sync(expunge=cmd.uid)
         items = list(cmd.items)
@@ -1005,7 +1022,7 @@ class IMAPSession:
             self.no(cmd.tag, "mailbox is read-only", "READ-ONLY")
             return
         if not cmd.uid and not self.check_sequence(cmd.sequence):
-            self.send(serializer.tagged(cmd.tag, "BAD", "invalid message sequence number"))
+            self.bad(cmd.tag, "invalid message sequence number")
             return
         await self.sync(expunge=cmd.uid)
         targets = self.targets(cmd.sequence, cmd.uid)
@@ -1036,7 +1053,7 @@ class IMAPSession:
         sel = self.selected
         assert sel is not None
         if not cmd.uid and not self.check_sequence(cmd.sequence):
-            self.send(serializer.tagged(cmd.tag, "BAD", "invalid message sequence number"))
+            self.bad(cmd.tag, "invalid message sequence number")
             return
         target = await self.mailbox(cmd.mailbox, target=True)
         move = cmd.name.endswith("MOVE")
