@@ -1,0 +1,472 @@
+#!/usr/bin/env python3
+"""IMAP end to end: ImapTest stress against a real ``wildduck serve`` and against Dovecot, in the same run.
+
+    python bench/bench_imap.py [--quick] [--clients 10] [--seconds 30] [--repeat 1] [--imaptest PATH]
+
+ImapTest (https://github.com/dovecot/imaptest, not packaged by Debian: see bench/README.md for the build) runs its
+default stress profile: ``clients`` concurrent connections for one user, each logging in, selecting INBOX and doing
+a random mix of LIST, STATUS, FETCH, STORE, EXPUNGE and APPEND (messages from the shared corpus mbox), then logging
+out and starting over. The baseline in the same run is Debian's Dovecot (``/usr/sbin/dovecot``), configured for speed
+(long-lived login processes, pre-forked imap processes, maildir in a temporary directory, a passwd-file user with a
+PLAIN password, its own base_dir and port: nothing system-wide is touched). The ratio is wildduck over Dovecot.
+
+Printed per server: ImapTest's totals as operations per second, its error count, and the CPU time the server used
+(Dovecot: all of its processes). ImapTest itself runs on the same two cores. If ImapTest reports any error against
+wildduck the benchmark fails (exit status 1) after printing the figures. Without ImapTest or Dovecot it says how to
+get them and exits with status 2.
+
+    python bench/bench_imap.py --scripted [TESTS_DIR]
+
+runs ImapTest's scripted protocol tests (the ``src/tests`` directory of its source tree; by default the ``tests``
+directory next to the binary) against a fresh wildduck instead, and fails unless every test passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from wildduck.testing.server import ServerProcess  # noqa: E402
+
+DEFAULT_MBOX = REPO.parent / "shared" / "data" / "imaptest.mbox"
+DOVECOT_LIBDIR = "/usr/lib/dovecot"
+USER, PASSWORD = "bench", "bench-password"
+COUNTERS = ("Logi", "List", "Stat", "Sele", "Fetc", "Fet2", "Stor", "Dele", "Expu", "Appe", "Logo")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+HOW_TO_GET_IMAPTEST = """\
+ImapTest not found ({where}). It is not packaged by Debian: build it from its source (github.com/dovecot/imaptest,
+branch release-2.3) against Debian's dovecot-dev, as bench/README.md describes, then pass its path with --imaptest
+or the IMAPTEST environment variable."""
+
+HOW_TO_GET_DOVECOT = """\
+Dovecot not found ({where}): apt-get install dovecot-imapd (the system service it starts is not used; this
+benchmark runs its own instance from a temporary directory), or pass --dovecot PATH, or --no-dovecot."""
+
+
+# --- helpers -----------------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of ``root`` and every live descendant, plus what they reaped (cutime/cstime)."""
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        # fields[0] is state (field 3 of stat); ppid is field 4, utime..cstime are fields 14..17
+        stats[int(entry)] = (int(fields[1]), sum(int(x) for x in fields[11:15]) / CLK_TCK)
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _cpu) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += stats[pid][1]
+        todo.extend(children.get(pid, ()))
+    return total
+
+
+def imaptest_env() -> dict[str, str]:
+    lib = os.environ.get("LD_LIBRARY_PATH", "")
+    return {**os.environ, "LD_LIBRARY_PATH": DOVECOT_LIBDIR + (":" + lib if lib else "")}
+
+
+@dataclass
+class Result:
+    """One ImapTest run against one server."""
+
+    totals: dict[str, int]
+    seconds: int
+    errors: list[str]
+    warnings: list[str]
+    server_cpu: float  # seconds of user + system CPU of the server (all its processes)
+    client_cpu: float  # the same for ImapTest
+    stdout: str
+    stderr: str
+    server_log_errors: list[str] = field(default_factory=list)
+    server_exit: int | None = None  # the server's exit status if it died during the run
+    server_log_tail: list[str] = field(default_factory=list)
+    rss: int = 0
+
+    @property
+    def rates(self) -> dict[str, float]:
+        return {k: self.totals.get(k, 0) / self.seconds for k in COUNTERS}
+
+
+def run_imaptest(imaptest: str, port: int, mbox: Path, clients: int, seconds: int, server_pid: int,
+                 workdir: Path) -> Result:
+    """One ImapTest stress run; totals, errors, and the CPU the server (process tree) and ImapTest used."""
+    cmd = [imaptest, "host=127.0.0.1", f"port={port}", f"user={USER}", f"pass={PASSWORD}", f"mbox={mbox}",
+           f"clients={clients}", f"secs={seconds}"]
+    cpu_before = tree_cpu_seconds(server_pid)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(cmd, capture_output=True, env=imaptest_env(), cwd=workdir, timeout=seconds + 120)
+    server_cpu = tree_cpu_seconds(server_pid) - cpu_before
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (children_after.ru_utime - children_before.ru_utime
+                  + children_after.ru_stime - children_before.ru_stime)
+    out = proc.stdout.decode(errors="replace")
+    err = proc.stderr.decode(errors="replace")
+    totals = parse_totals(out)
+    if totals is None:
+        raise SystemExit(f"ImapTest printed no totals (exit status {proc.returncode}):\n{out[-3000:]}\n{err[-3000:]}")
+    errors = [line for line in err.splitlines() if line.startswith(("Error:", "Panic:", "Fatal:"))]
+    warnings = [line for line in err.splitlines() if line.startswith("Warning:")]
+    return Result(totals, seconds, errors, warnings, server_cpu, client_cpu, out, err)
+
+
+def parse_totals(out: str) -> dict[str, int] | None:
+    """The line of numbers after ``Totals:`` and its header, two lines of percentages."""
+    lines = out.splitlines()
+    try:
+        start = lines.index("Totals:")
+    except ValueError:
+        return None
+    header = lines[start + 1].split()
+    for line in lines[start + 2:]:
+        numbers = line.split()
+        if numbers and all(n.isdigit() for n in numbers) and len(numbers) == len(header):
+            return dict(zip(header, map(int, numbers), strict=True))
+    return None
+
+
+# --- wildduck ----------------------------------------------------------------------------------------------------
+
+def wildduck_overrides(clients: int) -> str:
+    """Listener and limit settings; a per-user connection cap, if this version has one, is lifted."""
+    import wildduck
+
+    defaults = tomllib.loads((Path(wildduck.__file__).parent / "default.toml").read_text())
+    text = f"[imap]\nport = 0\ntls_port = 0\n[limits]\nmax_connections = {clients * 4 + 100}\n"
+    for key in ("max_connections_per_user", "max_connections_per_ip"):
+        if key in defaults.get("imap", {}):
+            text = text.replace("[imap]\n", f"[imap]\n{key} = {clients * 4 + 100}\n")
+    return text
+
+
+def wildduck_server(args: argparse.Namespace, workdir: Path) -> ServerProcess:
+    """A fresh data directory with the benchmark user; the server, not yet started."""
+    data_dir = workdir / "data"
+    config = workdir / "wildduck.toml"
+    config.write_text(f'[server]\ndata_dir = "{data_dir}"\n[lmtp]\nport = 0\n' + wildduck_overrides(args.clients))
+    subprocess.run([sys.executable, "-m", "wildduck", "--config", str(config), "user", "create", USER,
+                    "--password", PASSWORD, "--address", f"{USER}@example.com", "--quota", "100G"],
+                   check=True, capture_output=True)
+    return ServerProcess(config)
+
+
+def run_wildduck(args: argparse.Namespace, workdir: Path) -> Result:
+    with wildduck_server(args, workdir) as server:
+        assert server.proc is not None
+        _host, port = server.address("imap")
+        if args.profile:
+            profile = subprocess.Popen(
+                [args.profile, "record", "--pid", str(server.proc.pid), "--rate", "200", "--format", "raw",
+                 "--duration", str(args.seconds), "-o", str(args.profile_out)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        result = run_imaptest(args.imaptest, port, args.mbox, args.clients, args.seconds, server.proc.pid, workdir)
+        if args.profile:
+            profile.wait(60)
+        result.rss = read_rss(server.proc.pid)
+        result.server_exit = server.proc.poll()
+    result.server_log_errors = [line for line in server.log
+                                if any(w in line for w in (" ERROR ", " CRITICAL ", "Traceback"))]
+    result.server_log_tail = server.log[-40:]
+    if result.server_exit is not None:
+        result.server_log_errors.append(f"the server exited during the run with status {result.server_exit}")
+    return result
+
+
+def run_scripted(args: argparse.Namespace) -> None:
+    """ImapTest's scripted protocol tests (``test=DIR``) against a fresh wildduck; exit status 1 if any fails."""
+    tests = Path(args.scripted)
+    if not tests.is_dir():
+        raise SystemExit(f"no ImapTest test directory {tests} (the src/tests directory of the ImapTest source tree)")
+    with tempfile.TemporaryDirectory(prefix="bench-imap-scripted-") as tmp, \
+            wildduck_server(args, Path(tmp)) as server:
+        _host, port = server.address("imap")
+        proc = subprocess.run([args.imaptest, "host=127.0.0.1", f"port={port}", f"user={USER}",
+                               f"pass={PASSWORD}", f"test={tests}"],
+                              capture_output=True, env=imaptest_env(), cwd=tmp, timeout=1800)
+    out = (proc.stdout + proc.stderr).decode(errors="replace")
+    print(f"ImapTest scripted tests ({tests}) against wildduck:")
+    print(out.rstrip())
+    summary = re.search(r"(\d+) test groups: (\d+) failed", out)
+    commands = re.findall(r"(\d+)/(\d+) individual commands failed", out)
+    if proc.returncode != 0 or summary is None or summary.group(2) != "0" or any(f != "0" for f, _n in commands):
+        print("FAILED: ImapTest scripted tests failed against wildduck", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def read_rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+# --- Dovecot -----------------------------------------------------------------------------------------------------
+
+def dovecot_config(workdir: Path, port: int) -> str:
+    """A self-contained configuration for speed; the instance lives entirely under ``workdir``."""
+    if os.geteuid() == 0:
+        users = ""  # the packaged dovenull / dovecot accounts run the login and internal processes
+        mail_uid = 65534  # nobody: Dovecot will not access mail as root
+        chroot = ""
+    else:
+        import pwd
+
+        me = pwd.getpwuid(os.getuid()).pw_name
+        users = f"default_login_user = {me}\ndefault_internal_user = {me}\n"
+        mail_uid = os.getuid()
+        chroot = "  chroot =\n"
+    mail = workdir / "mail"
+    mail.mkdir()
+    os.chown(mail, mail_uid, mail_uid)
+    (workdir / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}:{mail_uid}:{mail_uid}::{mail}/{USER}::\n")
+    return f"""\
+base_dir = {workdir}/run
+state_dir = {workdir}/state
+instance_name = wildduck-bench-dovecot
+log_path = {workdir}/dovecot.log
+info_log_path = /dev/null
+{users}protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 1
+mail_location = maildir:{mail}/%u
+mail_max_userip_connections = 1000
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {workdir}/passwd
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {workdir}/passwd
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+  service_count = 0
+  process_min_avail = 2
+{chroot}}}
+service imap {{
+  process_min_avail = 2
+}}
+service auth {{
+{chroot}}}
+"""
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dovecot exited with status {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                if s.recv(100).startswith(b"* OK"):
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"dovecot did not answer on port {port} within {timeout:.0f} s")
+
+
+def run_dovecot(args: argparse.Namespace, workdir: Path) -> Result:
+    workdir.chmod(0o755)  # the login and auth processes (other users) reach their sockets under base_dir
+    port = free_port()
+    config = workdir / "dovecot.conf"
+    config.write_text(dovecot_config(workdir, port))
+    proc = subprocess.Popen([args.dovecot, "-F", "-c", str(config)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        try:
+            wait_for_port(port, proc)
+        except RuntimeError as exc:
+            log = workdir / "dovecot.log"
+            raise SystemExit(f"{exc}\n{log.read_text()[-3000:] if log.exists() else ''}") from None
+        time.sleep(0.5)  # let process_min_avail finish forking
+        result = run_imaptest(args.imaptest, port, args.mbox, args.clients, args.seconds, proc.pid, workdir)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    log = workdir / "dovecot.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    result.server_log_errors = [line for line in lines if "Error:" in line or "Panic:" in line or "Fatal:" in line]
+    result.server_log_tail = lines[-40:]
+    return result
+
+
+# --- report ------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Summary:
+    """Medians over the runs of one server; errors of every run."""
+
+    rates: dict[str, float]
+    server_cpu: float
+    client_cpu: float
+    errors: list[str]
+    server_log_errors: list[str]
+    failed_log_tail: list[str]  # the server log's end, from the first run with errors
+
+    @classmethod
+    def of(cls, runs: list[Result]) -> Summary:
+        return cls(
+            rates={k: statistics.median(r.rates[k] for r in runs) for k in COUNTERS},
+            server_cpu=statistics.median(r.server_cpu for r in runs),
+            client_cpu=statistics.median(r.client_cpu for r in runs),
+            errors=[e for r in runs for e in r.errors],
+            server_log_errors=[e for r in runs for e in r.server_log_errors],
+            failed_log_tail=next((r.server_log_tail for r in runs if r.errors or r.server_log_errors), []),
+        )
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
+def print_table(results: dict[str, Summary], seconds: int) -> None:
+    print(f"{'per second':12}" + "".join(f"{k:>7}" for k in COUNTERS) + f"{'errors':>7}{'srv CPU':>9}{'cli CPU':>9}")
+    for name, r in results.items():
+        print(f"{name:12}" + "".join(f"{r.rates[k]:7.1f}" for k in COUNTERS)
+              + f"{len(r.errors):7d}{r.server_cpu:8.1f}s{r.client_cpu:8.1f}s")
+    if "wildduck" in results and "dovecot" in results:
+        w, d = results["wildduck"], results["dovecot"]
+        print(f"{'ratio':12}" + "".join(f"{ratio(w.rates[k], d.rates[k]):6.2f}x" for k in COUNTERS))
+        w_ms = 1000 * w.server_cpu / max(w.rates["Logi"] * seconds, 1)
+        d_ms = 1000 * d.server_cpu / max(d.rates["Logi"] * seconds, 1)
+        print(f"server CPU per login cycle: wildduck {w_ms:.2f} ms, dovecot {d_ms:.2f} ms")
+        print(f"wildduck / dovecot: logins/s {ratio(w.rates['Logi'], d.rates['Logi']):.2f}x, "
+              f"FETCH/s {ratio(w.rates['Fetc'], d.rates['Fetc']):.2f}x")
+
+
+def error_kinds(errors: list[str]) -> list[tuple[str, int]]:
+    """ImapTest error lines grouped (client names and numbers blanked), most frequent first; one example each."""
+    kinds: dict[str, tuple[str, int]] = {}
+    for line in errors:
+        key = re.sub(r"\d+", "N", line)
+        example, count = kinds.get(key, (line, 0))
+        kinds[key] = (example, count + 1)
+    return sorted(kinds.values(), key=lambda kv: -kv[1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="5 s runs")
+    parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=None, help="ImapTest secs= (default 30, --quick 5)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per server (alternating); medians are printed")
+    parser.add_argument("--imaptest", default=os.environ.get("IMAPTEST", "imaptest"),
+                        help="ImapTest binary (default: $IMAPTEST, else imaptest on PATH)")
+    parser.add_argument("--dovecot", default=os.environ.get("DOVECOT", "/usr/sbin/dovecot"))
+    parser.add_argument("--no-dovecot", action="store_true", help="wildduck only (no baseline, no ratio)")
+    parser.add_argument("--mbox", type=Path, default=Path(os.environ.get("IMAPTEST_MBOX", DEFAULT_MBOX)))
+    parser.add_argument("--profile", metavar="PY_SPY", help="record the wildduck server with this py-spy binary")
+    parser.add_argument("--profile-out", type=Path, default=Path("wildduck-imap.pyspy.txt"))
+    parser.add_argument("--show-errors", type=int, default=20, help="error lines to print per server")
+    parser.add_argument("--scripted", metavar="TESTS_DIR", nargs="?", const="",
+                        help="instead of the stress run, run ImapTest's scripted tests (default directory: "
+                             "tests/ next to the imaptest binary, as in a build tree) against wildduck")
+    args = parser.parse_args(argv)
+    args.seconds = args.seconds or (5 if args.quick else 30)
+
+    found = shutil.which(args.imaptest)
+    if found is None:
+        print(HOW_TO_GET_IMAPTEST.format(where=args.imaptest), file=sys.stderr)
+        raise SystemExit(2)
+    args.imaptest = found
+    if args.scripted is not None:
+        args.scripted = args.scripted or str(Path(args.imaptest).resolve().parent / "tests")
+        run_scripted(args)
+        return
+    if not args.no_dovecot:
+        found = shutil.which(args.dovecot)
+        if found is None:
+            print(HOW_TO_GET_DOVECOT.format(where=args.dovecot), file=sys.stderr)
+            raise SystemExit(2)
+        args.dovecot = found
+    if not args.mbox.is_file():
+        raise SystemExit(f"mbox {args.mbox} not found (--mbox or IMAPTEST_MBOX)")
+
+    servers = ["wildduck"] + ([] if args.no_dovecot else ["dovecot"])
+    print(f"ImapTest stress: clients={args.clients} secs={args.seconds} user={USER} mbox={args.mbox.name}, "
+          f"{args.repeat} run(s) per server")
+    runs: dict[str, list[Result]] = {name: [] for name in servers}
+    for i in range(args.repeat):
+        for name in servers:
+            with tempfile.TemporaryDirectory(prefix=f"bench-imap-{name}-") as tmp:
+                r = (run_wildduck if name == "wildduck" else run_dovecot)(args, Path(tmp))
+            runs[name].append(r)
+            print(f"  run {i + 1} {name:9} Logi {r.totals.get('Logi', 0):6d}  Fetc {r.totals.get('Fetc', 0):6d}  "
+                  f"errors {len(r.errors)}  server CPU {r.server_cpu:.1f} s"
+                  + (f"  RSS {r.rss / 2**20:.0f} MiB" if r.rss else ""), flush=True)
+    results = {name: Summary.of(rs) for name, rs in runs.items()}
+    print()
+    print_table(results, args.seconds)
+    if args.profile:
+        print(f"py-spy profile of the wildduck server (last run): {args.profile_out}")
+
+    failed = False
+    for name, summary in results.items():
+        if summary.errors:
+            print(f"\n{name}: ImapTest reported {len(summary.errors)} error(s); the most frequent ones:")
+            for line, count in error_kinds(summary.errors)[:args.show_errors]:
+                print(f"  {count:6d} x {line[:300]}")
+        if summary.server_log_errors:
+            print(f"\n{name}: {len(summary.server_log_errors)} error line(s) in the server log; the first ones:")
+            for line in summary.server_log_errors[:args.show_errors]:
+                print("  " + line[:300])
+        if summary.failed_log_tail:
+            print(f"\n{name}: the end of the server log of the first run with errors:")
+            for line in summary.failed_log_tail:
+                print("  | " + line[:300])
+        if name == "wildduck" and (summary.errors or summary.server_log_errors):
+            failed = True
+    if failed:
+        print("\nFAILED: ImapTest found errors against wildduck", file=sys.stderr)
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
