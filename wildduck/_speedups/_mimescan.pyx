@@ -125,6 +125,7 @@ def header_fields(const unsigned char[:] buf, Py_ssize_t start, Py_ssize_t end):
             if last is not None:
                 last.extend(buf[pos:eol])
         else:
+            last = None
             colon = -1
             for i in range(pos, eol):
                 if buf[i] == 58:

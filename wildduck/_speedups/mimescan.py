@@ -80,10 +80,11 @@ def header_fields(buf: bytes, start: int, end: int) -> list[tuple[str, bytes]]:
 
     A field name is printable ASCII without ':' followed by optional blanks and ':'; continuation lines (starting
     with a space or tab) are appended to the previous value without their line break; the value's leading blanks
-    and any trailing line break are removed. Lines that are neither are skipped; the first empty line ends the
-    block. Line breaks are LF, CRLF or a lone CR.
+    and any trailing line break are removed. Lines that are neither are skipped, with their continuation lines;
+    the first empty line ends the block. Line breaks are LF, CRLF or a lone CR.
     """
     result: list[tuple[str, bytearray]] = []
+    last: bytearray | None = None
     pos = start
     while pos < end:
         # the line is buf[pos:eol], the next one starts at nxt
@@ -99,9 +100,10 @@ def header_fields(buf: bytes, start: int, end: int) -> list[tuple[str, bytes]]:
             break  # empty line
         first = buf[pos]
         if first == 32 or first == 9:
-            if result:
-                result[-1][1].extend(buf[pos:eol])
+            if last is not None:
+                last.extend(buf[pos:eol])
         else:
+            last = None
             colon = buf.find(b":", pos, eol)
             if colon > pos:
                 name_end = colon
@@ -112,6 +114,7 @@ def header_fields(buf: bytes, start: int, end: int) -> list[tuple[str, bytes]]:
                     v = colon + 1
                     while v < eol and buf[v] in (32, 9):
                         v += 1
-                    result.append((name.decode("ascii").lower(), bytearray(buf[v:eol])))
+                    last = bytearray(buf[v:eol])
+                    result.append((name.decode("ascii").lower(), last))
         pos = nxt
     return [(name, bytes(value)) for name, value in result]

@@ -155,3 +155,17 @@ def test_mutf7_round_trip(name: str) -> None:
 def test_mutf7_rejects_invalid(bad: bytes) -> None:
     with pytest.raises(ValueError):
         mutf7.decode(bad)
+
+
+def test_structure_serialization_as_dovecot_writes_it() -> None:
+    env = ["d ", "a\tb  c ", [["x  y", None, "m", "h"], [None, None, "g", None]], None, None, None, None, None,
+           None, "<a\"b>"]
+    # subject and display names normalized for humans (then as literals); other strings as written
+    assert serializer.envelope(env) == (b'("d " {5}\r\na b c (({3}\r\nx y NIL "m" "h")(NIL NIL "g" NIL)) NIL NIL NIL '
+                                        b'NIL NIL NIL "<a\\"b>")')
+    assert serializer.human_string('q"uote') == b'{6}\r\nq"uote'
+    assert serializer.string("a\x00b") == b"{5}\r\na\xef\xbf\xbdb"
+    multi = [["text", "plain", None, None, None, "7bit", 1, 0], ["text", "html", None, None, None, "7bit", 2, 1],
+             "mixed"]
+    assert serializer.body_structure(multi) == (b'(("text" "plain" NIL NIL NIL "7bit" 1 0)'
+                                                b'("text" "html" NIL NIL NIL "7bit" 2 1) "mixed")')

@@ -81,5 +81,5 @@ def test_implementations_agree(data: bytes, start: int, end: int) -> None:
 
 
 def test_header_fields(scan: ModuleType) -> None:
-    block = b"Subject: x\r\n  folded\r\nBad line\r\nX-A : v\rX-B:\tw\n\nNot: a header"
+    block = b"Subject: x\r\n  folded\r\nBad line\r\n its continuation\r\nX-A : v\rX-B:\tw\n\nNot: a header"
     assert scan.header_fields(block, 0, len(block)) == [("subject", b"x  folded"), ("x-a", b"v"), ("x-b", b"w")]

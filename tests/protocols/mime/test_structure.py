@@ -63,7 +63,7 @@ def test_tree_offsets() -> None:
     alt, pdf, msg = root["parts"]
     plain, html = alt["parts"]
     assert MULTI[plain["bs"]:plain["be"]] == b"Hello =\r\nworld \r\nagain"
-    assert plain["lines"] == 3
+    assert plain["lines"] == 2  # line feeds (as Dovecot counts), the last line has none before the delimiter
     assert MULTI[pdf["bs"]:pdf["be"]] == b"JVBERi0xLjQK"
     assert msg["ct"] == ["message", "rfc822"]
     assert MULTI[msg["msg"]["bs"]:msg["msg"]["be"]] == b"inner body"
@@ -94,7 +94,7 @@ def test_bodystructure() -> None:
     alt, pdf, msg, subtype, params, disposition, language, location = bs
     assert subtype == "mixed" and params == ["boundary", "outer"]
     assert alt[0][:7] == ["text", "plain", ["charset", "utf-8", "format", "flowed"], None, None, "7bit", 22]
-    assert alt[0][7] == 3  # lines
+    assert alt[0][7] == 2  # lines: line feeds
     assert alt[1][:6] == ["text", "html", ["charset", "utf-8"], None, None, "quoted-printable"]
     assert alt[2] == "alternative"
     assert pdf[:7] == ["application", "pdf", ["name", "doc.pdf"], "<pdf1>", None, "base64", 12]
@@ -103,7 +103,7 @@ def test_bodystructure() -> None:
     assert msg[7][1] == "inner"  # envelope of the encapsulated message
     assert msg[8][:2] == ["text", "plain"]
     body = bodystructure.body(bs)
-    assert body[0][0] == ["text", "plain", ["charset", "utf-8", "format", "flowed"], None, None, "7bit", 22, 3]
+    assert body[0][0] == ["text", "plain", ["charset", "utf-8", "format", "flowed"], None, None, "7bit", 22, 2]
     assert body[1] == pdf[:7]
 
 
@@ -167,3 +167,17 @@ def test_corpus_structures_are_json_round_trippable() -> None:
         a = mime.analyze(raw)
         for value in (a.tree, a.envelope, a.bodystructure):
             assert json.loads(json.dumps(value)) == value
+
+
+def test_huge_rfc2231_section_number_does_not_raise() -> None:
+    # int() refuses more than 4300 digits: such a "section number" is just a parameter name
+    raw = b"Content-Type: text/plain; x*" + b"1" * 5000 + b"=v; y*" + b"2" * 5000 + b"*=w\r\n\r\nx"
+    assert mime.analyze(raw).bodystructure[0] == "text"
+
+
+def test_bare_lf_becomes_crlf_on_storage() -> None:
+    from wildduck.protocols.mime.lines import crlf
+
+    assert crlf(b"a\nb\r\nc\rd\n") == b"a\r\nb\r\nc\rd\r\n"
+    same = b"a\r\nb\r\n"
+    assert crlf(same) is same

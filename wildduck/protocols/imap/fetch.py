@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from wildduck.protocols import mime
@@ -96,48 +96,68 @@ class MessageView:
 
 
 def filter_header(block: bytes, names: Sequence[str], *, exclude: bool) -> bytes:
-    """The header lines (with their continuations) of the fields named (or not named), then the blank line."""
+    """The header lines (with their continuations, as written) of the fields named (or not named), then the blank
+    line ending the header if it has one (RFC 3501 6.4.5: a message with no body and no blank line has none).
+
+    Lines break at LF only. A line that is not a field (no colon) is never named: HEADER.FIELDS.NOT keeps it.
+    """
     wanted = {n.lower() for n in names}
     out: list[bytes] = []
     keep = False
-    for line in block.splitlines(keepends=True):
+    pos = 0
+    n = len(block)
+    while pos < n:
+        nl = block.find(b"\n", pos)
+        end = n if nl < 0 else nl + 1
+        line = block[pos:end]
+        pos = end
         if line in (b"\r\n", b"\n"):
+            out.append(line)
             break
         if line[:1] in (b" ", b"\t"):
             if keep:
                 out.append(line)
             continue
-        name = line.split(b":", 1)[0].strip().lower().decode("ascii", "replace")
-        keep = (name in wanted) != exclude and b":" in line
+        name, colon, _value = line.partition(b":")
+        keep = exclude if not colon else (name.rstrip(b" \t").lower().decode("ascii", "replace") in wanted) != exclude
         if keep:
-            out.append(line if line.endswith(b"\n") else line + b"\r\n")
-    return b"".join(out) + b"\r\n"
+            out.append(line)
+    return b"".join(out)
+
+
+def _without_nul(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    for chunk in chunks:
+        yield chunk.replace(b"\x00", b"\x80")
 
 
 def body_item(view: MessageView, item: FetchItem) -> serializer.Streamed | bytes:
-    """The value of a BODY[...] item: a streamed literal, or NIL for an absent section."""
+    """The value of a BODY[...] item: a streamed literal; an absent section is an empty one (as Dovecot answers).
+
+    A NUL may not appear in a literal (RFC 3501 ``CHAR8``): each is sent as 0x80, which keeps every size and
+    offset (as Dovecot does). Only a ``literal8`` (BINARY, RFC 3516) could carry them.
+    """
     found = view.section(item)
     if found is None:
-        return b"NIL"
+        return serializer.Streamed(0, [])
     if isinstance(found, bytes):
         data = found
         if item.partial:
             start, length = item.partial
             data = data[start:start + length]
-        return serializer.Streamed(len(data), [data])
+        return serializer.Streamed(len(data), _without_nul([data]))
     start, end = found
     if item.partial:
         p_start, p_len = item.partial
         start, end = min(start + p_start, end), min(start + p_start + p_len, end)
-    return serializer.Streamed(end - start, view.range(start, end))
+    return serializer.Streamed(end - start, _without_nul(view.range(start, end)))
 
 
 def structure_items(name: str, envelope: Any, bodystructure: Any, *, utf8: bool) -> bytes:
     if name == "ENVELOPE":
-        return serializer.data(envelope, utf8=utf8)
+        return serializer.envelope(envelope, utf8=utf8)
     if name == "BODYSTRUCTURE":
-        return serializer.data(bodystructure, utf8=utf8)
-    return serializer.data(bs_mod.body(bodystructure), utf8=utf8)
+        return serializer.body_structure(bodystructure, utf8=utf8)
+    return serializer.body_structure(bs_mod.body(bodystructure), utf8=utf8)
 
 
 __all__ = ["MessageView", "body_item", "filter_header", "headers", "internaldate", "structure_items"]

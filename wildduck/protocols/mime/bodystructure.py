@@ -5,10 +5,14 @@ md5, disposition, language, location]`` where the type specific fields are ``lin
 body, lines`` for message/rfc822 (and message/global), nothing otherwise. A multipart entry is ``[part, ...,
 subtype, params, disposition, language, location]`` (its first item is a list).
 
-Choices where RFC 3501 leaves room, following Dovecot: type, subtype, parameter names and values as written in
-the header; a missing Content-Type gives ``"text" "plain" ("charset" "us-ascii")``; a missing encoding gives
-``"7bit"``; a multipart without any part reports one empty text/plain part; parameters are NIL when there are
-none.
+Choices where RFC 3501 leaves room follow Dovecot, whose answers are the oracle of our tests
+(tests/oracle/): type, subtype, parameter names and values as written in the header (but ``"message" "rfc822"``
+in lower case); RFC 2231 continuations joined (:func:`headers.imap_params`); a text part without a charset
+parameter gets ``("charset" "us-ascii")`` added; a missing Content-Type gives ``"text" "plain"``, an unparseable
+one ``"" ""`` with no parameters, a type alone ``"type" ""`` (``multipart`` alone:
+``"application" "octet-stream"``); a missing or unparseable encoding gives ``"7bit"``; a multipart without any part
+(or without a boundary) reports one empty text/plain part; Content-ID, -Description, -MD5 and -Location are the
+unfolded values as written; lines are the line feeds of the body; parameters are NIL when there are none.
 """
 
 from __future__ import annotations
@@ -24,35 +28,46 @@ _EMPTY_PART: list[Any] = ["text", "plain", ["charset", "us-ascii"], None, None, 
                           None, None, None, None]
 
 
-def _params(params: headers.ParsedParams | None) -> list[Any] | None:
-    if params is None or not params.raw:
-        return None
+def _params(pairs: list[tuple[bytes, bytes]]) -> list[Any] | None:
     out: list[Any] = []
-    for name, value in params.raw:
+    for name, value in pairs:
         out.extend((to_json(name), to_json(value)))
-    return out
+    return out or None
 
 
 def _disposition(f: list[tuple[str, bytes]]) -> list[Any] | None:
     parsed = headers.parse_disposition(headers.get(f, "content-disposition"))
     if parsed is None:
         return None
-    return [to_json(parsed[0]), _params(parsed[1])]
+    return [to_json(parsed[0]), _params(headers.imap_params(parsed[1].raw))]
 
 
 def _language(f: list[tuple[str, bytes]]) -> Any:
-    value = headers.get(f, "content-language")
-    if value is None:
-        return None
-    tags = [t.strip() for t in value.replace(b" ", b"").split(b",") if t.strip()]
-    if not tags:
-        return None
-    return [to_json(t) for t in tags]
+    tags = headers.parse_languages(headers.get(f, "content-language"))
+    return [to_json(t) for t in tags] or None
 
 
 def _opt(f: list[tuple[str, bytes]], name: str) -> Any:
-    value = headers.get(f, name)
-    return to_json(value.strip()) if value is not None else None
+    return to_json(headers.get(f, name))
+
+
+def _media_type(ct: headers.ContentType | None, default: list[str]) -> tuple[Any, Any, list[Any] | None, str]:
+    """(type, subtype, params) as reported, and the lower-case type that decides the type specific fields."""
+    if ct is None:
+        typ, sub = default
+        return typ, sub, ["charset", "us-ascii"] if typ == "text" else None, typ
+    if not ct.valid:
+        return "", "", None, ""
+    if ct.type == "multipart" and not ct.subtype:
+        return "application", "octet-stream", None, "application"
+    if ct.type == "message" and ct.subtype == "rfc822":
+        typ, sub = "message", "rfc822"
+    else:
+        typ, sub = to_json(ct.raw_type), to_json(ct.raw_subtype)
+    pairs = headers.imap_params(ct.params.raw)
+    if ct.type == "text" and not any(k.lower() == b"charset" for k, _v in pairs):
+        pairs.append((b"charset", b"us-ascii"))
+    return typ, sub, _params(pairs), ct.type
 
 
 def bodystructure(buf: bytes, node: Node) -> list[Any]:
@@ -63,26 +78,18 @@ def bodystructure(buf: bytes, node: Node) -> list[Any]:
     if "parts" in node:
         children = [bodystructure(buf, child) for child in node["parts"]] or [list(_EMPTY_PART)]
         subtype = to_json(ct.raw_subtype) if ct is not None else node["ct"][1]
-        return [*children, subtype, _params(ct.params if ct else None), *ext]
-    as_written = ct is not None and ct.raw_type is not None and ct.raw_subtype is not None
-    if ct is not None and as_written and node["ct"] == [ct.type, ct.subtype]:
-        typ, sub, params = to_json(ct.raw_type), to_json(ct.raw_subtype), _params(ct.params)
-    else:  # absent or invalid: the RFC 2045 default (or message/rfc822 inside multipart/digest)
-        typ, sub = node["ct"]
-        params = ["charset", "us-ascii"] if node["ct"] == ["text", "plain"] else None
-    encoding = headers.get(f, "content-transfer-encoding")
+        return [*children, subtype, _params(headers.imap_params(ct.params.raw)) if ct else None, *ext]
+    typ, sub, params, kind = _media_type(ct, node["ct"])
+    encoding = headers.encoding_token(headers.get(f, "content-transfer-encoding"))
     fields_ = [typ, sub, params, _opt(f, "content-id"), _opt(f, "content-description"),
-               to_json(encoding.strip()) if encoding is not None and encoding.strip() else "7bit",
-               node["be"] - node["bs"]]
-    kind = node["ct"]
-    if kind[0] == "text":
+               to_json(encoding) if encoding is not None else "7bit", node["be"] - node["bs"]]
+    if kind == "text":
         fields_.append(node["lines"])
-    elif kind[0] == "message" and kind[1] in ("rfc822", "global"):
-        inner = node.get("msg")
-        if inner is not None:
-            fields_.extend([envelope_of_fields(node_fields(buf, inner)), bodystructure(buf, inner), node["lines"]])
-        else:  # encoded message/rfc822: nothing to describe inside
-            fields_.extend([envelope_of_fields([]), list(_EMPTY_PART), node["lines"]])
+    elif "msg" in node:
+        inner = node["msg"]
+        fields_.extend([envelope_of_fields(node_fields(buf, inner)), bodystructure(buf, inner), node["lines"]])
+    elif kind == "message" and node["ct"][1] in ("rfc822", "global"):  # nested too deep to be parsed
+        fields_.extend([envelope_of_fields([]), list(_EMPTY_PART), node["lines"]])
     return [*fields_, _opt(f, "content-md5"), *ext]
 
 
