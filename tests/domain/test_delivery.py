@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from wildduck.adapters.local.counters import LocalCounters
 from wildduck.adapters.local.pubsub import LocalPubSub
@@ -151,5 +152,35 @@ async def test_failed_logins_are_rate_limited_per_account(tmp_path: Path) -> Non
             assert await users.authenticate("ghost", "x") is None
         with pytest.raises(RateLimited):  # unknown usernames are limited too
             await users.authenticate("Ghost", "x")
+    finally:
+        await store.close()
+
+
+async def test_concurrent_logins_share_one_password_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wildduck.domain import passwords
+
+    calls = []
+    real = passwords.verify_password
+
+    def counting(password: str, hashed: str) -> bool:
+        calls.append(password)
+        return real(password, hashed)
+
+    store = await open_sqlite_store(tmp_path / "c.db", default_quota=10_000_000)
+    try:
+        users = UserService(store, LocalCounters(), email_domain="example.com")
+        await users.create("dave", "secret", address="dave@example.com")
+        monkeypatch.setattr(passwords, "verify_password", counting)
+        results = []
+
+        async def one() -> None:
+            results.append(await users.authenticate("dave", "secret"))
+
+        async with trio.open_nursery() as n:
+            for _ in range(8):
+                n.start_soon(one)
+        assert len(results) == 8 and all(u is not None for u in results)
+        assert calls == ["secret"]  # one argon2 check for eight simultaneous logins
+        assert await users.authenticate("dave", "wrong") is None and calls == ["secret", "wrong"]
     finally:
         await store.close()

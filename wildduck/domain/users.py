@@ -60,6 +60,7 @@ class UserService:
         # changes the stored hash, so old entries can never match again.
         self._auth_cache: dict[tuple[str, str, bytes], float] = {}
         self._auth_key = secrets.token_bytes(32)
+        self._verifying: dict[tuple[str, str, bytes], trio.Lock] = {}
 
     async def create(
         self,
@@ -141,12 +142,12 @@ class UserService:
             if window.count >= self.auth_failures:
                 raise RateLimited(f"too many failed logins, try again in {math.ceil(window.retry_after)} s",
                                   window.retry_after)
-        found = await self._check_password(user, password)
+        found = await self._verify(user, password)
         if found is None and self.auth_failures:
             await self.counters.increment(key, self.auth_failure_window)
         return found
 
-    async def _check_password(self, user: User | None, password: str) -> User | None:
+    async def _verify(self, user: User | None, password: str) -> User | None:
         if user is None:
             # spend the same time as a real check, so timing does not reveal which usernames exist
             await trio.to_thread.run_sync(passwords.hash_password, password, limiter=_hash_limiter)
@@ -157,9 +158,19 @@ class UserService:
         now = time.monotonic()
         if self._auth_cache.get(key, 0.0) > now:
             return user
-        ok = await trio.to_thread.run_sync(
-            passwords.verify_password, password, user.password_hash, limiter=_hash_limiter
-        )
+        # concurrent logins with the same password (a client opening several connections) share one check
+        lock = self._verifying.setdefault(key, trio.Lock())
+        try:
+            async with lock:
+                now = time.monotonic()
+                if self._auth_cache.get(key, 0.0) > now:
+                    return user
+                ok = await trio.to_thread.run_sync(
+                    passwords.verify_password, password, user.password_hash, limiter=_hash_limiter
+                )
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._verifying.pop(key, None)
         if not ok:
             return None
         if len(self._auth_cache) >= AUTH_CACHE_SIZE:

@@ -762,63 +762,67 @@ class IMAPSession:
         self.ok(cmd.tag, "APPEND completed", f"APPENDUID {outcome.uid_validity} {outcome.uid}")
 
     async def cmd_idle(self, cmd: g.Command) -> None:
+        """IDLE: two helper tasks for the whole command, one reading the client (its bytes go to the receiver),
+        one waiting for nudges; each rings a doorbell, and this task answers: DONE, the journal, or the timeout."""
         assert self.user is not None
         self.send(serializer.continuation("idling"))
         await self.sync(force=True)
         await self.flush()
         self.rx.set_mode(Mode.IDLE)
-        sub = self.subscription
-        try:
-            while True:
-                event = self.rx.next_event()
-                if isinstance(event, IdleDone):
-                    if event.valid:
-                        self.ok(cmd.tag, "IDLE terminated")
-                    else:
-                        self.bad(cmd.tag, "expected DONE")
-                    return
-                if isinstance(event, ConnectionClosed):
-                    raise Bye
-                woke = await self.wait_client_or_nudge(sub, self.settings.idle_timeout)
-                if woke == "timeout":
-                    self.send(serializer.untagged("BYE IDLE timed out"))
-                    raise Bye
-                if woke == "nudge":
-                    self.dirty = True
-                    await self.sync()
-                    await self.flush()
-        finally:
-            self.rx.set_mode(Mode.NORMAL)
+        ring, doorbell = trio.open_memory_channel[None](1)
+        nudged = False
 
-    async def wait_client_or_nudge(self, sub: Any, idle_seconds: float) -> str:
-        """Wait for client bytes (fed to the receiver) or a pub/sub nudge, whichever comes first."""
-        result = "timeout"
-        async with trio.open_nursery() as nursery:
-            async def client() -> None:
-                nonlocal result
+        def wake() -> None:
+            try:
+                ring.send_nowait(None)
+            except trio.WouldBlock:
+                pass  # a wake-up is pending already
+
+        async def reader() -> None:
+            while True:
                 data = await self.stream.receive_some(READ_SIZE)
                 self.rx.receive_data(data)
-                result = "client"
-                nursery.cancel_scope.cancel()
-
-            async def nudge() -> None:
-                nonlocal result
-                async for _payload in sub:
-                    # payloads are mailbox ids; nudges are coalesced by draining what is queued
-                    result = "nudge"
-                    nursery.cancel_scope.cancel()
+                wake()
+                if not data:
                     return
-                result = "client"
-                nursery.cancel_scope.cancel()
 
-            async def timer() -> None:
-                await trio.sleep(idle_seconds)
-                nursery.cancel_scope.cancel()
+        async def listener() -> None:
+            nonlocal nudged
+            async for _payload in self.subscription:  # payloads name mailboxes; the journal says what changed
+                nudged = True
+                wake()
 
-            nursery.start_soon(client)
-            nursery.start_soon(nudge)
-            nursery.start_soon(timer)
-        return result
+        deadline = trio.current_time() + self.settings.idle_timeout
+        try:
+            async with trio.open_nursery() as helpers:
+                helpers.start_soon(reader)
+                helpers.start_soon(listener)
+                try:
+                    while True:
+                        event = self.rx.next_event()
+                        if isinstance(event, IdleDone):
+                            if event.valid:
+                                self.ok(cmd.tag, "IDLE terminated")
+                            else:
+                                self.bad(cmd.tag, "expected DONE")
+                            return
+                        if isinstance(event, ConnectionClosed):
+                            raise Bye
+                        if nudged:
+                            nudged = False
+                            self.dirty = True
+                            await self.sync()
+                            await self.flush()
+                            continue
+                        with trio.move_on_at(deadline):
+                            await doorbell.receive()
+                            continue
+                        self.send(serializer.untagged("BYE IDLE timed out"))
+                        raise Bye
+                finally:
+                    helpers.cancel_scope.cancel()
+        finally:
+            self.rx.set_mode(Mode.NORMAL)
 
     async def cmd_getquotaroot(self, cmd: g.Command) -> None:
         assert isinstance(cmd, g.MailboxCommand)
