@@ -1,7 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """MIME scanning primitives, Cython build of ``wildduck/_speedups/mimescan.py`` (same functions, same results)."""
 
-from libc.string cimport memcmp
 
 
 cdef inline Py_ssize_t _find_lf(const unsigned char[:] b, Py_ssize_t pos, Py_ssize_t end) noexcept nogil:
@@ -35,69 +34,6 @@ def header_end(const unsigned char[:] buf, Py_ssize_t start, Py_ssize_t end):
     with nogil:
         result = _header_end(buf, start, end)
     return result
-
-
-def find_delimiters(const unsigned char[:] buf, Py_ssize_t start, Py_ssize_t end, bytes boundary):
-    cdef list result = []
-    cdef bytes marker = b"--" + boundary
-    cdef const unsigned char* m = marker
-    cdef Py_ssize_t mlen = len(marker)
-    cdef Py_ssize_t pos = start, q, after
-    cdef bint close, ok, at_line_start
-    if end > buf.shape[0]:
-        end = buf.shape[0]
-    while pos < end:
-        at_line_start = pos == start or buf[pos - 1] == 10
-        if at_line_start and pos + mlen <= end and memcmp(&buf[pos], m, mlen) == 0:
-            q = pos + mlen
-            close = q + 1 < end and buf[q] == 45 and buf[q + 1] == 45
-            if close:
-                q += 2
-            while q < end and (buf[q] == 32 or buf[q] == 9):
-                q += 1
-            ok = False
-            after = q
-            if q >= end:
-                ok = True
-                after = end
-            elif buf[q] == 10:
-                ok = True
-                after = q + 1
-            elif buf[q] == 13 and (q + 1 >= end or buf[q + 1] == 10):
-                ok = True
-                after = q + 2 if q + 2 < end else end
-            if ok:
-                result.append((pos, after, bool(close)))
-                if close:
-                    return result
-                pos = after
-                continue
-        # advance to the next line that could start with the marker
-        with nogil:
-            while True:
-                q = _find_lf(buf, pos, end)
-                if q < 0:
-                    pos = end
-                    break
-                pos = q + 1
-                if pos + mlen <= end and buf[pos] == 45 and memcmp(&buf[pos], m, mlen) == 0:
-                    break
-    return result
-
-
-def count_lines(const unsigned char[:] buf, Py_ssize_t start, Py_ssize_t end):
-    cdef Py_ssize_t n = 0, i
-    if end > buf.shape[0]:
-        end = buf.shape[0]
-    if end <= start:
-        return 0
-    with nogil:
-        for i in range(start, end):
-            if buf[i] == 10:
-                n += 1
-        if buf[end - 1] != 10:
-            n += 1
-    return n
 
 
 def header_fields(const unsigned char[:] buf, Py_ssize_t start, Py_ssize_t end):

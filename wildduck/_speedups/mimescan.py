@@ -25,56 +25,6 @@ def header_end(buf: bytes, start: int, end: int) -> int:
     return end
 
 
-def find_delimiters(buf: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int, bool]]:
-    """Boundary delimiter lines of ``boundary`` within [start, end), in order, up to the first close delimiter.
-
-    A delimiter line starts at ``start`` or just after a line feed, is ``--`` + boundary, optionally ``--`` (close
-    delimiter), then optional spaces/tabs, then a line break or ``end``. Returns ``(line_start, after_line,
-    is_close)`` where ``after_line`` is just past the line break.
-    """
-    result: list[tuple[int, int, bool]] = []
-    marker = b"--" + boundary
-    mlen = len(marker)
-    pos = start
-    while pos < end:
-        if buf.startswith(marker, pos) and pos + mlen <= end and (pos == start or buf[pos - 1] == 10):
-            q = pos + mlen
-            close = q + 1 < end and buf[q] == 45 and buf[q + 1] == 45
-            if close:
-                q += 2
-            while q < end and buf[q] in (32, 9):
-                q += 1
-            ok = False
-            after = q
-            if q >= end:
-                ok, after = True, end
-            elif buf[q] == 10:
-                ok, after = True, q + 1
-            elif buf[q] == 13 and (q + 1 >= end or buf[q + 1] == 10):
-                ok, after = True, min(q + 2, end)
-            if ok:
-                result.append((pos, after, close))
-                if close:
-                    return result
-                pos = after
-                continue
-        nxt = buf.find(b"\n" + marker, pos, end)
-        if nxt < 0:
-            break
-        pos = nxt + 1
-    return result
-
-
-def count_lines(buf: bytes, start: int, end: int) -> int:
-    """Lines in buf[start:end]: the line feeds, plus one for a non-empty unterminated last line."""
-    if end <= start:
-        return 0
-    n = buf.count(b"\n", start, end)
-    if buf[end - 1] != 10:
-        n += 1
-    return n
-
-
 def header_fields(buf: bytes, start: int, end: int) -> list[tuple[str, bytes]]:
     """Header fields of the header block buf[start:end], in order: (lower-case name, unfolded value).
 

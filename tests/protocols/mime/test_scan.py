@@ -39,30 +39,6 @@ def test_header_end_respects_bounds(scan: ModuleType) -> None:
     assert scan.header_end(data, 0, 5) == 5
 
 
-def test_find_delimiters(scan: ModuleType) -> None:
-    body = b"pre\r\n--b\r\nA\r\n--bb\r\nnot a delimiter\r\n--b \t\r\nB\r\n--b--\r\nepilogue\r\n--b\r\n"
-    found = scan.find_delimiters(body, 0, len(body), b"b")
-    assert [(body[s:a], close) for s, a, close in found] == [
-        (b"--b\r\n", False), (b"--b \t\r\n", False), (b"--b--\r\n", True)]
-
-
-def test_delimiter_at_start_and_at_end_without_newline(scan: ModuleType) -> None:
-    body = b"--x\nA\n--x--"
-    assert scan.find_delimiters(body, 0, len(body), b"x") == [(0, 4, False), (6, 11, True)]
-
-
-def test_delimiter_must_start_a_line(scan: ModuleType) -> None:
-    body = b"text --x\r\nmore\r\n"
-    assert scan.find_delimiters(body, 0, len(body), b"x") == []
-
-
-def test_count_lines(scan: ModuleType) -> None:
-    assert scan.count_lines(b"a\r\nb\r\n", 0, 6) == 2
-    assert scan.count_lines(b"a\r\nb", 0, 4) == 2
-    assert scan.count_lines(b"", 0, 0) == 0
-    assert scan.count_lines(b"abc", 1, 1) == 0
-
-
 structured = st.lists(st.sampled_from([b"--b", b"--b--", b"\r\n", b"\n", b"\r", b"x", b" ", b"--", b"b", b"A: 1",
                                         b"\t", b":", b"\xff"]),
                       max_size=40).map(b"".join)
@@ -75,8 +51,6 @@ def test_implementations_agree(data: bytes, start: int, end: int) -> None:
     py, cy = IMPLS["python"], IMPLS["cython"]
     start, end = min(start, len(data)), min(end, len(data))
     assert py.header_end(data, start, end) == cy.header_end(data, start, end)
-    assert py.find_delimiters(data, start, end, b"b") == cy.find_delimiters(data, start, end, b"b")
-    assert py.count_lines(data, start, end) == cy.count_lines(data, start, end)
     assert py.header_fields(data, start, end) == cy.header_fields(data, start, end)
 
 
