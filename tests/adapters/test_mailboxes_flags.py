@@ -183,3 +183,15 @@ async def test_subscriptions_belong_to_names(store: Any) -> None:
     assert not await store.set_subscribed(user.id, "Gone", False)
     assert await store.set_subscribed(user.id, "C", False)
     assert not (await store.get_mailbox(again.id)).subscribed
+
+
+async def test_mailbox_snapshot(store: Any) -> None:
+    _user, inbox = await setup(store)
+    await store.set_flags(inbox.id, [2], "+", ["\\Seen"])
+    assert await store.recent(inbox.id, claim=True, uids=[1]) == [1]
+    snap = await store.mailbox_snapshot(inbox.id)
+    assert [(m.uid, m.flags) for m in snap.messages] == [(1, ()), (2, ("\\Seen",)), (3, ())]
+    assert snap.recent == [2, 3]
+    assert snap.mailbox.highest_modseq == max(m.modseq for m in snap.messages)
+    with pytest.raises(NotFound):
+        await store.mailbox_snapshot("nope")

@@ -198,6 +198,16 @@ class MessageFlags:
 
 
 @dataclass(frozen=True, slots=True)
+class MailboxSnapshot:
+    """A mailbox and its messages read in one transaction (what SELECT starts from): ``mailbox.highest_modseq``
+    covers exactly these messages. ``recent``: the UIDs among them still \\Recent (unclaimed)."""
+
+    mailbox: Mailbox
+    messages: list[MessageFlags]
+    recent: list[int]
+
+
+@dataclass(frozen=True, slots=True)
 class FlagChange:
     """Outcome of a flag update: the messages whose flags changed, and those skipped because their MODSEQ was
     above UNCHANGEDSINCE (RFC 7162)."""

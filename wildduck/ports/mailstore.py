@@ -13,6 +13,7 @@ from wildduck.domain.models import (
     JournalEntry,
     Mailbox,
     MailboxCounts,
+    MailboxSnapshot,
     MailboxSpec,
     MessageFlags,
     MessageRecord,
@@ -132,6 +133,10 @@ class MailStore(Protocol):
 
     async def message_flags(self, mailbox_id: str) -> list[MessageFlags]:
         """UID, flags and MODSEQ of every message, in UID order."""
+        ...
+
+    async def mailbox_snapshot(self, mailbox_id: str) -> MailboxSnapshot:
+        """The mailbox, its messages (UID order) and which are \\Recent, consistent with each other."""
         ...
 
     async def get_messages(self, mailbox_id: str, uids: Sequence[int]) -> list[MessageRecord]:

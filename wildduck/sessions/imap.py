@@ -401,8 +401,8 @@ class IMAPSession:
     async def full_resync(self) -> None:
         sel = self.selected
         assert sel is not None
-        current = await self.store.message_flags(sel.mailbox.id)
-        mailbox = await self.store.get_mailbox(sel.mailbox.id)
+        snapshot = await self.store.mailbox_snapshot(sel.mailbox.id)
+        current, mailbox = snapshot.messages, snapshot.mailbox
         now = {m.uid for m in current}
         for uid in reversed(list(sel.uids)):
             if uid not in now:
@@ -579,12 +579,15 @@ class IMAPSession:
         mailbox = await self.mailbox(cmd.mailbox)
         if cmd.condstore:
             self.condstore = True
-        messages = await self.store.message_flags(mailbox.id)
-        mailbox = await self.store.get_mailbox(mailbox.id)
+        snapshot = await self.store.mailbox_snapshot(mailbox.id)
+        mailbox, messages = snapshot.mailbox, snapshot.messages
         sel = Selected(mailbox, cmd.readonly, [m.uid for m in messages], {m.uid: m.flags for m in messages},
                        {m.uid: m.modseq for m in messages}, mailbox.highest_modseq)
         sel.keywords = {f for m in messages for f in m.flags if not f.startswith("\\")}
-        sel.recent = set(await self.store.recent(mailbox.id, claim=not cmd.readonly))
+        recent = snapshot.recent
+        if recent and not cmd.readonly:  # ours are the ones no other session claimed meanwhile
+            recent = await self.store.recent(mailbox.id, claim=True, uids=recent)
+        sel.recent = set(recent)
         self.send(self.flags_lines(sel))
         self.send(serializer.untagged(f"{len(sel.uids)} EXISTS"))
         self.send(serializer.untagged(f"{len(sel.recent)} RECENT"))

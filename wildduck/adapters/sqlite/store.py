@@ -31,6 +31,7 @@ from wildduck.domain.models import (
     JournalEntry,
     Mailbox,
     MailboxCounts,
+    MailboxSnapshot,
     MailboxSpec,
     MessageFlags,
     MessageRecord,
@@ -692,6 +693,21 @@ class SqliteStore:
     async def expunge(self, mailbox_id: str, uids: Sequence[int]) -> list[int]:
         now = time.time()
         return await self._write(lambda conn: self._expunge_tx(conn, mailbox_id, uids, now))
+
+    async def mailbox_snapshot(self, mailbox_id: str) -> MailboxSnapshot:
+        def q(conn: sqlite3.Connection) -> MailboxSnapshot:
+            row = conn.execute("SELECT * FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no mailbox {mailbox_id}")
+            messages, recent = [], []
+            for r in conn.execute("SELECT uid, flags, modseq, recent FROM messages WHERE mailbox_id = ? ORDER BY uid",
+                                  (mailbox_id,)):
+                messages.append(MessageFlags(r[0], _flags(r[1]), r[2]))
+                if r[3]:
+                    recent.append(r[0])
+            return MailboxSnapshot(_mailbox(row), messages, recent)
+
+        return await self._read(q)
 
     async def message_flags(self, mailbox_id: str) -> list[MessageFlags]:
         return await self._read(lambda conn: [
