@@ -88,3 +88,36 @@ async def test_text_search_uses_the_index(tmp_path: Path) -> None:
         assert "SCAN messages" not in plan, plan  # and the mailbox's messages come from an index too
     finally:
         await s.close()
+
+
+async def test_group_commit_isolates_failing_jobs(tmp_path: Path) -> None:
+    """Writes queued together share one COMMIT, each in a savepoint: a failing one rolls back alone."""
+    import trio
+
+    from wildduck.errors import InvalidInput
+
+    s = await open_sqlite_store(tmp_path / "g.db", default_quota=10_000_000)
+    try:
+        await s._write(lambda conn: conn.execute("CREATE TABLE t (n INTEGER)"))
+        outcomes: dict[int, str] = {}
+
+        async def job(n: int) -> None:
+            def tx(conn: sqlite3.Connection) -> None:
+                conn.execute("INSERT INTO t VALUES (?)", (n,))
+                if n % 5 == 0:
+                    raise InvalidInput(f"job {n} refuses", "n")
+
+            try:
+                await s._write(tx)
+                outcomes[n] = "ok"
+            except InvalidInput:
+                outcomes[n] = "refused"
+
+        async with trio.open_nursery() as nursery:
+            for n in range(1, 101):
+                nursery.start_soon(job, n)
+        rows = await s._read(lambda conn: sorted(r[0] for r in conn.execute("SELECT n FROM t")))
+        assert rows == [n for n in range(1, 101) if n % 5]
+        assert outcomes == {n: "refused" if n % 5 == 0 else "ok" for n in range(1, 101)}
+    finally:
+        await s.close()

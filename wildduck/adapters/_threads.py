@@ -25,6 +25,20 @@ def _never_abort(_raise_cancel: Any) -> trio.lowlevel.Abort:
     return trio.lowlevel.Abort.FAILED
 
 
+async def wait_for_thread(start: Callable[[Callable[[outcome.Outcome[T]], None]], None]) -> T:
+    """Call ``start(deliver)``, which hands work to another thread; that thread calls ``deliver`` with the outcome
+    once. Returns the outcome's value (or raises its error). Cancellation waits for the outcome."""
+    token = trio.lowlevel.current_trio_token()
+    task = trio.lowlevel.current_task()
+
+    def deliver(result: outcome.Outcome[T]) -> None:
+        token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+
+    start(deliver)
+    value: T = await trio.lowlevel.wait_task_rescheduled(_never_abort)
+    return value
+
+
 class ThreadRunner:
     """Runs blocking callables in trio worker threads under a capacity limiter."""
 
@@ -34,12 +48,5 @@ class ThreadRunner:
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` in a worker thread. Cancellation waits for the call to finish."""
         async with self.limiter:
-            token = trio.lowlevel.current_trio_token()
-            task = trio.lowlevel.current_task()
-
-            def deliver(result: outcome.Outcome[T]) -> None:
-                token.run_sync_soon(trio.lowlevel.reschedule, task, result)
-
-            trio.lowlevel.start_thread_soon(lambda: fn(*args, **kwargs), deliver)
-            value: T = await trio.lowlevel.wait_task_rescheduled(_never_abort)
-            return value
+            return await wait_for_thread(
+                lambda deliver: trio.lowlevel.start_thread_soon(lambda: fn(*args, **kwargs), deliver))

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from wildduck.adapters._threads import ThreadRunner
 from wildduck.adapters.sqlite.schema import migrate
+from wildduck.adapters.sqlite.writer import GroupCommitWriter
 from wildduck.domain.models import (
     Address,
     AppendResult,
@@ -176,7 +177,7 @@ class SqliteStore:
         self.path = path
         self.default_quota = default_quota
         self.synchronous = synchronous
-        self._writer_runner = ThreadRunner(1)
+        self._group_writer = GroupCommitWriter(lambda: self._writer, self._mapped)
         self._reader_runner = ThreadRunner(max(1, readers))
         self._writer: sqlite3.Connection | None = None
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
@@ -204,7 +205,7 @@ class SqliteStore:
 
     async def open(self) -> None:
         try:
-            await self._writer_runner.run(self._open_sync)
+            await self._group_writer.call(self._open_sync)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
 
@@ -215,27 +216,16 @@ class SqliteStore:
                 conn.close()
             self._all.clear()
 
-        await self._writer_runner.run(close_all)
+        await self._group_writer.call(close_all)
+        await self._group_writer.stop()
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in one write transaction (BEGIN IMMEDIATE) on the writer connection.
+        """Run ``fn`` in a write transaction on the writer connection; returns once it is committed (possibly
+        together with other writers' transactions: see ``writer.py``).
 
-        Cancellation: the transaction runs to its end (commit or rollback) in its worker thread.
+        Cancellation: the transaction runs to its end (commit or rollback) on the writer thread.
         """
-        def tx() -> T:
-            conn = self._writer
-            if conn is None:
-                raise StoreError("store is closed")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-
-        return await self._writer_runner.run(self._mapped, tx)
+        return await self._group_writer.transaction(fn)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on a reader connection inside one read transaction (a consistent snapshot)."""

@@ -1,0 +1,117 @@
+"""The writer connection's own thread, with group commit.
+
+Write transactions that queue up while one is committing run together in the next transaction, each inside its
+own savepoint (a failing one rolls back alone), and are committed with one COMMIT, so one fsync. Every caller gets
+its outcome only after that COMMIT: nothing is acknowledged before it is durable. If SQLite abandons the whole
+transaction (an I/O error, a full disk) or the COMMIT fails, every job of the batch fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import outcome
+
+from wildduck.adapters._threads import wait_for_thread
+from wildduck.errors import StoreError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: jobs committed together at most
+MAX_BATCH = 64
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Callable[..., Any]
+    deliver: Callable[[outcome.Outcome[Any]], None]
+    #: True: a write transaction on the connection (``fn`` is given it); False: run ``fn`` as it is
+    transaction: bool
+
+
+class GroupCommitWriter:
+    def __init__(self, conn: Callable[[], sqlite3.Connection | None],
+                 mapped: Callable[[Callable[[], T]], T]) -> None:
+        """``conn`` gives the writer connection; ``mapped`` runs a job, turning driver errors into ours."""
+        self._conn = conn
+        self._mapped = mapped
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="wildduck-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` inside a write transaction; returns once it is committed."""
+        return await wait_for_thread(lambda deliver: self._jobs.put(_Job(fn, deliver, True)))
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn()`` on the writer thread, outside any transaction (open, close, migrations)."""
+        return await wait_for_thread(lambda deliver: self._jobs.put(_Job(fn, deliver, False)))
+
+    async def stop(self) -> None:
+        """End the thread once the queued jobs are done."""
+        await self.call(lambda: None)
+        self._jobs.put(None)
+
+    def _loop(self) -> None:
+        held: deque[_Job | None] = deque()
+        while True:
+            job = held.popleft() if held else self._jobs.get()
+            if job is None:
+                return
+            if not job.transaction:
+                job.deliver(outcome.capture(job.fn))
+                continue
+            batch = [job]
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None or not nxt.transaction:
+                    held.append(nxt)
+                    break
+                batch.append(nxt)
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Job]) -> None:
+        conn = self._conn()
+        if conn is None:
+            for job in batch:
+                job.deliver(outcome.Error(StoreError("store is closed")))
+            return
+        results: list[outcome.Outcome[Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    value = self._mapped(lambda job=job: job.fn(conn))  # type: ignore[misc]
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    if not conn.in_transaction:
+                        raise StoreError(f"the transaction was abandoned: {exc}") from exc
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    results.append(outcome.Error(exc))
+                else:
+                    conn.execute("RELEASE job")
+                    results.append(outcome.Value(value))
+            conn.execute("COMMIT")
+        except BaseException as exc:  # noqa: BLE001 - every job of the batch fails with it
+            log.error("write transaction of %d jobs failed: %s", len(batch), exc)
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    log.exception("rollback failed")
+            error = exc if isinstance(exc, StoreError) else StoreError(f"write failed: {exc}")
+            results = [outcome.Error(error) for _ in batch]
+        for job, result in zip(batch, results, strict=True):
+            job.deliver(result)
