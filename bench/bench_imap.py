@@ -187,7 +187,7 @@ def run_wildduck(args: argparse.Namespace, workdir: Path) -> Result:
         _host, port = server.address("imap")
         if args.profile:
             profile = subprocess.Popen(
-                [args.profile, "record", "--pid", str(server.proc.pid), "--rate", "200", "--format", "raw",
+                [args.profile, "record", "--pid", str(server.proc.pid), "--rate", "200", "--format", "raw", "--gil",
                  "--duration", str(args.seconds), "-o", str(args.profile_out)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         result = run_imaptest(args.imaptest, port, args.mbox, args.clients, args.seconds, server.proc.pid, workdir)

@@ -1,4 +1,4 @@
-"""The worker-thread helper: results, exceptions, and cancellation that waits for the worker."""
+"""Worker threads: results, exceptions, cancellation that waits for the worker, a bounded number of threads."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 import trio
 import trio.lowlevel
 
-from wildduck.adapters._threads import ThreadRunner
+from wildduck.adapters._threads import WorkerThreads
 
 
 async def test_result_exception_and_thread() -> None:
-    runner = ThreadRunner(2)
+    runner = WorkerThreads(2, "test")
     main = threading.get_ident()
     assert await runner.run(lambda a, b=0: (a + b, threading.get_ident() != main), 1, b=2) == (3, True)
     with pytest.raises(ZeroDivisionError):
@@ -21,7 +21,7 @@ async def test_result_exception_and_thread() -> None:
 
 
 async def test_cancellation_waits_for_the_worker() -> None:
-    runner = ThreadRunner(1)
+    runner = WorkerThreads(1, "test")
     done = []
 
     def slow() -> str:
@@ -36,8 +36,8 @@ async def test_cancellation_waits_for_the_worker() -> None:
     assert scope.cancelled_caught and done == [True] and results == ["committed"]
 
 
-async def test_limiter_bounds_concurrency() -> None:
-    runner = ThreadRunner(2)
+async def test_thread_count_bounds_concurrency() -> None:
+    runner = WorkerThreads(2, "test")
     active, peak = 0, 0
     lock = threading.Lock()
 

@@ -1,21 +1,19 @@
-"""One helper per store to run blocking storage calls in worker threads.
+"""Blocking storage calls on worker threads.
 
-Each call is one thread hop, taken through trio's thread cache directly (``trio.lowlevel.start_thread_soon``):
-``trio.to_thread.run_sync`` would also rename the OS thread for every job, which costs more than many of our
-queries. Calls are never abandoned on cancellation: a cancelled caller waits for its worker to finish (the
-cancellation is delivered at its next checkpoint), so a transaction that started always completes or rolls back
-inside the worker.
+Each call is one thread hop to a dedicated thread. Calls are never abandoned on cancellation: a cancelled caller
+waits for its worker to finish (the cancellation is delivered at its next checkpoint), so a transaction that
+started always completes or rolls back inside the worker.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
+import outcome
 import trio
-
-if TYPE_CHECKING:
-    import outcome
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -39,14 +37,31 @@ async def wait_for_thread(start: Callable[[Callable[[outcome.Outcome[T]], None]]
     return value
 
 
-class ThreadRunner:
-    """Runs blocking callables in trio worker threads under a capacity limiter."""
+class WorkerThreads:
+    """``count`` dedicated threads that take blocking calls from one queue, in order.
 
-    def __init__(self, limit: int) -> None:
-        self.limiter = trio.CapacityLimiter(limit)
+    Dedicated threads rather than trio's thread cache: a job costs a queue put and one wake-up of the event loop,
+    no per-job thread naming or limiter bookkeeping, and a busy thread runs queued jobs back to back.
+    """
+
+    def __init__(self, count: int, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Callable[[outcome.Outcome[Any]], None]] | None] = \
+            queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True)
+                         for i in range(max(1, count))]
+        for thread in self._threads:
+            thread.start()
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, deliver = job
+            deliver(outcome.capture(fn))
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn(*args, **kwargs)`` in a worker thread. Cancellation waits for the call to finish."""
-        async with self.limiter:
-            return await wait_for_thread(
-                lambda deliver: trio.lowlevel.start_thread_soon(lambda: fn(*args, **kwargs), deliver))
+        """Run ``fn(*args, **kwargs)`` on one of the threads. Cancellation waits for the call to finish."""
+        return await wait_for_thread(lambda deliver: self._jobs.put((lambda: fn(*args, **kwargs), deliver)))
+
+    def stop(self) -> None:
+        """Let the threads end after the queued jobs."""
+        for _ in self._threads:
+            self._jobs.put(None)

@@ -15,7 +15,7 @@ import itertools
 import logging
 import re
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -391,12 +391,12 @@ class IMAPSession:
                     if changed and seq <= reported_exists:
                         self.send(self.flags_response(seq, entry.uid))
             sel.known_modseq = entry.modseq
-        if len(sel.uids) > reported_exists:
-            arrived = sel.uids[reported_exists:]
+        arrived = sel.uids[reported_exists:]
+        self.check_new_keywords(arrived)
+        if arrived:
             sel.recent.update(await self.store.recent(sel.mailbox.id, claim=not sel.readonly, uids=arrived))
             self.send(serializer.untagged(f"{len(sel.uids)} EXISTS"))
             self.send(serializer.untagged(f"{len(sel.recent)} RECENT"))
-        self.check_new_keywords()
 
     async def full_resync(self) -> None:
         sel = self.selected
@@ -438,11 +438,12 @@ class IMAPSession:
             items.append(b"MODSEQ (%d)" % sel.modseqs.get(uid, 0))
         return announce + b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"
 
-    def check_new_keywords(self) -> None:
+    def check_new_keywords(self, uids: Iterable[int]) -> None:
+        """Send FLAGS/PERMANENTFLAGS if these messages carry a keyword the client has not been told about."""
         sel = self.selected
         if sel is None:
             return
-        keywords = {f for flags in sel.flags.values() for f in flags if not f.startswith("\\")}
+        keywords = {f for uid in uids for f in sel.flags.get(uid, ()) if not f.startswith("\\")}
         if not keywords <= sel.keywords:
             sel.keywords |= keywords
             self.send(self.flags_lines(sel))
@@ -1009,7 +1010,7 @@ class IMAPSession:
                 else:
                     values.append((item.label, body_item(view, item)))
         if any(i.name == "FLAGS" for i in items) or (self.sets_seen_flag(items) and not sel.readonly):
-            self.check_new_keywords()
+            self.check_new_keywords((uid,))
             values.append(("FLAGS", serializer.flag_list(sel.flags_of(uid))))
         for chunk in serializer.iter_fetch(seq, values):
             self.send(chunk)
@@ -1048,7 +1049,7 @@ class IMAPSession:
                     self.send(self.flags_response(seq, uid, with_uid=cmd.uid))
         if change.changed:
             await self.s.pubsub.publish(user_channel(sel.mailbox.user_id), sel.mailbox.id)
-        self.check_new_keywords()
+        self.check_new_keywords(changed)
         if change.modified:
             seqs = ",".join(str(u) if cmd.uid else str(sel.seq_of(u)) for u in change.modified)
             self.ok(cmd.tag, "conditional STORE failed for some messages", f"MODIFIED {seqs}")

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from wildduck.adapters._threads import ThreadRunner
+from wildduck.adapters._threads import WorkerThreads
 from wildduck.adapters.sqlite.schema import migrate
 from wildduck.adapters.sqlite.writer import GroupCommitWriter
 from wildduck.domain.models import (
@@ -178,7 +178,7 @@ class SqliteStore:
         self.default_quota = default_quota
         self.synchronous = synchronous
         self._group_writer = GroupCommitWriter(lambda: self._writer, self._mapped)
-        self._reader_runner = ThreadRunner(max(1, readers))
+        self._reader_threads = WorkerThreads(max(1, readers), "wildduck-sqlite-reader")
         self._writer: sqlite3.Connection | None = None
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all: list[sqlite3.Connection] = []
@@ -218,6 +218,7 @@ class SqliteStore:
 
         await self._group_writer.call(close_all)
         await self._group_writer.stop()
+        self._reader_threads.stop()
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in a write transaction on the writer connection; returns once it is committed (possibly
@@ -240,7 +241,7 @@ class SqliteStore:
             finally:
                 self._readers.put(conn)
 
-        return await self._reader_runner.run(self._mapped, tx)
+        return await self._reader_threads.run(self._mapped, tx)
 
     @staticmethod
     def _mapped(fn: Callable[[], T]) -> T:
