@@ -184,3 +184,10 @@ async def test_concurrent_logins_share_one_password_check(tmp_path: Path, monkey
         assert await users.authenticate("dave", "wrong") is None and calls == ["secret", "wrong"]
     finally:
         await store.close()
+
+
+def test_nudge_payloads() -> None:
+    from wildduck.domain.delivery import nudge_payload, parse_nudge
+
+    assert parse_nudge(nudge_payload("mbx1")) == ("mbx1", "")
+    assert parse_nudge(nudge_payload("mbx1", "s42")) == ("mbx1", "s42")

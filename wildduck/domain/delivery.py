@@ -55,9 +55,31 @@ def prepare(raw: bytes, *, inline_text_limit: int = mime.DEFAULT_INLINE_TEXT_LIM
     )
 
 
+#: messages up to this size are parsed on the event loop (a thread hop costs more than parsing them)
+INLINE_PARSE_LIMIT = 16 * 1024
+
+
+async def prepare_soon(raw: bytes) -> PreparedMessage:
+    """``prepare`` for async callers: small messages at once, bigger ones in a worker thread."""
+    if len(raw) <= INLINE_PARSE_LIMIT:
+        return prepare(raw)
+    return await trio.to_thread.run_sync(prepare, raw, limiter=_parse_limiter)
+
+
 def user_channel(user_id: str) -> str:
     """Pub/sub channel that carries the nudges of one user's mailboxes."""
     return f"user:{user_id}"
+
+
+def nudge_payload(mailbox_id: str, origin: str = "") -> str:
+    """A nudge: the mailbox whose journal grew, and optionally who wrote it (a session skips its own nudges)."""
+    return f"{mailbox_id} {origin}" if origin else mailbox_id
+
+
+def parse_nudge(payload: str) -> tuple[str, str]:
+    """(mailbox id, origin) of a nudge payload (origin "" when not given)."""
+    mailbox_id, _, origin = payload.partition(" ")
+    return mailbox_id, origin
 
 
 class DeliveryService:
@@ -108,7 +130,7 @@ class DeliveryService:
         """
         if len(raw) > self.max_message_size:
             raise MessageTooLarge(f"message of {len(raw)} bytes is over the {self.max_message_size} byte limit")
-        prepared = await trio.to_thread.run_sync(prepare, raw, limiter=_parse_limiter)
+        prepared = await prepare_soon(raw)
         when = internal_date or dt.datetime.now(dt.UTC)
         # one copy per mailbox: two addresses of one user get one message, like WildDuck
         order: dict[str, int] = {}

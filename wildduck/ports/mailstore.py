@@ -139,8 +139,10 @@ class MailStore(Protocol):
         """The mailbox, its messages (UID order) and which are \\Recent, consistent with each other."""
         ...
 
-    async def get_messages(self, mailbox_id: str, uids: Sequence[int]) -> list[MessageRecord]:
-        """The messages with these UIDs that exist, in UID order."""
+    async def get_messages(self, mailbox_id: str, uids: Sequence[int], *,
+                           content: bool = True) -> list[MessageRecord]:
+        """The messages with these UIDs that exist, in UID order. Without ``content`` the records leave out what
+        recomposing the message takes (skeleton, parts, MIME tree: empty), for FETCH of metadata only."""
         ...
 
     async def set_flags(

@@ -14,6 +14,7 @@ import ipaddress
 import itertools
 import logging
 import re
+import secrets
 import ssl
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
@@ -23,7 +24,7 @@ from typing import Any
 import trio
 
 from wildduck.domain import search as search_mod
-from wildduck.domain.delivery import prepare, user_channel
+from wildduck.domain.delivery import nudge_payload, parse_nudge, prepare_soon, user_channel
 from wildduck.domain.models import AppendResult, Mailbox, MailboxSpec, MessageRecord, NewMessage, User
 from wildduck.domain.users import UserService
 from wildduck.errors import AlreadyExists, DomainError, InvalidInput, NotFound, QuotaExceeded, RateLimited
@@ -156,6 +157,8 @@ class IMAPSession:
         self._dropped = 0
         #: a nudge (or our own change) may have touched the selected mailbox: the journal must be read
         self.dirty = True
+        #: tags this session's nudges, so that it does not re-read the journal for its own changes
+        self.origin = secrets.token_hex(8)
         self._stack = AsyncExitStack()
 
     # -- plumbing -------------------------------------------------------------------------------------------------
@@ -323,6 +326,10 @@ class IMAPSession:
         return found
 
     # -- sync -----------------------------------------------------------------------------------------------------
+    async def nudge(self, mailbox: Mailbox) -> None:
+        """Tell every session of the mailbox's user that its journal grew (this one skips its own nudge)."""
+        await self.s.pubsub.publish(user_channel(mailbox.user_id), nudge_payload(mailbox.id, self.origin))
+
     def _drain_nudges(self) -> None:
         sub, sel = self.subscription, self.selected
         if sub is None or sel is None:
@@ -332,7 +339,8 @@ class IMAPSession:
                 payload = sub.receive_nowait()
             except trio.WouldBlock:
                 break
-            if payload == sel.mailbox.id:
+            mailbox_id, origin = parse_nudge(payload)
+            if mailbox_id == sel.mailbox.id and origin != self.origin:
                 self.dirty = True
         if sub.dropped != self._dropped:  # nudges were lost: assume the worst
             self._dropped = sub.dropped
@@ -753,13 +761,13 @@ class IMAPSession:
         if not cmd.message:
             self.no(cmd.tag, "empty message")
             return
-        prepared = await trio.to_thread.run_sync(prepare, cmd.message)
+        prepared = await prepare_soon(cmd.message)
         when = cmd.date.astimezone(dt.UTC) if cmd.date else dt.datetime.now(dt.UTC)
         flags = tuple(f for f in cmd.flags if f != "\\Recent")
         (outcome,) = await self.store.append_messages([NewMessage(self.user.id, mailbox.id, prepared, flags, when)])
         if not isinstance(outcome, AppendResult):
             raise outcome
-        await self.s.pubsub.publish(user_channel(self.user.id), mailbox.id)
+        await self.nudge(mailbox)
         if self.selected and self.selected.mailbox.id == mailbox.id:
             self.dirty = True
             await self.sync()
@@ -792,9 +800,11 @@ class IMAPSession:
 
         async def listener() -> None:
             nonlocal nudged
-            async for _payload in self.subscription:  # payloads name mailboxes; the journal says what changed
-                nudged = True
-                wake()
+            async for payload in self.subscription:  # payloads name mailboxes; the journal says what changed
+                mailbox_id, _origin = parse_nudge(payload)
+                if self.selected is not None and mailbox_id == self.selected.mailbox.id:
+                    nudged = True
+                    wake()
 
         deadline = trio.current_time() + self.settings.idle_timeout
         try:
@@ -897,7 +907,7 @@ class IMAPSession:
             deleted = [u for u in sel.uids if "\\Deleted" in sel.flags.get(u, ())]
             if deleted:
                 await self.store.expunge(sel.mailbox.id, deleted)
-                await self.s.pubsub.publish(user_channel(sel.mailbox.user_id), sel.mailbox.id)
+                await self.nudge(sel.mailbox)
         self.selected = None
         self.state = g.AUTHENTICATED
         self.ok(cmd.tag, f"{cmd.name} completed")
@@ -920,7 +930,7 @@ class IMAPSession:
         deleted = [u for u in sel.uids if "\\Deleted" in sel.flags.get(u, ()) and (wanted is None or u in wanted)]
         if deleted:
             await self.store.expunge(sel.mailbox.id, deleted)
-            await self.s.pubsub.publish(user_channel(sel.mailbox.user_id), sel.mailbox.id)
+            await self.nudge(sel.mailbox)
             self.dirty = True
         await self.sync()
         self.ok(cmd.tag, f"{cmd.name} completed")
@@ -950,12 +960,14 @@ class IMAPSession:
             for i in items)
         needs_record = any(i.name not in ("FLAGS", "UID", "MODSEQ", "INTERNALDATE", "RFC822.SIZE") for i in items)
         needs_meta = any(i.name in ("INTERNALDATE", "RFC822.SIZE") for i in items)
+        needs_content = any(i.name not in _META_ITEMS and not (i.name == "BODY" and i.section is None)
+                            for i in items)
         records: dict[int, MessageRecord] = {}
         uids = [u for _s, u in targets]
         for start in range(0, len(uids), 100):
             chunk = uids[start:start + 100]
             if needs_record or needs_meta:
-                for r in await self.store.get_messages(sel.mailbox.id, chunk):
+                for r in await self.store.get_messages(sel.mailbox.id, chunk, content=needs_content):
                     records[r.uid] = r
             if sets_seen:
                 unseen = [u for u in chunk if "\\Seen" not in sel.flags.get(u, ())]
@@ -1048,7 +1060,7 @@ class IMAPSession:
                 if not cmd.silent or (self.condstore and uid in changed and cmd.unchangedsince is not None):
                     self.send(self.flags_response(seq, uid, with_uid=cmd.uid))
         if change.changed:
-            await self.s.pubsub.publish(user_channel(sel.mailbox.user_id), sel.mailbox.id)
+            await self.nudge(sel.mailbox)
         self.check_new_keywords(changed)
         if change.modified:
             seqs = ",".join(str(u) if cmd.uid else str(sel.seq_of(u)) for u in change.modified)
@@ -1070,7 +1082,9 @@ class IMAPSession:
             return
         uids = [u for _s, u in self.targets(cmd.sequence, cmd.uid)]
         pairs = await self.store.copy_messages(sel.mailbox.id, uids, target.id, move=move)
-        await self.s.pubsub.publish(user_channel(target.user_id), target.id)
+        await self.nudge(target)
+        if target.id == sel.mailbox.id:
+            self.dirty = True  # copies into the selected mailbox: our own nudge is skipped
         code = None
         if pairs:
             src = _compact([p[0] for p in pairs])
@@ -1078,7 +1092,7 @@ class IMAPSession:
             code = f"COPYUID {target.uid_validity} {src} {dst}"
         if move:
             if pairs:
-                await self.s.pubsub.publish(user_channel(sel.mailbox.user_id), sel.mailbox.id)
+                await self.nudge(sel.mailbox)
                 self.dirty = True
             if code:
                 self.send(serializer.untagged(f"OK [{code}] moved"))
@@ -1115,6 +1129,10 @@ class IMAPSession:
             line += f" (MODSEQ {max(r.modseq for _s, r in found)})"
         self.send(serializer.untagged(line))
         self.ok(cmd.tag, f"{cmd.name} completed")
+
+
+#: FETCH items answered from a record without its content (no skeleton, parts or MIME tree)
+_META_ITEMS = frozenset({"FLAGS", "UID", "MODSEQ", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE"})
 
 
 def _uses_modseq(key: g.SearchKey) -> bool:

@@ -142,12 +142,17 @@ def stored_header(skeleton: bytes, compressed: int, mime_tree: str) -> bytes:
     return raw[: int(tree.get("bs", len(raw)))] if isinstance(tree, dict) else b""
 
 
-def _record(r: sqlite3.Row) -> MessageRecord:
+_RECORD_META = ("id, user_id, mailbox_id, uid, modseq, flags, internal_date, size, envelope, bodystructure, subject, "
+                "message_id, header_date")
+
+
+def _record(r: sqlite3.Row, content: bool = True) -> MessageRecord:
     return MessageRecord(
         id=r["id"], user_id=r["user_id"], mailbox_id=r["mailbox_id"], uid=r["uid"], modseq=r["modseq"],
         flags=_flags(r["flags"]), internal_date=_dt(r["internal_date"]), size=r["size"],
-        skeleton=_unpack(r["skeleton"], r["skeleton_compressed"]), parts=_parts_load(r["parts"]),
-        mime_tree=json.loads(r["mime_tree"]), envelope=json.loads(r["envelope"]),
+        skeleton=_unpack(r["skeleton"], r["skeleton_compressed"]) if content else b"",
+        parts=_parts_load(r["parts"]) if content else [],
+        mime_tree=json.loads(r["mime_tree"]) if content else {}, envelope=json.loads(r["envelope"]),
         bodystructure=json.loads(r["bodystructure"]), subject=r["subject"], message_id=r["message_id"],
         header_date=_dt(r["header_date"]) if r["header_date"] is not None else None,
     )
@@ -706,15 +711,17 @@ class SqliteStore:
                 "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,))
         ])
 
-    async def get_messages(self, mailbox_id: str, uids: Sequence[int]) -> list[MessageRecord]:
+    async def get_messages(self, mailbox_id: str, uids: Sequence[int], *,
+                           content: bool = True) -> list[MessageRecord]:
         wanted = sorted(set(uids))
+        columns = "*" if content else _RECORD_META
 
         def q(conn: sqlite3.Connection) -> list[MessageRecord]:
             out: list[MessageRecord] = []
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start:start + 500]
-                out.extend(_record(r) for r in conn.execute(
-                    f"SELECT * FROM messages WHERE mailbox_id = ? AND uid IN ({_placeholders(len(chunk))}) "
+                out.extend(_record(r, content) for r in conn.execute(
+                    f"SELECT {columns} FROM messages WHERE mailbox_id = ? AND uid IN ({_placeholders(len(chunk))}) "
                     "ORDER BY uid", (mailbox_id, *chunk)))
             return out
 
