@@ -704,7 +704,7 @@ class IMAPSession:
             attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
             if m.special_use and (cmd.name == "LIST" or "SPECIAL-USE" in cmd.return_options):
                 attrs.append(m.special_use)
-            if "SUBSCRIBED" in cmd.return_options and m.subscribed:
+            if ("SUBSCRIBED" in cmd.return_options or subscribed_only) and m.subscribed:  # RFC 5258 3.1
                 attrs.append("\\Subscribed")
             self.send(b"* " + cmd.name.encode() + b" (" + " ".join(attrs).encode() + b') "/" '
                       + self.encode_name(m.path) + b"\r\n")

@@ -313,12 +313,19 @@ class Args:
 _FLAG = re.compile(rb"^(?:\\[A-Za-z]+|[^\x00-\x20\x7f(){%*\"\\\]]+)$")
 
 
+#: system flags a client may name in APPEND and STORE (\\Recent is accepted and ignored by the session)
+_SETTABLE_SYSTEM_FLAGS = frozenset({"\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", "\\Recent"})
+
+
 def _flag(raw: bytes) -> str:
     if not _FLAG.match(raw):
         raise ParseError(f"invalid flag {raw[:40]!r}")
     text = raw.decode("utf-8", "replace")
     if text.startswith("\\"):
-        return "\\" + text[1:].capitalize()
+        flag = "\\" + text[1:].capitalize()
+        if flag not in _SETTABLE_SYSTEM_FLAGS:  # RFC 3501 2.3.2: other \-flags are reserved for future standards
+            raise ParseError(f"invalid system flag {text[:40]}")
+        return flag
     return text
 
 
