@@ -128,7 +128,8 @@ async def test_text_search_is_a_case_insensitive_substring_match(store: Any) -> 
     user = await make_user(store)
     inbox = await store.find_mailbox(user.id, "INBOX")
     other = await store.create_mailbox(user.id, MailboxSpec("Other"))
-    texts = ["Quarterly RÉSUMÉ attached", "nothing here", "the résumé, again", 'say "hi" to 42']
+    texts = ["Quarterly RÉSUMÉ attached", "nothing here", "the résumé, again", 'say "hi" to 42',
+             "100% sure, snake_case", "1000 sure, snakeXcase", "Straße"]
     await store.append_messages([NewMessage(user.id, inbox.id, prepared(t)) for t in texts])
     await store.append_messages([NewMessage(user.id, other.id, prepared("résumé elsewhere"))])
     assert await store.text_search(inbox.id, "résumé", headers_too=False) == {1, 3}
@@ -136,7 +137,10 @@ async def test_text_search_is_a_case_insensitive_substring_match(store: Any) -> 
     assert await store.text_search(inbox.id, '"hi"', headers_too=False) == {4}
     assert await store.text_search(inbox.id, "42", headers_too=False) == {4}  # shorter than a trigram
     assert await store.text_search(inbox.id, "é", headers_too=False) == {1, 3}
-    assert await store.text_search(inbox.id, "", headers_too=False) == {1, 2, 3, 4}
+    assert await store.text_search(inbox.id, "", headers_too=False) == {1, 2, 3, 4, 5, 6, 7}
+    assert await store.text_search(inbox.id, "0% sure", headers_too=False) == {5}  # not a LIKE wildcard
+    assert await store.text_search(inbox.id, "e_c", headers_too=False) == {5}
+    assert await store.text_search(inbox.id, "STRASSE", headers_too=False) == {7}  # full case folding
     assert await store.text_search(inbox.id, "absent words", headers_too=True) == set()
 
 

@@ -104,12 +104,13 @@ ALTER TABLE messages ADD COLUMN recent INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX messages_recent ON messages(mailbox_id, recent)
 """
 
-# v4: BODY/TEXT search through an FTS5 trigram index (substring match, case-insensitive). One text row per stored
-# text, shared by every message made from the same delivery or copy (``messages.text_id``); the row goes when its
-# last message does. The search text leaves ``messages.search_text`` (kept empty) for the index's own content.
+# v4: BODY/TEXT search through an FTS5 trigram index (substring match over case-folded text, ``LIKE`` queries, so
+# the index needs no token positions: detail=none, half the size). One text row per stored text, shared by every
+# message made from the same delivery or copy (``messages.text_id``); the row goes when its last message does. The
+# search text leaves ``messages.search_text`` (kept empty) for the index's own content.
 SCHEMA_V4 = [
     "ALTER TABLE messages ADD COLUMN text_id INTEGER",
-    "CREATE VIRTUAL TABLE message_text USING fts5(body, head, tokenize = 'trigram')",
+    "CREATE VIRTUAL TABLE message_text USING fts5(body, head, tokenize = 'trigram', detail = none)",
     "CREATE INDEX messages_text ON messages(text_id)",
     """CREATE TRIGGER messages_text_release AFTER DELETE ON messages
        WHEN old.text_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages WHERE text_id = old.text_id)
@@ -128,7 +129,7 @@ def _index_existing_text(conn: sqlite3.Connection) -> None:
     for rowid, skeleton, compressed, tree_json, body in rows:
         header = stored_header(skeleton, compressed, tree_json)
         text_id = conn.execute("INSERT INTO message_text (body, head) VALUES (?, ?)",
-                               (body, header_text(header))).lastrowid
+                               (body.casefold(), header_text(header).casefold())).lastrowid
         conn.execute("UPDATE messages SET text_id = ?, search_text = '' WHERE rowid = ?", (text_id, rowid))
 
 

@@ -583,7 +583,7 @@ class SqliteStore:
                     skeleton, compressed, parts, tree, envelope, bodystructure, blobs_used = encoded[id(p)]
                     if id(p) not in text_ids:  # one index row per prepared message, shared by its recipients
                         text_ids[id(p)] = conn.execute("INSERT INTO message_text (body, head) VALUES (?, ?)",
-                                                       (p.text, p.header_text)).lastrowid
+                                                       (p.text.casefold(), p.header_text.casefold())).lastrowid
                     mid = new_id()
                     uid, modseq = first_uid + k, base_modseq + k + 1
                     flags = _json(list(dict.fromkeys(item.flags)))
@@ -890,28 +890,22 @@ class SqliteStore:
     async def text_search(self, mailbox_id: str, needle: str, *, headers_too: bool) -> set[int]:
         """UIDs whose body text (and, with ``headers_too``, top-level header) contains ``needle``, ignoring case.
 
-        Needles of three or more characters go through the trigram index; shorter ones (which the index cannot
-        answer) are matched against the indexed text of this mailbox only."""
-        if not needle:
-            return set(await self._read(lambda conn: [
-                r[0] for r in conn.execute("SELECT uid FROM messages WHERE mailbox_id = ?", (mailbox_id,))]))
-        if len(needle) >= 3:
-            phrase = '"' + needle.replace('"', '""') + '"'
-            query = phrase if headers_too else "body : " + phrase
-            return set(await self._read(lambda conn: [r[0] for r in conn.execute(
-                "SELECT uid FROM messages WHERE mailbox_id = ? AND text_id IN "
-                "(SELECT rowid FROM message_text WHERE message_text MATCH ?)", (mailbox_id, query))]))
+        The index holds case-folded text. Needles of three or more characters are ``LIKE`` patterns the trigram
+        index answers; shorter ones, and ones with ``%`` or ``_`` (LIKE's wildcards), are matched against the
+        indexed text of this mailbox only."""
         folded = needle.casefold()
+        if len(folded) >= 3 and not any(c in folded for c in "%_"):
+            pattern = f"%{folded}%"
+            sql = ("SELECT uid FROM messages WHERE mailbox_id = ? AND text_id IN "
+                   "(SELECT rowid FROM message_text WHERE body LIKE ?"
+                   + (" UNION SELECT rowid FROM message_text WHERE head LIKE ?)" if headers_too else ")"))
+            args = (mailbox_id, pattern, pattern) if headers_too else (mailbox_id, pattern)
+            return set(await self._read(lambda conn: [r[0] for r in conn.execute(sql, args)]))
 
         def scan(conn: sqlite3.Connection) -> set[int]:
-            found = set()
-            for uid, body, head in conn.execute(
+            return {uid for uid, body, head in conn.execute(
                 "SELECT m.uid, t.body, t.head FROM messages m JOIN message_text t ON t.rowid = m.text_id "
-                "WHERE m.mailbox_id = ?", (mailbox_id,)
-            ):
-                if folded in body.casefold() or (headers_too and folded in head.casefold()):
-                    found.add(uid)
-            return found
+                "WHERE m.mailbox_id = ?", (mailbox_id,)) if folded in body or (headers_too and folded in head)}
 
         return await self._read(scan)
 
