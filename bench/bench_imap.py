@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from wildduck.testing.dovecot import private_dovecot  # noqa: E402
 from wildduck.testing.server import ServerProcess  # noqa: E402
 
 DEFAULT_MBOX = REPO.parent / "shared" / "data" / "imaptest.mbox"
@@ -236,101 +236,15 @@ def read_rss(pid: int) -> int:
 
 # --- Dovecot -----------------------------------------------------------------------------------------------------
 
-def dovecot_config(workdir: Path, port: int) -> str:
-    """A self-contained configuration for speed; the instance lives entirely under ``workdir``."""
-    if os.geteuid() == 0:
-        users = ""  # the packaged dovenull / dovecot accounts run the login and internal processes
-        mail_uid = 65534  # nobody: Dovecot will not access mail as root
-        chroot = ""
-    else:
-        import pwd
-
-        me = pwd.getpwuid(os.getuid()).pw_name
-        users = f"default_login_user = {me}\ndefault_internal_user = {me}\n"
-        mail_uid = os.getuid()
-        chroot = "  chroot =\n"
-    mail = workdir / "mail"
-    mail.mkdir()
-    os.chown(mail, mail_uid, mail_uid)
-    (workdir / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}:{mail_uid}:{mail_uid}::{mail}/{USER}::\n")
-    return f"""\
-base_dir = {workdir}/run
-state_dir = {workdir}/state
-instance_name = wildduck-bench-dovecot
-log_path = {workdir}/dovecot.log
-info_log_path = /dev/null
-{users}protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-first_valid_uid = 1
-mail_location = maildir:{mail}/%u
-mail_max_userip_connections = 1000
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {workdir}/passwd
-}}
-userdb {{
-  driver = passwd-file
-  args = username_format=%u {workdir}/passwd
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-  service_count = 0
-  process_min_avail = 2
-{chroot}}}
-service imap {{
-  process_min_avail = 2
-}}
-service auth {{
-{chroot}}}
-"""
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"dovecot exited with status {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                if s.recv(100).startswith(b"* OK"):
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"dovecot did not answer on port {port} within {timeout:.0f} s")
-
-
 def run_dovecot(args: argparse.Namespace, workdir: Path) -> Result:
-    workdir.chmod(0o755)  # the login and auth processes (other users) reach their sockets under base_dir
-    port = free_port()
-    config = workdir / "dovecot.conf"
-    config.write_text(dovecot_config(workdir, port))
-    proc = subprocess.Popen([args.dovecot, "-F", "-c", str(config)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    workdir.chmod(0o755)  # Dovecot's unprivileged processes must reach the instance directory below it
     try:
-        try:
-            wait_for_port(port, proc)
-        except RuntimeError as exc:
-            log = workdir / "dovecot.log"
-            raise SystemExit(f"{exc}\n{log.read_text()[-3000:] if log.exists() else ''}") from None
-        time.sleep(0.5)  # let process_min_avail finish forking
-        result = run_imaptest(args.imaptest, port, args.mbox, args.clients, args.seconds, proc.pid, workdir)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    log = workdir / "dovecot.log"
+        with private_dovecot(workdir / "dovecot", USER, PASSWORD, binary=args.dovecot, speed=True) as instance:
+            result = run_imaptest(args.imaptest, instance.port, args.mbox, args.clients, args.seconds, instance.pid,
+                                  workdir)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
+    log = workdir / "dovecot" / "dovecot.log"
     lines = log.read_text().splitlines() if log.exists() else []
     result.server_log_errors = [line for line in lines if "Error:" in line or "Panic:" in line or "Fatal:" in line]
     result.server_log_tail = lines[-40:]

@@ -32,120 +32,33 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import json
-import os
-import pwd
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from tests.corpus import MBOX, corpus, crlf
 from tests.oracle import wire
+from wildduck.testing import dovecot
 
 HERE = Path(__file__).resolve().parent
 MESSAGES = HERE / "messages"
 FIXTURES = HERE / "fixtures"
-DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+DOVECOT = dovecot.DOVECOT
 USER, PASSWORD = "oracle", "oracle-pw"
 
 #: indexes in the corpus mbox of the messages recorded (all of it but near duplicates: 48 messages, 65 KB)
 CORPUS = [i for i in range(48) if i not in (8, 12, 20, 29)]
 
-CONFIG = """\
-base_dir = {tmp}/run
-state_dir = {tmp}/state
-log_path = {tmp}/dovecot.log
-instance_name = wildduck-oracle
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-default_login_user = {login_user}
-default_internal_user = {internal_user}
-first_valid_uid = {uid}
-last_valid_uid = {uid}
-mail_location = maildir:~/Maildir
-mail_uid = {uid}
-mail_gid = {gid}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {tmp}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid={uid} gid={gid} home={tmp}/home/%u
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-  chroot =
-}}
-service anvil {{
-  chroot =
-}}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def dovecot_version() -> str:
-    return subprocess.run([DOVECOT, "--version"], check=True, capture_output=True, text=True).stdout.strip()
-
-
 @contextlib.contextmanager
 def private_dovecot() -> Iterator[tuple[int, Path]]:
-    """A Dovecot master in the foreground, configured under a temporary directory; yields (port, directory)."""
+    """A private Dovecot under a temporary directory; yields (port, directory)."""
     tmp = Path(tempfile.mkdtemp(prefix="dovecot-oracle-"))
-    tmp.chmod(0o755)  # the unprivileged login/auth processes read the passwd file and reach the sockets
-    if os.geteuid() == 0:  # the package's unprivileged accounts; mail stored as "dovecot"
-        login_user, internal_user = "dovenull", "dovecot"
-        uid, gid = pwd.getpwnam("dovecot").pw_uid, pwd.getpwnam("dovecot").pw_gid
-    else:  # Dovecot cannot change users: everything runs as us
-        login_user = internal_user = pwd.getpwuid(os.geteuid()).pw_name
-        uid, gid = os.geteuid(), os.getegid()
-    port = free_port()
-    (tmp / "home" / USER).mkdir(parents=True)
-    os.chown(tmp / "home", uid, gid)
-    os.chown(tmp / "home" / USER, uid, gid)
-    (tmp / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n")
-    (tmp / "passwd").chmod(0o644)
-    conf = tmp / "dovecot.conf"
-    conf.write_text(CONFIG.format(tmp=tmp, login_user=login_user, internal_user=internal_user, uid=uid, gid=gid,
-                                  port=port))
-    proc = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)], stdin=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log = (tmp / "dovecot.log").read_text() if (tmp / "dovecot.log").exists() else ""
-                    raise RuntimeError(f"dovecot did not start:\n{log}") from None
-                time.sleep(0.1)
-        yield port, tmp
+        with dovecot.private_dovecot(tmp, USER, PASSWORD, binary=DOVECOT) as instance:
+            yield instance.port, tmp
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -179,7 +92,7 @@ def record(m: imaplib.IMAP4, name: str, message: bytes, version: str) -> dict[st
 
 
 def main(argv: list[str]) -> int:
-    version = dovecot_version()
+    version = dovecot.version(DOVECOT)
     chosen = messages()
     if argv:
         unknown = set(argv) - set(chosen)

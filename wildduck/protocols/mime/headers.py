@@ -108,20 +108,7 @@ def _skip_cfws(value: bytes, i: int) -> int:
         if c in b" \t\r\n":
             i += 1
         elif c == 0x28:  # comment, may nest
-            depth = 0
-            while i < n:
-                c = value[i]
-                if c == 0x5C:
-                    i += 2
-                    continue
-                if c == 0x28:
-                    depth += 1
-                elif c == 0x29:
-                    depth -= 1
-                    if depth == 0:
-                        i += 1
-                        break
-                i += 1
+            i = _comment_text(value, i)[1]
         else:
             break
     return i
