@@ -464,3 +464,26 @@ async def test_hierarchy_and_subscriptions(server: RunningServer) -> None:
         m.logout()
 
     await in_thread(go)
+
+
+async def test_flag_searches_answered_from_memory_agree_with_the_store(server: RunningServer) -> None:
+    """SEARCH keys on flags, UIDs and MODSEQs are answered from the session's state; adding a key that needs the
+    store (LARGER 0 matches every message) must not change the answer."""
+    def go() -> None:
+        for i in range(6):
+            deliver(server, b"Subject: m%d\r\n\r\nbody\r\n" % i)
+        c = imapclient.IMAPClient(*server.address("imap"), ssl=False)
+        c.login("alice", "pw")
+        c.select_folder("INBOX")
+        c.add_flags([2, 4], [imapclient.SEEN])
+        c.add_flags([3], ["$Work"])
+        c.add_flags([5], [imapclient.DELETED])
+        c.expunge()
+        for criteria in (["UNSEEN"], ["SEEN"], ["KEYWORD", "$Work"], ["NOT", "KEYWORD", "$Work"], ["RECENT"],
+                         ["OR", "SEEN", "KEYWORD", "$Work"], ["2:*"], ["UID", "4:*"], ["MODSEQ", "8"]):
+            from_memory = c.search(criteria)
+            assert c.search([*criteria, "LARGER", "0"]) == from_memory, criteria
+        assert c.search(["UNSEEN"]) == [1, 3, 6] and c.search(["SEEN"]) == [2, 4]  # UIDs; 5 was expunged
+        c.logout()
+
+    await in_thread(go)

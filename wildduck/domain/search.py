@@ -16,7 +16,7 @@ from wildduck.protocols.imap.grammar import SearchKey, SequenceSet
 from wildduck.protocols.mime import headers
 from wildduck.protocols.mime.text import header_text
 
-__all__ = ["Context", "candidates", "header_text", "matches", "needs_header", "search", "text_queries"]
+__all__ = ["Context", "candidates", "header_text", "matches", "needs_header", "needs_store", "search", "text_queries"]
 
 #: keys that read the top-level header block
 _HEADER_KEYS = frozenset({"FROM", "TO", "CC", "BCC", "SUBJECT", "HEADER", "SENTBEFORE", "SENTON", "SENTSINCE"})
@@ -45,6 +45,17 @@ def _walk(key: SearchKey) -> list[SearchKey]:
 def text_queries(key: SearchKey) -> list[tuple[str, bytes]]:
     """The (BODY or TEXT, needle) pairs in ``key``, each once, for the text index to answer."""
     return list(dict.fromkeys((k.op, k.args[0]) for k in _walk(key) if k.op in ("BODY", "TEXT")))
+
+
+#: keys a selected session can answer from what it keeps in memory (flags, MODSEQs, sequence numbers, UIDs)
+_MEMORY_KEYS = frozenset({"AND", "OR", "NOT", "ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN", "UNANSWERED",
+                          "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN", "RECENT", "NEW", "OLD", "KEYWORD",
+                          "UNKEYWORD", "SEQ", "UID", "MODSEQ"})
+
+
+def needs_store(key: SearchKey) -> bool:
+    """Whether ``key`` reads anything a session does not keep in memory (dates, sizes, headers, text)."""
+    return any(k.op not in _MEMORY_KEYS for k in _walk(key))
 
 
 def needs_header(key: SearchKey) -> bool:

@@ -25,7 +25,7 @@ import trio
 
 from wildduck.domain import search as search_mod
 from wildduck.domain.delivery import nudge_payload, parse_nudge, prepare_soon, user_channel
-from wildduck.domain.models import AppendResult, Mailbox, MailboxSpec, MessageRecord, NewMessage, User
+from wildduck.domain.models import AppendResult, Mailbox, MailboxSpec, MessageRecord, NewMessage, SearchRow, User
 from wildduck.domain.users import UserService
 from wildduck.errors import AlreadyExists, DomainError, InvalidInput, NotFound, QuotaExceeded, RateLimited
 from wildduck.net.compress import DeflateStream
@@ -1111,15 +1111,20 @@ class IMAPSession:
             return
         await self.sync(expunge=cmd.uid)
         hits = {}
-        for op, needle in search_mod.text_queries(cmd.criteria):
-            hits[(op, needle)] = frozenset(await self.store.text_search(
-                sel.mailbox.id, needle.decode("utf-8", "replace"), headers_too=op == "TEXT"))
-        # the text index may already rule out most messages: then only the candidates are read
-        only = search_mod.candidates(cmd.criteria, hits)
-        rows = await self.store.search_rows(sel.mailbox.id, with_header=search_mod.needs_header(cmd.criteria),
-                                            uids=None if only is None else sorted(only))
-        seqs = {uid: seq for seq, uid in enumerate(sel.uids, start=1)}
-        numbered = [(seqs[r.uid], r) for r in rows if r.uid in seqs]  # as this session sees the mailbox
+        if not search_mod.needs_store(cmd.criteria):  # flags, UIDs, MODSEQs: what this session holds already
+            epoch = dt.datetime.fromtimestamp(0, dt.UTC)
+            numbered = [(seq, SearchRow(uid, sel.flags.get(uid, ()), sel.modseqs.get(uid, 0), epoch, 0, None, b""))
+                        for seq, uid in enumerate(sel.uids, start=1)]
+        else:
+            for op, needle in search_mod.text_queries(cmd.criteria):
+                hits[(op, needle)] = frozenset(await self.store.text_search(
+                    sel.mailbox.id, needle.decode("utf-8", "replace"), headers_too=op == "TEXT"))
+            # the text index may already rule out most messages: then only the candidates are read
+            only = search_mod.candidates(cmd.criteria, hits)
+            rows = await self.store.search_rows(sel.mailbox.id, with_header=search_mod.needs_header(cmd.criteria),
+                                                uids=None if only is None else sorted(only))
+            seqs = {uid: seq for seq, uid in enumerate(sel.uids, start=1)}
+            numbered = [(seqs[r.uid], r) for r in rows if r.uid in seqs]  # as this session sees the mailbox
         ctx = search_mod.Context(dt.datetime.now(dt.UTC), len(sel.uids), sel.uids[-1] if sel.uids else 0,
                                  frozenset(sel.recent), hits)
         found = search_mod.search(numbered, cmd.criteria, ctx)
