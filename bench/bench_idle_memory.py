@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from wildduck.testing.lmtp_client import LMTPClient  # noqa: E402
-from wildduck.testing.server import ServerProcess  # noqa: E402
+from wildduck.testing.server import ServerProcess, process_memory  # noqa: E402
 
 PASSWORD = "idle-bench-password"
 TARGET_BYTES = 50 * 1024
@@ -49,23 +49,6 @@ def raise_nofile(needed: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
     if new_soft != resource.RLIM_INFINITY and new_soft < needed:
         raise SystemExit(f"RLIMIT_NOFILE is {new_soft}, {needed} needed: raise the hard limit (ulimit -Hn)")
-
-
-def memory(pid: int) -> dict[str, int]:
-    """VmRSS, RssAnon (from status) and Pss (from smaps_rollup, when the kernel has it), in bytes."""
-    out: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon", "RssFile"):
-            out[key] = int(value.split()[0]) * 1024
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("Pss", "Pss_Anon"):
-                out[key] = int(value.split()[0]) * 1024
-    except OSError:
-        pass
-    return out
 
 
 def config_text(data_dir: Path, connections: int) -> str:
@@ -211,7 +194,7 @@ async def run_clients(args: argparse.Namespace, server: ServerProcess) -> Outcom
         await warm.open(host, port)
         await warm.close()
     await trio.sleep(1.0)
-    out.mem_base = memory(pid)
+    out.mem_base = process_memory(pid)
 
     tracker = Tracker()
     conns = [Conn(i, i % args.users, tracker) for i in range(args.connections)]
@@ -233,7 +216,7 @@ async def run_clients(args: argparse.Namespace, server: ServerProcess) -> Outcom
                 nursery.start_soon(open_one, conn)
     out.open_seconds = time.perf_counter() - started
     await trio.sleep(2.0)  # let the server settle (freed buffers, finished tasks)
-    out.mem_idle = memory(pid)
+    out.mem_idle = process_memory(pid)
 
     alive = [c for c in conns if c.error is None]
     sample = [c for c in alive if c.user == 0]
@@ -268,7 +251,7 @@ async def run_clients(args: argparse.Namespace, server: ServerProcess) -> Outcom
         for conn in alive:
             nursery.start_soon(conn.close)
     await trio.sleep(2.0)
-    out.mem_closed = memory(pid)
+    out.mem_closed = process_memory(pid)
     return out
 
 

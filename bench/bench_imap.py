@@ -28,7 +28,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from wildduck.testing.dovecot import private_dovecot  # noqa: E402
-from wildduck.testing.server import ServerProcess  # noqa: E402
+from wildduck.testing.server import ServerProcess, process_memory  # noqa: E402
 
 DEFAULT_MBOX = REPO.parent / "shared" / "data" / "imaptest.mbox"
 DOVECOT_LIBDIR = "/usr/lib/dovecot"
@@ -60,12 +59,6 @@ benchmark runs its own instance from a temporary directory), or pass --dovecot P
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def tree_cpu_seconds(root: int) -> float:
     """User + system CPU of ``root`` and every live descendant, plus what they reaped (cutime/cstime)."""
@@ -193,7 +186,7 @@ def run_wildduck(args: argparse.Namespace, workdir: Path) -> Result:
         result = run_imaptest(args.imaptest, port, args.mbox, args.clients, args.seconds, server.proc.pid, workdir)
         if args.profile:
             profile.wait(60)
-        result.rss = read_rss(server.proc.pid)
+        result.rss = process_memory(server.proc.pid).get("VmRSS", 0)
         result.server_exit = server.proc.poll()
     result.server_log_errors = [line for line in server.log
                                 if any(w in line for w in (" ERROR ", " CRITICAL ", "Traceback"))]
@@ -222,16 +215,6 @@ def run_scripted(args: argparse.Namespace) -> None:
     if proc.returncode != 0 or summary is None or summary.group(2) != "0" or any(f != "0" for f, _n in commands):
         print("FAILED: ImapTest scripted tests failed against wildduck", file=sys.stderr)
         raise SystemExit(1)
-
-
-def read_rss(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 # --- Dovecot -----------------------------------------------------------------------------------------------------

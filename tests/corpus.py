@@ -9,6 +9,8 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
+from wildduck.protocols.mime.lines import crlf as crlf  # re-exported: the tests convert line ends as APPEND does
+
 MBOX = Path(__file__).resolve().parents[2] / "shared" / "data" / "imaptest.mbox"
 
 
@@ -17,10 +19,6 @@ def corpus() -> list[bytes]:
     """The messages of the mbox (split on ``From `` separator lines; ``>From`` quoting left as it is)."""
     data = MBOX.read_bytes()
     return [m for m in re.split(rb"(?m)^From .*\n", data) if m.strip()]
-
-
-def crlf(data: bytes) -> bytes:
-    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 _header_names = st.sampled_from([b"Subject", b"From", b"To", b"X-Test", b"Content-Description", b"Message-ID"])

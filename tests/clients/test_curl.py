@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from pathlib import Path
 
@@ -10,15 +9,9 @@ import trio
 
 from tests.clients import client_binary
 from wildduck.testing.lmtp_client import LMTPClient
-from wildduck.testing.server import running_server
+from wildduck.testing.server import free_port, running_server
 
 MESSAGE = b"Subject: via curl\r\nFrom: s@example.net\r\n\r\nhello curl\r\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_curl_lists_and_fetches(tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from wildduck.testing.server import free_port
+
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
 #: settings for speed (the benchmark's baseline): long-lived login processes, pre-forked imap processes
@@ -83,12 +85,6 @@ class PrivateDovecot:
 
 def version(binary: str = DOVECOT) -> str:
     return subprocess.run([binary, "--version"], check=True, capture_output=True, text=True).stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

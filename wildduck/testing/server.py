@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -61,6 +62,31 @@ async def running_server(data_dir: Path, overrides: dict[str, Any] | None = None
                 yield RunningServer(services, bound)
             finally:
                 server.stop()
+
+
+def free_port() -> int:
+    """A TCP port on loopback that was free a moment ago (for listeners that cannot take port 0)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def process_memory(pid: int) -> dict[str, int]:
+    """VmRSS, RssAnon, RssFile (from /proc/PID/status) and Pss, Pss_Anon (from smaps_rollup, when the kernel has
+    it) of a process, in bytes."""
+    out: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile"):
+            out[key] = int(value.split()[0]) * 1024
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("Pss", "Pss_Anon"):
+                out[key] = int(value.split()[0]) * 1024
+    except OSError:
+        pass
+    return out
 
 
 _READY = re.compile(r"ready \(.*?\): (.*)$")
