@@ -64,7 +64,7 @@ async def test_flags_modes_and_modseq(store: Any) -> None:
     assert [c.uid for c in removed.changed] == [1]
     replaced = await store.set_flags(inbox.id, [3], "", ["\\Flagged"])
     assert replaced.changed[0].flags == ("\\Flagged",)
-    flags = {m.uid: m.flags for m in await store.message_flags(inbox.id)}
+    flags = {m.uid: m.flags for m in (await store.mailbox_snapshot(inbox.id)).messages}
     assert flags == {1: ("\\Seen",), 2: ("\\Seen", "$Work"), 3: ("\\Flagged",)}
     journal = await store.changes_since(inbox.id, 4)
     assert [e.command for e in journal] == ["FETCH"] * 4 and journal[-1].flags == ("\\Flagged",)

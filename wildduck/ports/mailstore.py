@@ -15,7 +15,6 @@ from wildduck.domain.models import (
     MailboxCounts,
     MailboxSnapshot,
     MailboxSpec,
-    MessageFlags,
     MessageRecord,
     MessageSummary,
     NewMessage,
@@ -129,10 +128,6 @@ class MailStore(Protocol):
 
     async def list_messages(self, mailbox_id: str) -> list[MessageSummary]:
         """Every message of the mailbox in UID order, without bodies."""
-        ...
-
-    async def message_flags(self, mailbox_id: str) -> list[MessageFlags]:
-        """UID, flags and MODSEQ of every message, in UID order."""
         ...
 
     async def mailbox_snapshot(self, mailbox_id: str) -> MailboxSnapshot:

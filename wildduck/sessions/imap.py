@@ -400,7 +400,7 @@ class IMAPSession:
                         self.send(self.flags_response(seq, entry.uid))
             sel.known_modseq = entry.modseq
         arrived = sel.uids[reported_exists:]
-        self.check_new_keywords(arrived)
+        self.send(self.keyword_announcement(arrived))
         if arrived:
             sel.recent.update(await self.store.recent(sel.mailbox.id, claim=not sel.readonly, uids=arrived))
             self.send(serializer.untagged(f"{len(sel.uids)} EXISTS"))
@@ -434,11 +434,7 @@ class IMAPSession:
         client has not been told about."""
         sel = self.selected
         assert sel is not None
-        announce = b""
-        new = {f for f in sel.flags.get(uid, ()) if not f.startswith("\\")} - sel.keywords
-        if new:
-            sel.keywords |= new
-            announce = self.flags_lines(sel)
+        announce = self.keyword_announcement((uid,))
         items = [b"FLAGS " + serializer.flag_list(sel.flags_of(uid))]
         if with_uid:
             items.insert(0, b"UID %d" % uid)
@@ -446,15 +442,17 @@ class IMAPSession:
             items.append(b"MODSEQ (%d)" % sel.modseqs.get(uid, 0))
         return announce + b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"
 
-    def check_new_keywords(self, uids: Iterable[int]) -> None:
-        """Send FLAGS/PERMANENTFLAGS if these messages carry a keyword the client has not been told about."""
+    def keyword_announcement(self, uids: Iterable[int]) -> bytes:
+        """FLAGS/PERMANENTFLAGS lines if these messages carry a keyword the client has not been told about (which
+        it now has), else nothing."""
         sel = self.selected
         if sel is None:
-            return
+            return b""
         keywords = {f for uid in uids for f in sel.flags.get(uid, ()) if not f.startswith("\\")}
-        if not keywords <= sel.keywords:
-            sel.keywords |= keywords
-            self.send(self.flags_lines(sel))
+        if keywords <= sel.keywords:
+            return b""
+        sel.keywords |= keywords
+        return self.flags_lines(sel)
 
     def flags_lines(self, sel: Selected) -> bytes:
         flags = " ".join([*SYSTEM_FLAGS, *sorted(sel.keywords)])
@@ -1022,7 +1020,7 @@ class IMAPSession:
                 else:
                     values.append((item.label, body_item(view, item)))
         if any(i.name == "FLAGS" for i in items) or (self.sets_seen_flag(items) and not sel.readonly):
-            self.check_new_keywords((uid,))
+            self.send(self.keyword_announcement((uid,)))
             values.append(("FLAGS", serializer.flag_list(sel.flags_of(uid))))
         for chunk in serializer.iter_fetch(seq, values):
             self.send(chunk)
@@ -1061,7 +1059,7 @@ class IMAPSession:
                     self.send(self.flags_response(seq, uid, with_uid=cmd.uid))
         if change.changed:
             await self.nudge(sel.mailbox)
-        self.check_new_keywords(changed)
+        self.send(self.keyword_announcement(changed))
         if change.modified:
             seqs = ",".join(str(u) if cmd.uid else str(sel.seq_of(u)) for u in change.modified)
             self.ok(cmd.tag, "conditional STORE failed for some messages", f"MODIFIED {seqs}")

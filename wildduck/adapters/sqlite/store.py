@@ -705,12 +705,6 @@ class SqliteStore:
 
         return await self._read(q)
 
-    async def message_flags(self, mailbox_id: str) -> list[MessageFlags]:
-        return await self._read(lambda conn: [
-            MessageFlags(r[0], _flags(r[1]), r[2]) for r in conn.execute(
-                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,))
-        ])
-
     async def get_messages(self, mailbox_id: str, uids: Sequence[int], *,
                            content: bool = True) -> list[MessageRecord]:
         wanted = sorted(set(uids))
