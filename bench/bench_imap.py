@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from wildduck.testing.dovecot import private_dovecot  # noqa: E402
 from wildduck.testing.server import ServerProcess, process_memory  # noqa: E402
 
-DEFAULT_MBOX = REPO.parent / "shared" / "data" / "imaptest.mbox"
+DEFAULT_MBOX = REPO / "tests" / "data" / "imaptest.mbox"
 DOVECOT_LIBDIR = "/usr/lib/dovecot"
 USER, PASSWORD = "bench", "bench-password"
 COUNTERS = ("Logi", "List", "Stat", "Sele", "Fetc", "Fet2", "Stor", "Dele", "Expu", "Appe", "Logo")

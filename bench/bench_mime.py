@@ -3,7 +3,7 @@
 
     python bench/bench_mime.py [--quick]
 
-Workload: the 48 messages of ../shared/data/imaptest.mbox plus a 50 KB message with a 30 KB attachment, repeated
+Workload: the 48 messages of tests/data/imaptest.mbox plus a 50 KB message with a 30 KB attachment, repeated
 to about 4 MB (1 MB with --quick). Each figure is the best of several rounds; ratios are against the pure-Python
 scanner measured in the same run.
 """

@@ -1,4 +1,4 @@
-"""The shared test corpus (../shared/data/imaptest.mbox) and a hypothesis strategy for MIME messages."""
+"""The test corpus (tests/data/imaptest.mbox) and a hypothesis strategy for MIME messages."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from wildduck.protocols.mime.lines import crlf as crlf  # re-exported: the tests convert line ends as APPEND does
 
-MBOX = Path(__file__).resolve().parents[2] / "shared" / "data" / "imaptest.mbox"
+MBOX = Path(__file__).resolve().parent / "data" / "imaptest.mbox"
 
 
 @cache

@@ -15,7 +15,7 @@ BODY.PEEK[]<10.20>, and for every part path n found in Dovecot's BODYSTRUCTURE (
 BODY.PEEK[n] and BODY.PEEK[n.MIME], plus BODY.PEEK[n.HEADER] and BODY.PEEK[n.TEXT] for message/rfc822 parts, and
 one part number past the last.
 
-The messages: a selection of the shared corpus (``../shared/data/imaptest.mbox``, stored as ``corpus-NN.eml``,
+The messages: a selection of the shared corpus (``tests/data/imaptest.mbox``, stored as ``corpus-NN.eml``,
 NN its index in the mbox, line endings made CRLF) and the hand-written malformed ones in ``tests/oracle/messages/``.
 For each message ``NAME`` it writes ``tests/oracle/fixtures/NAME.eml`` (the exact bytes appended) and
 ``NAME.json``::
