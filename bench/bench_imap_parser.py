@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.corpus import corpus, crlf  # noqa: E402
 from wildduck._speedups import implementations  # noqa: E402
 from wildduck.protocols import mime  # noqa: E402
-from wildduck.protocols.imap import grammar, serializer  # noqa: E402
 from wildduck.protocols.imap import receiver as rx  # noqa: E402
+from wildduck.protocols.imap import serializer  # noqa: E402
+from wildduck.sessions.imap import registry
 
 MIX = [
     b'a%d UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (From To Cc Subject Date '
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
                     if isinstance(e, rx.RawCommand):
                         n += 1
                         if parse:
-                            grammar.parse(e)
+                            registry.parse(e)
             return n
         return go
 

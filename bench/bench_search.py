@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from wildduck.app import open_services  # noqa: E402
 from wildduck.domain.delivery import prepare  # noqa: E402
-from wildduck.domain.models import NewMessage  # noqa: E402
+from wildduck.model import NewMessage  # noqa: E402
 from wildduck.testing.server import ServerProcess, test_config  # noqa: E402
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"

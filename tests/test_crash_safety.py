@@ -83,7 +83,7 @@ def test_kill_minus_nine_during_deliveries(tmp_path: Path) -> None:
     assert sum(len(v) for v in acknowledged.values()) >= 40
 
     async def verify() -> None:
-        store = await open_sqlite_store(data_dir / "wildduck.db", default_quota=1 << 40)
+        store = await open_sqlite_store(data_dir / "wildduck.db")
         try:
             assert await store.check_integrity() == []
             for username, acked in acknowledged.items():

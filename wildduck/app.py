@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,59 +18,75 @@ from wildduck._speedups import active as active_speedups
 from wildduck.adapters.local.counters import LocalCounters
 from wildduck.adapters.local.pubsub import LocalPubSub
 from wildduck.adapters.sqlite import open_sqlite_store
-from wildduck.adapters.sqlite.store import SqliteStore
 from wildduck.config import Config
+from wildduck.domain.auth import LoginPolicy, LoginService
 from wildduck.domain.delivery import DeliveryService
+from wildduck.domain.mailboxes import MailboxService
+from wildduck.domain.messages import MessageService
+from wildduck.domain.search import SearchService
+from wildduck.domain.sync import SyncService
 from wildduck.domain.users import UserService
 from wildduck.errors import ConfigError
 from wildduck.net.listeners import Bound, Listener
 from wildduck.net.tls import ReloadableTLS, generate_self_signed
-from wildduck.sessions.imap import IMAPSettings, serve_imap_connection
-from wildduck.sessions.imap import Services as IMAPServices
+from wildduck.ports import Backends
+from wildduck.sessions._runner import Lifecycle
+from wildduck.sessions.imap import IMAPServices, IMAPSettings, serve_imap_connection
 from wildduck.sessions.lmtp import LMTPSettings, serve_lmtp_connection
 
 log = logging.getLogger(__name__)
 
 #: how often the background maintenance (blob GC, journal pruning) runs, in seconds
 MAINTENANCE_INTERVAL = 900.0
-#: journal entries older than this are pruned (sessions that were away longer resync fully)
+#: journal entries older than this are pruned (sessions that were away longer resync fully). It must exceed the
+#: longest idle time of any session ([imap] idle_timeout, 30 minutes by default)
 JOURNAL_RETENTION = dt.timedelta(hours=3)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Services:
-    """Everything the protocol sessions and the CLI need."""
+    """The domain services every protocol, the CLI and (soon) the API share, over one set of backends."""
 
     config: Config
-    store: SqliteStore
-    pubsub: LocalPubSub
-    delivery: DeliveryService
+    backends: Backends
     users: UserService
-    counters: LocalCounters
+    login: LoginService
+    mailboxes: MailboxService
+    messages: MessageService
+    delivery: DeliveryService
+    search: SearchService
+    sync: SyncService
+
+
+def build_services(config: Config, backends: Backends) -> Services:
+    """Compose the domain services over ``backends`` with the policies of ``config``."""
+    limits = config.limits
+    users = UserService(backends.accounts, email_domain=config.server.email_domain or None)
+    login = LoginService(users, backends.counters, backends.pubsub,
+                         LoginPolicy(limits.auth_failures, limits.auth_failure_window))
+    messages = MessageService(backends.messages, backends.accounts, backends.blobs, backends.pubsub,
+                              default_quota=limits.default_quota, max_message_size=limits.max_message_size)
+    return Services(
+        config, backends, users, login, MailboxService(backends.mailboxes, backends.pubsub), messages,
+        DeliveryService(backends.accounts, backends.mailboxes, messages), SearchService(backends.search),
+        SyncService(backends.messages, backends.journal),
+    )
 
 
 @asynccontextmanager
 async def open_services(config: Config) -> AsyncIterator[Services]:
-    """Open the store and pub/sub described by ``config``; close them on exit."""
+    """Open the backends described by ``config`` and the services over them; close them on exit."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = await open_sqlite_store(
         config.resolve_data_path(config.store.path),
-        default_quota=config.limits.default_quota,
         synchronous=config.store.synchronous,
         readers=config.store.readers,
     )
     pubsub = LocalPubSub()
     try:
-        delivery = DeliveryService(
-            store, pubsub,
-            default_quota=config.limits.default_quota,
-            max_message_size=config.limits.max_message_size,
-        )
-        counters = LocalCounters()
-        users = UserService(store, counters, email_domain=config.server.email_domain or None,
-                            auth_failures=config.limits.auth_failures,
-                            auth_failure_window=config.limits.auth_failure_window)
-        yield Services(config, store, pubsub, delivery, users, counters)
+        backends = Backends(accounts=store, mailboxes=store, messages=store, journal=store, search=store,
+                            blobs=store, maintenance=store, counters=LocalCounters(), pubsub=pubsub)
+        yield build_services(config, backends)
     finally:
         with trio.CancelScope(shield=True):
             await pubsub.aclose()
@@ -87,6 +104,10 @@ class Server:
         self.bound: dict[str, Bound] = {}
         self._stop = trio.Event()
         self.stopped = trio.Event()
+        #: tells sessions waiting for their client to say goodbye at shutdown
+        self.lifecycle = Lifecycle()
+        #: names this process as the holder of maintenance leases
+        self.instance = secrets.token_hex(8)
 
     def _tls_for(self, cert: str, key: str) -> ReloadableTLS:
         """One reloadable context per certificate pair; section files, else [tls], else self-signed."""
@@ -141,18 +162,19 @@ class Server:
         cfg = self.config
         tls = self._tls_for(cfg.imap.cert, cfg.imap.key)
         settings = IMAPSettings(hostname=cfg.server.hostname, max_message_size=cfg.limits.max_message_size,
-                                max_line_length=max(cfg.limits.max_line_length, 65536),
-                                idle_timeout=max(cfg.limits.idle_timeout, 1800.0),
+                                max_line_length=cfg.imap.max_line_length, idle_timeout=cfg.imap.idle_timeout,
                                 max_connections_per_user=cfg.imap.max_connections_per_user)
-        services = IMAPServices(self.services.store, self.services.users, self.services.pubsub,
-                                cfg.limits.default_quota, self.services.counters)
+        sv = self.services
+        services = IMAPServices(sv.login, sv.mailboxes, sv.messages, sv.search, sv.sync)
+        send_timeout = cfg.limits.send_timeout
+        lifecycle = self.lifecycle
 
         def handler(implicit_tls: bool) -> Callable[[trio.abc.Stream, str], Awaitable[None]]:
             async def serve(stream: trio.abc.Stream, peer: str) -> None:
                 await serve_imap_connection(
                     stream, services, settings, peer=peer,
                     tls_context=tls.context if cfg.imap.starttls and not implicit_tls else None,
-                    tls_active=implicit_tls)
+                    tls_active=implicit_tls, send_timeout=send_timeout, lifecycle=lifecycle)
             return serve
 
         async def busy(stream: trio.abc.Stream, peer: str) -> None:
@@ -174,6 +196,7 @@ class Server:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._signals)
             nursery.start_soon(self._maintenance)
+            await nursery.start(self.services.login.keep_slots)
             for listener in self.listeners:
                 self.bound[listener.name] = await nursery.start(listener.run)
             log.info(
@@ -188,6 +211,7 @@ class Server:
             for listener in self.listeners:
                 listener.stop_accepting()
                 listener.drain(self.config.server.shutdown_timeout)
+            self.lifecycle.stop()  # sessions waiting for their client say goodbye now; commands in flight finish
             with trio.move_on_after(self.config.server.shutdown_timeout + 1):
                 for listener in self.listeners:
                     await listener.drained.wait()
@@ -209,15 +233,17 @@ class Server:
                     self.stop()
 
     async def _maintenance(self) -> None:
-        store = self.services.store
+        """Blob GC and journal pruning, under a lease so that one instance of a deployment does them."""
+        backends = self.services.backends
         grace = dt.timedelta(seconds=self.config.limits.blob_grace_period)
         while True:
             now = dt.datetime.now(dt.UTC)
             try:
-                removed = await store.collect_garbage(now - grace)
-                pruned = await store.prune_journal(now - JOURNAL_RETENTION)
-                if removed or pruned:
-                    log.info("maintenance: removed %d unreferenced blobs, %d journal entries", removed, pruned)
+                if await backends.counters.acquire_lease("maintenance", self.instance, MAINTENANCE_INTERVAL):
+                    removed = await backends.blobs.collect_garbage(now - grace)
+                    pruned = await backends.journal.prune_journal(now - JOURNAL_RETENTION)
+                    if removed or pruned:
+                        log.info("maintenance: removed %d unreferenced blobs, %d journal entries", removed, pruned)
             except Exception:
                 log.exception("maintenance failed; retrying later")
             await trio.sleep(MAINTENANCE_INTERVAL)

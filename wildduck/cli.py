@@ -168,7 +168,7 @@ def user_create(obj: _Obj, username: str, password: str, address: str | None, qu
 
     async def go(s: Any) -> None:
         u = await s.users.create(username, password, address=address, quota=quota_bytes, name=name)
-        addrs = await s.store.list_addresses(u.id)
+        addrs = await s.users.addresses(u)
         click.echo(f"created user {u.username} id={u.id} address={addrs[0].address}")
 
     _run(obj, go)
@@ -180,10 +180,10 @@ def user_list(obj: _Obj) -> None:
     """List users: id, username, main address, storage used / quota."""
 
     async def go(s: Any) -> None:
-        for u in await s.store.list_users():
-            addrs = await s.store.list_addresses(u.id)
+        for u in await s.users.all():
+            addrs = await s.users.addresses(u)
             main = next((a.address for a in addrs if a.main), "-")
-            quota = u.quota if u.quota is not None else s.config.limits.default_quota
+            quota = s.messages.quota_of(u)
             click.echo(f"{u.id}  {u.username}  {main}  {u.storage_used}/{quota}")
 
     _run(obj, go)
@@ -212,7 +212,7 @@ def user_quota(obj: _Obj, username: str, quota: str) -> None:
     value = None if quota == "default" else _parse_size(quota)
 
     async def go(s: Any) -> None:
-        await s.store.set_quota((await s.users.find(username)).id, value)
+        await s.users.set_quota(await s.users.find(username), value)
         click.echo(f"quota of {username} set to {quota}")
 
     _run(obj, go)
@@ -229,7 +229,7 @@ def user_delete(obj: _Obj, username: str, yes: bool) -> None:
 
     async def go(s: Any) -> None:
         u = await s.users.find(username)
-        await s.store.delete_user(u.id)
+        await s.users.delete(u)
         click.echo(f"deleted user {u.username}")
 
     _run(obj, go)
@@ -276,7 +276,7 @@ def address_list(obj: _Obj, username: str) -> None:
     """List the addresses of USERNAME."""
 
     async def go(s: Any) -> None:
-        for a in await s.store.list_addresses((await s.users.find(username)).id):
+        for a in await s.users.addresses(await s.users.find(username)):
             click.echo(f"{a.address}{'  (main)' if a.main else ''}")
 
     _run(obj, go)
@@ -292,7 +292,7 @@ async def _mailbox(s: Any, username: str, path: str) -> Any:
     from wildduck.errors import NotFound
 
     u = await s.users.find(username)
-    mbox = await s.store.find_mailbox(u.id, path)
+    mbox = await s.mailboxes.find(u.id, path)
     if mbox is None:
         raise NotFound(f"{username} has no mailbox {path!r}")
     return mbox
@@ -307,7 +307,7 @@ def message_list(obj: _Obj, username: str, mailbox: str) -> None:
 
     async def go(s: Any) -> None:
         mbox = await _mailbox(s, username, mailbox)
-        for m in await s.store.list_messages(mbox.id):
+        for m in await s.messages.summaries(mbox.id):
             click.echo(f"{m.uid}\t{m.size}\t{m.internal_date.isoformat()}\t{' '.join(m.flags) or '-'}\t{m.subject}")
 
     _run(obj, go)
@@ -321,13 +321,10 @@ def message_list(obj: _Obj, username: str, mailbox: str) -> None:
 @click.pass_obj
 def message_export(obj: _Obj, username: str, uid: int, mailbox: str, output: Any) -> None:
     """Write the stored message UID, recomposed byte for byte, to stdout or --output."""
-    from wildduck.protocols import mime
-
     async def go(s: Any) -> bytes:
         mbox = await _mailbox(s, username, mailbox)
-        record = await s.store.get_message(mbox.id, uid)
-        blobs = await s.store.get_blobs({p.blob for p in record.parts})
-        return mime.compose(record.skeleton, record.parts, blobs)
+        content: bytes = (await s.messages.open_message(mbox.id, uid)).content()
+        return content
 
     output.write(_run(obj, go))
 

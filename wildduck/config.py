@@ -55,6 +55,7 @@ class LimitsConfig:
     max_recipients: int
     max_line_length: int
     idle_timeout: float
+    send_timeout: float
     max_connections: int
     blob_grace_period: int
     auth_failures: int
@@ -83,6 +84,8 @@ class MailProtocolConfig:
     cert: str
     key: str
     max_connections_per_user: int
+    idle_timeout: float
+    max_line_length: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,10 +213,17 @@ def _check_consistency(config: Config, origins: dict[tuple[str, str], str]) -> N
             raise ConfigError(f"{origin}: [{section}] cert and key must be set together")
     if bool(config.tls.cert) != bool(config.tls.key):
         raise ConfigError(f"{origins.get(('tls', 'cert'), DEFAULTS_NAME)}: [tls] cert and key must be set together")
-    if config.limits.max_line_length < 512:
-        raise ConfigError(
-            f"{origins[('limits', 'max_line_length')]}: [limits] max_line_length: must be at least 512"
-        )
+    for section in ("limits", "imap", "pop3"):
+        if getattr(config, section).max_line_length < 512:
+            origin = origins.get((section, "max_line_length"), DEFAULTS_NAME)
+            raise ConfigError(f"{origin}: [{section}] max_line_length: must be at least 512")
+    for section in ("limits", "imap", "pop3"):
+        if getattr(config, section).idle_timeout <= 0:
+            origin = origins.get((section, "idle_timeout"), DEFAULTS_NAME)
+            raise ConfigError(f"{origin}: [{section}] idle_timeout: must be positive")
+    if config.limits.send_timeout <= 0:
+        raise ConfigError(f"{origins.get(('limits', 'send_timeout'), DEFAULTS_NAME)}: [limits] send_timeout: "
+                          "must be positive")
 
 
 def as_dict(config: Config) -> dict[str, dict[str, Any]]:

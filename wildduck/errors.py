@@ -64,3 +64,15 @@ class RateLimited(DomainError):
 
 class StoreError(WildDuckError):
     """The storage engine failed (I/O error, constraint we did not expect, driver error)."""
+
+
+class NotPermitted(DomainError):
+    """The operation is not allowed on this object (deleting INBOX or a special-use mailbox, renaming INBOX)."""
+
+
+class TooManyConnections(DomainError):
+    """The user holds every connection slot allowed."""
+
+
+class MailboxGone(DomainError):
+    """The selected mailbox was deleted by another session (its data must not be served any more)."""

@@ -1,4 +1,4 @@
-"""The storage conformance suite runs against every adapter: add a backend by adding a parameter here."""
+"""The storage conformance suite runs against every adapter: add a backend to ``STORES`` and ``open_store``."""
 
 from __future__ import annotations
 
@@ -10,19 +10,25 @@ from typing import Any
 import pytest
 
 from wildduck.adapters.sqlite import open_sqlite_store
-from wildduck.domain.models import MailboxSpec, PreparedMessage, StoredPart, User
+from wildduck.model import MailboxSpec, PreparedMessage, StoredPart, User
 
-DEFAULT_QUOTA = 1_000_000
+#: the storage adapters the suite runs against
+STORES = ["sqlite"]
 MAILBOXES = (MailboxSpec("INBOX"), MailboxSpec("Sent Mail", "\\Sent"), MailboxSpec("Trash", "\\Trash"))
 
 
-@pytest.fixture(params=["sqlite"])
+async def open_store(kind: str, directory: Path) -> Any:
+    """An empty store of adapter ``kind`` filling every storage role (its data under ``directory``)."""
+    if kind == "sqlite":
+        return await open_sqlite_store(directory / "store.db")
+    raise AssertionError(kind)  # pragma: no cover - future adapters
+
+
+@pytest.fixture(params=STORES)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    """An empty store implementing MailStore and BlobStore."""
-    if request.param == "sqlite":
-        s = await open_sqlite_store(tmp_path / "store.db", default_quota=DEFAULT_QUOTA)
-    else:  # pragma: no cover - future adapters
-        raise AssertionError(request.param)
+    """An empty store implementing every storage role (Accounts, Mailboxes, Messages, Journal, SearchIndex,
+    BlobStore, Maintenance)."""
+    s = await open_store(request.param, tmp_path)
     try:
         yield s
     finally:

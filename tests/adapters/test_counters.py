@@ -1,11 +1,19 @@
-"""The Counters role (rate-limit windows, connection slots): every adapter must pass these."""
+"""The Counters role (rate-limit windows, connection slots as leases, named leases): every adapter must pass these.
+
+An adapter joins by adding a parameter to ``counters``: it yields the adapter and a way to move its clock forward
+(the local adapter takes an injected clock; nothing here sleeps).
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
 import pytest
+import trio
 
 from wildduck.adapters.local.counters import LocalCounters
-from wildduck.ports.counters import Window
+from wildduck.ports.counters import Counters, Window
 
 
 class Clock:
@@ -16,40 +24,131 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+@dataclass
+class Env:
+    counters: Counters
+    #: move the adapter's clock forward by this many seconds
+    advance: Callable[[float], None]
 
 
 @pytest.fixture(params=["local"])
-def counters(request: pytest.FixtureRequest, clock: Clock) -> LocalCounters:
-    return LocalCounters(clock)
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    clock = Clock()
+
+    def advance(seconds: float) -> None:
+        clock.now += seconds
+
+    yield Env(LocalCounters(clock), advance)
 
 
-async def test_fixed_window(counters: LocalCounters, clock: Clock) -> None:
+async def test_fixed_window(env: Env) -> None:
+    counters = env.counters
     assert await counters.window("k") == Window(0, 0.0)
     assert await counters.increment("k", 120) == Window(1, 120.0)
-    clock.now += 30
+    env.advance(30)
     assert await counters.increment("k", 120) == Window(2, 90.0)  # the window does not slide
     assert await counters.window("k") == Window(2, 90.0)
     assert await counters.window("other") == Window(0, 0.0)
-    clock.now += 90
+    env.advance(90)
     assert await counters.window("k") == Window(0, 0.0)  # closed
     assert await counters.increment("k", 60) == Window(1, 60.0)  # a new window
     await counters.reset("k")
     assert await counters.window("k") == Window(0, 0.0)
 
 
-async def test_connection_slots(counters: LocalCounters) -> None:
-    async with counters.connection("u", 2) as a, counters.connection("u", 2) as b:
-        assert a and b and await counters.connections("u") == 2
-        async with counters.connection("u", 2) as c:
-            assert not c and await counters.connections("u") == 2  # refused, and holds nothing
-        async with counters.connection("v", 2) as d:
-            assert d
-    assert await counters.connections("u") == 0
-    with pytest.raises(RuntimeError):
-        async with counters.connection("u", 1) as e:
-            assert e
-            raise RuntimeError("the slot is released even when the session fails")
-    assert await counters.connections("u") == 0
+async def test_concurrent_increments_count_each_event_once(env: Env) -> None:
+    counts: list[int] = []
+
+    async def one() -> None:
+        counts.append((await env.counters.increment("burst", 60)).count)
+
+    async with trio.open_nursery() as n:
+        for _ in range(50):
+            n.start_soon(one)
+    assert sorted(counts) == list(range(1, 51))
+
+
+async def test_slots_are_limited_leases(env: Env) -> None:
+    counters = env.counters
+    a = await counters.acquire_slot("u", 2, 60)
+    b = await counters.acquire_slot("u", 2, 60)
+    assert a and b and a != b and await counters.slots("u") == 2
+    assert await counters.acquire_slot("u", 2, 60) is None  # refused, and holds nothing
+    assert await counters.slots("u") == 2
+    assert await counters.acquire_slot("v", 2, 60)  # keys are independent
+    await counters.release_slot("u", a)
+    assert await counters.slots("u") == 1
+    await counters.release_slot("u", a)  # twice: nothing happens
+    await counters.release_slot("u", "not-a-token")
+    assert await counters.slots("u") == 1
+    c = await counters.acquire_slot("u", 2, 60)
+    assert c and await counters.slots("u") == 2
+
+
+async def test_an_expired_slot_is_freed_and_cannot_be_renewed(env: Env) -> None:
+    counters = env.counters
+    dead = await counters.acquire_slot("u", 2, 30)  # its holder dies: never renewed
+    live = await counters.acquire_slot("u", 2, 30)
+    assert dead and live
+    env.advance(20)
+    assert await counters.renew_slot("u", live, 30)  # now lives until 50
+    env.advance(15)  # 35: the dead one has expired, the renewed one has not
+    assert await counters.slots("u") == 1
+    assert not await counters.renew_slot("u", dead, 30)  # lost
+    assert await counters.slots("u") == 1
+    other = await counters.acquire_slot("u", 2, 30)  # the expired slot is free again
+    assert other and await counters.acquire_slot("u", 2, 30) is None
+    env.advance(100)
+    assert await counters.slots("u") == 0
+    assert not await counters.renew_slot("u", live, 30)
+
+
+async def test_concurrent_slot_acquisitions_never_exceed_the_limit(env: Env) -> None:
+    tokens: list[str | None] = []
+
+    async def one() -> None:
+        tokens.append(await env.counters.acquire_slot("busy", 5, 60))
+
+    async with trio.open_nursery() as n:
+        for _ in range(20):
+            n.start_soon(one)
+    assert sum(t is not None for t in tokens) == 5 and await env.counters.slots("busy") == 5
+
+
+async def test_a_lease_has_one_holder(env: Env) -> None:
+    counters = env.counters
+    assert await counters.acquire_lease("gc", "a", 60)
+    assert not await counters.acquire_lease("gc", "b", 60)
+    assert await counters.acquire_lease("other", "b", 60)  # names are independent
+    await counters.release_lease("gc", "b")  # not the holder: nothing happens
+    assert not await counters.acquire_lease("gc", "b", 60)
+    await counters.release_lease("gc", "a")
+    assert await counters.acquire_lease("gc", "b", 60)
+    assert not await counters.acquire_lease("gc", "a", 60)
+
+
+async def test_a_lease_expires_unless_its_owner_extends_it(env: Env) -> None:
+    counters = env.counters
+    assert await counters.acquire_lease("gc", "a", 30)
+    env.advance(20)
+    assert await counters.acquire_lease("gc", "a", 30)  # re-acquiring extends: until 50
+    env.advance(20)  # 40
+    assert not await counters.acquire_lease("gc", "b", 30)
+    env.advance(11)  # 51: expired
+    assert await counters.acquire_lease("gc", "b", 30)
+    assert not await counters.acquire_lease("gc", "a", 30)
+    await counters.release_lease("gc", "a")  # the old owner cannot release the new owner's lease
+    assert not await counters.acquire_lease("gc", "a", 30)
+
+
+async def test_concurrent_lease_acquisitions_have_one_winner(env: Env) -> None:
+    won: list[str] = []
+
+    async def one(owner: str) -> None:
+        if await env.counters.acquire_lease("maintenance", owner, 60):
+            won.append(owner)
+
+    async with trio.open_nursery() as n:
+        for i in range(10):
+            n.start_soon(one, f"instance-{i}")
+    assert len(won) == 1

@@ -1,4 +1,4 @@
-"""Mailbox management, flags with MODSEQ and UNCHANGEDSINCE, copy and move, counts and search rows."""
+"""Mailbox management, flags with MODSEQ and UNCHANGEDSINCE, copy and move, status and search rows."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from tests.adapters.conftest import make_user, prepared
-from wildduck.domain.models import MailboxSpec, NewMessage
 from wildduck.errors import AlreadyExists, NotFound, QuotaExceeded
+from wildduck.model import FlagMode, JournalOp, MailboxSpec, NewMessage
 
 PDF = b"%PDF" + bytes(range(256)) * 10
 
@@ -28,7 +28,9 @@ async def test_create_rename_delete(store: Any) -> None:
     await store.create_mailbox(user.id, MailboxSpec("Workshop"))
     with pytest.raises(AlreadyExists):
         await store.create_mailbox(user.id, MailboxSpec("Work"))
-    await store.rename_mailbox(work.id, "Job")
+    renamed_all = await store.rename_mailbox(work.id, "Job")
+    assert [(m.id, m.path) for m in renamed_all][0] == (work.id, "Job")
+    assert [m.path for m in renamed_all] == ["Job", "Job/Reports"]
     paths = {m.path for m in await store.list_mailboxes(user.id)}
     assert {"Job", "Job/Reports", "Workshop"} <= paths and "Work" not in paths and "Work/Reports" not in paths
     renamed = await store.find_mailbox(user.id, "Job")
@@ -55,34 +57,35 @@ async def test_delete_mailbox_releases_messages(store: Any) -> None:
 
 async def test_flags_modes_and_modseq(store: Any) -> None:
     _user, inbox = await setup(store)
-    change = await store.set_flags(inbox.id, [1, 2], "+", ["\\Seen", "$Work"])
+    change = await store.set_flags(inbox.id, [1, 2], FlagMode.ADD, ["\\Seen", "$Work"])
     assert [(c.uid, c.flags) for c in change.changed] == [(1, ("\\Seen", "$Work")), (2, ("\\Seen", "$Work"))]
     assert [c.modseq for c in change.changed] == [5, 6]  # a mailbox starts at MODSEQ 1; 3 arrivals
-    again = await store.set_flags(inbox.id, [1], "+", ["\\Seen"])
+    again = await store.set_flags(inbox.id, [1], FlagMode.ADD, ["\\Seen"])
     assert again.changed == []  # no change, no new MODSEQ
-    removed = await store.set_flags(inbox.id, [1, 3], "-", ["$Work"])
+    removed = await store.set_flags(inbox.id, [1, 3], FlagMode.REMOVE, ["$Work"])
     assert [c.uid for c in removed.changed] == [1]
-    replaced = await store.set_flags(inbox.id, [3], "", ["\\Flagged"])
+    replaced = await store.set_flags(inbox.id, [3], FlagMode.REPLACE, ["\\Flagged"])
     assert replaced.changed[0].flags == ("\\Flagged",)
     flags = {m.uid: m.flags for m in (await store.mailbox_snapshot(inbox.id)).messages}
     assert flags == {1: ("\\Seen",), 2: ("\\Seen", "$Work"), 3: ("\\Flagged",)}
-    journal = await store.changes_since(inbox.id, 4)
-    assert [e.command for e in journal] == ["FETCH"] * 4 and journal[-1].flags == ("\\Flagged",)
-    counts = await store.mailbox_counts(inbox.id)
-    assert (counts.messages, counts.unseen, counts.first_unseen) == (3, 1, 3)
+    journal = (await store.read_journal(inbox.id, 4)).entries
+    assert [e.op for e in journal] == [JournalOp.FLAGS] * 4 and journal[-1].flags == ("\\Flagged",)
+    status = await store.mailbox_status(inbox.id)
+    assert (status.messages, status.unseen, status.first_unseen, status.recent) == (3, 1, 3, 3)
+    assert status.size == 3 * (await store.get_message(inbox.id, 1)).size and status.mailbox.id == inbox.id
 
 
 async def test_unchangedsince(store: Any) -> None:
     _user, inbox = await setup(store)
-    await store.set_flags(inbox.id, [2], "+", ["\\Answered"])  # message 2 now has MODSEQ 5
-    change = await store.set_flags(inbox.id, [1, 2], "+", ["\\Seen"], unchangedsince=4)
+    await store.set_flags(inbox.id, [2], FlagMode.ADD, ["\\Answered"])  # message 2 now has MODSEQ 5
+    change = await store.set_flags(inbox.id, [1, 2], FlagMode.ADD, ["\\Seen"], unchangedsince=4)
     assert [c.uid for c in change.changed] == [1] and change.modified == [2]
 
 
 async def test_copy_and_move(store: Any) -> None:
     user, inbox = await setup(store)
     trash = await store.find_mailbox(user.id, "Trash")
-    await store.set_flags(inbox.id, [2], "+", ["\\Seen"])
+    await store.set_flags(inbox.id, [2], FlagMode.ADD, ["\\Seen"])
     pairs = await store.copy_messages(inbox.id, [2, 3, 42], trash.id)
     assert pairs == [(2, 1), (3, 2)]
     copied = await store.get_message(trash.id, 1)
@@ -92,17 +95,20 @@ async def test_copy_and_move(store: Any) -> None:
     assert moved == [(1, 3)]
     assert [m.uid for m in await store.list_messages(inbox.id)] == [2, 3]
     assert (await store.get_user(user.id)).storage_used == used  # a move does not change storage
-    assert [e.command for e in await store.changes_since(inbox.id, 5)] == ["EXPUNGE"]
+    assert [e.op for e in (await store.read_journal(inbox.id, 5)).entries] == [JournalOp.EXPUNGE]
     assert await store.check_integrity() == []
 
 
 async def test_copy_respects_quota(store: Any) -> None:
-    user, inbox = await setup(store, n=2, quota=len(PDF) * 3)
+    user, inbox = await setup(store, n=2)
     other = await store.create_mailbox(user.id, MailboxSpec("Other"))
+    used = (await store.get_user(user.id)).storage_used
     with pytest.raises(QuotaExceeded):
-        await store.copy_messages(inbox.id, [1, 2], other.id)
+        await store.copy_messages(inbox.id, [1, 2], other.id, quota=used + len(PDF))
     assert await store.list_messages(other.id) == []
-    assert await store.copy_messages(inbox.id, [1, 2], other.id, move=True) == [(1, 1), (2, 2)]
+    assert (await store.get_user(user.id)).storage_used == used
+    assert await store.copy_messages(inbox.id, [1, 2], other.id, move=True, quota=used) == [(1, 1), (2, 2)]
+    assert await store.copy_messages(other.id, [1], inbox.id, quota=None) == [(1, 3)]  # no limit
 
 
 async def test_search_rows_and_get_messages(store: Any) -> None:
@@ -191,11 +197,11 @@ async def test_subscriptions_belong_to_names(store: Any) -> None:
 
 async def test_mailbox_snapshot(store: Any) -> None:
     _user, inbox = await setup(store)
-    await store.set_flags(inbox.id, [2], "+", ["\\Seen"])
-    assert await store.recent(inbox.id, claim=True, uids=[1]) == [1]
+    await store.set_flags(inbox.id, [2], FlagMode.ADD, ["\\Seen"])
+    assert await store.claim_recent(inbox.id, 2) == 1
     snap = await store.mailbox_snapshot(inbox.id)
     assert [(m.uid, m.flags) for m in snap.messages] == [(1, ()), (2, ("\\Seen",)), (3, ())]
-    assert snap.recent == [2, 3]
+    assert snap.mailbox.recent_from == 2  # 2 and 3 are still \Recent
     assert snap.mailbox.highest_modseq == max(m.modseq for m in snap.messages)
     with pytest.raises(NotFound):
         await store.mailbox_snapshot("nope")

@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 import trio
 
-from tests.adapters.conftest import DEFAULT_QUOTA, make_user, prepared
-from wildduck.domain.models import AppendResult, NewMessage
+from tests.adapters.conftest import make_user, prepared
 from wildduck.errors import NotFound, QuotaExceeded
+from wildduck.model import AppendResult, JournalOp, NewMessage
 
 PDF = b"%PDF-1.4 " + bytes(range(256)) * 20
 PNG = b"\x89PNG" + b"\x00\x01" * 500
@@ -65,19 +65,22 @@ async def test_concurrent_appends_get_distinct_uids(store: Any) -> None:
 
 
 async def test_quota_outcome_per_item(store: Any) -> None:
-    small = await make_user(store, "small", quota=100)  # room for one 66-byte message
+    small = await make_user(store, "small")
     big = await make_user(store, "big")
-    p = prepared("x" * 50)
-    items = [NewMessage(small.id, (await inbox_of(store, small)).id, p),
-             NewMessage(big.id, (await inbox_of(store, big)).id, p),
-             NewMessage(small.id, (await inbox_of(store, small)).id, p)]
-    a, b, c = await store.append_messages(items)
+    p = prepared("x" * 50)  # 66 bytes: room for one within 100
+    small_inbox, big_inbox = (await inbox_of(store, small)).id, (await inbox_of(store, big)).id
+    items = [NewMessage(small.id, small_inbox, p, quota=100),
+             NewMessage(big.id, big_inbox, p, quota=None),  # no limit
+             NewMessage(small.id, small_inbox, p, quota=100),
+             NewMessage(small.id, small_inbox, prepared("x" * 10), quota=100)]  # 26 bytes: fits after the first
+    a, b, c, d = await store.append_messages(items)
     assert isinstance(a, AppendResult) and isinstance(b, AppendResult) and isinstance(c, QuotaExceeded)
-    assert (await store.get_user(small.id)).storage_used == p.size
-    default = await make_user(store, "default")
-    huge = prepared("y" * (DEFAULT_QUOTA + 1))
-    (d,) = await store.append_messages([NewMessage(default.id, (await inbox_of(store, default)).id, huge)])
-    assert isinstance(d, QuotaExceeded)
+    assert isinstance(d, AppendResult)
+    assert (await store.get_user(small.id)).storage_used == p.size + items[3].prepared.size == 92
+    assert [m.uid for m in await store.list_messages(small_inbox)] == [1, 2]
+    (e,) = await store.append_messages([NewMessage(small.id, small_inbox, prepared(), quota=92)])
+    assert isinstance(e, QuotaExceeded)  # already at the limit: nothing fits
+    assert await store.check_integrity() == []
 
 
 async def test_unknown_mailbox_is_an_outcome(store: Any) -> None:
@@ -122,11 +125,15 @@ async def test_journal(store: Any) -> None:
     inbox = await inbox_of(store, user)
     await store.append_messages([NewMessage(user.id, inbox.id, prepared()) for _ in range(2)])
     await store.expunge(inbox.id, [1])
-    entries = await store.changes_since(inbox.id, 0)
-    assert [(e.command, e.uid, e.modseq) for e in entries] == [("EXISTS", 1, 2), ("EXISTS", 2, 3), ("EXPUNGE", 1, 4)]
-    assert [e.modseq for e in await store.changes_since(inbox.id, 3)] == [4]
+    page = await store.read_journal(inbox.id, 1)
+    assert [(e.op, e.uid, e.modseq) for e in page.entries] == [
+        (JournalOp.EXISTS, 1, 2), (JournalOp.EXISTS, 2, 3), (JournalOp.EXPUNGE, 1, 4)]
+    assert (page.watermark, page.pruned, page.mailbox) == (4, False, await store.get_mailbox(inbox.id))
+    assert [e.modseq for e in (await store.read_journal(inbox.id, 3)).entries] == [4]
     assert await store.prune_journal(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)) == 3
-    assert await store.changes_since(inbox.id, 0) == []
+    pruned = await store.read_journal(inbox.id, 1)
+    assert (pruned.entries, pruned.watermark, pruned.pruned) == ([], 4, True)
+    assert not (await store.read_journal(inbox.id, 4)).pruned  # a reader that had everything lost nothing
 
 
 async def test_garbage_collection_respects_the_grace_period(store: Any) -> None:

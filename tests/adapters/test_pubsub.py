@@ -1,40 +1,87 @@
+"""The PubSub role: typed nudges, bounded lossy fan-out, one Resync after a loss. Every adapter must pass these;
+an adapter joins by adding a parameter to ``make_pubsub``."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
 import trio
+import trio.testing
 
 from wildduck.adapters.local.pubsub import LocalPubSub
+from wildduck.model import Nudge, Resync
+from wildduck.ports.pubsub import PubSub, Subscription
+
+MakePubSub = Callable[[int], PubSub]
 
 
-async def test_fan_out_and_isolation() -> None:
-    ps = LocalPubSub()
-    async with ps.subscribe("a") as s1, ps.subscribe("a") as s2, ps.subscribe("b") as s3:
-        await ps.publish("a", "x")
-        assert s1.receive_nowait() == "x" and s2.receive_nowait() == "x"
+@pytest.fixture(params=["local"])
+def make_pubsub(request: pytest.FixtureRequest) -> MakePubSub:
+    """A factory of pub/sub adapters with a given subscriber buffer size."""
+    return lambda size: LocalPubSub(buffer_size=size)
+
+
+def drain(sub: Subscription) -> list[Nudge | Resync]:
+    items: list[Nudge | Resync] = []
+    while True:
         try:
-            s3.receive_nowait()
-            raise AssertionError("channel b got a's message")
+            items.append(sub.receive_nowait())
         except trio.WouldBlock:
-            pass
-    assert ps.subscriber_count("a") == 0
+            return items
+
+
+def nudge(i: int) -> Nudge:
+    return Nudge("m", modseq=i, origin="o")
+
+
+async def test_fan_out_and_isolation(make_pubsub: MakePubSub) -> None:
+    ps = make_pubsub(16)
+    async with ps.subscribe("a") as s1, ps.subscribe("a") as s2, ps.subscribe("b") as s3:
+        await ps.publish("a", nudge(1))
+        await ps.publish("a", Nudge("gone", gone=True))
+        assert drain(s1) == drain(s2) == [nudge(1), Nudge("gone", gone=True)]
+        assert drain(s3) == []
     await ps.aclose()
 
 
-async def test_overflow_drops_and_counts_instead_of_growing() -> None:
-    ps = LocalPubSub(buffer_size=4)
+async def test_overflow_gives_one_resync_before_later_nudges(make_pubsub: MakePubSub) -> None:
+    ps = make_pubsub(4)
     async with ps.subscribe("c") as sub:
         for i in range(10):
-            await ps.publish("c", str(i))
-        assert sub.dropped == 6
-        assert [sub.receive_nowait() for _ in range(4)] == ["0", "1", "2", "3"]
+            await ps.publish("c", nudge(i))
+        assert sub.receive_nowait() == nudge(0)  # room for one more: but the loss is reported first
+        await ps.publish("c", nudge(10))
+        await ps.publish("c", nudge(11))  # full again: lost too, counted on the marker still queued
+        assert drain(sub) == [nudge(1), nudge(2), nudge(3), Resync(lost=7), nudge(10)]
+        await ps.publish("c", nudge(12))
+        assert drain(sub) == [nudge(12)]  # no loss since: no marker
     await ps.aclose()
 
 
-async def test_close_ends_subscriptions() -> None:
-    ps = LocalPubSub()
-    got: list[str] = []
+async def test_async_iteration_sees_the_resync_too(make_pubsub: MakePubSub) -> None:
+    ps = make_pubsub(2)
+    got: list[Nudge | Resync] = []
+    async with ps.subscribe("d") as sub:
+        for i in range(5):
+            await ps.publish("d", nudge(i))
+        with trio.fail_after(5):
+            async for item in sub:
+                got.append(item)
+                if len(got) == 3:
+                    await ps.publish("d", nudge(5))
+                if len(got) == 4:
+                    break
+    assert got == [nudge(0), nudge(1), Resync(lost=3), nudge(5)]
+    await ps.aclose()
+
+
+async def test_close_ends_subscriptions(make_pubsub: MakePubSub) -> None:
+    ps = make_pubsub(16)
+    got: list[Nudge | Resync] = []
 
     async def reader(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with ps.subscribe("d") as sub:
+        async with ps.subscribe("e") as sub:
             task_status.started()
             async for item in sub:
                 got.append(item)
@@ -42,7 +89,27 @@ async def test_close_ends_subscriptions() -> None:
     with trio.fail_after(5):
         async with trio.open_nursery() as n:
             await n.start(reader)
-            await ps.publish("d", "1")
+            await ps.publish("e", nudge(1))
             await trio.testing.wait_all_tasks_blocked()
             await ps.aclose()
-    assert got == ["1"]
+    assert got == [nudge(1)]
+
+
+async def test_a_waiting_subscriber_wakes_for_each_nudge(make_pubsub: MakePubSub) -> None:
+    ps = make_pubsub(16)
+    got: list[Nudge | Resync] = []
+    async with ps.subscribe("f") as sub:
+        async def reader() -> None:
+            async for item in sub:
+                got.append(item)
+                if len(got) == 3:
+                    return
+
+        with trio.fail_after(5):
+            async with trio.open_nursery() as n:
+                n.start_soon(reader)
+                for i in range(3):
+                    await trio.testing.wait_all_tasks_blocked()
+                    await ps.publish("f", nudge(i))
+    assert got == [nudge(0), nudge(1), nudge(2)]
+    await ps.aclose()

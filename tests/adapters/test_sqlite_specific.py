@@ -7,12 +7,12 @@ from pathlib import Path
 
 from tests.adapters.conftest import make_user, prepared
 from wildduck.adapters.sqlite import open_sqlite_store
-from wildduck.domain.models import NewMessage
+from wildduck.model import NewMessage
 
 
 async def test_pragmas(tmp_path: Path) -> None:
     for mode, expected in (("full", 2), ("normal", 1)):
-        s = await open_sqlite_store(tmp_path / f"{mode}.db", default_quota=1, synchronous=mode)
+        s = await open_sqlite_store(tmp_path / f"{mode}.db", synchronous=mode)
         try:
             assert s._writer is not None
             assert s._writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -23,7 +23,7 @@ async def test_pragmas(tmp_path: Path) -> None:
 
 
 async def test_integrity_check_finds_corruption(tmp_path: Path) -> None:
-    s = await open_sqlite_store(tmp_path / "c.db", default_quota=10_000_000)
+    s = await open_sqlite_store(tmp_path / "c.db")
     try:
         user = await make_user(s)
         inbox = await s.find_mailbox(user.id, "INBOX")
@@ -38,7 +38,7 @@ async def test_integrity_check_finds_corruption(tmp_path: Path) -> None:
     conn.execute("UPDATE blobs SET refcount = 7")
     conn.commit()
     conn.close()
-    s = await open_sqlite_store(tmp_path / "c.db", default_quota=10_000_000)
+    s = await open_sqlite_store(tmp_path / "c.db")
     try:
         problems = await s.check_integrity()
         assert problems and "refcount 7" in problems[0]
@@ -48,27 +48,29 @@ async def test_integrity_check_finds_corruption(tmp_path: Path) -> None:
 
 async def test_v4_migration_indexes_existing_text(tmp_path: Path) -> None:
     """A database from before the text index (schema v3) gets its messages indexed, headers included."""
-    from wildduck.domain.delivery import prepare
-
     path = tmp_path / "old.db"
-    s = await open_sqlite_store(path, default_quota=10_000_000)
+    s = await open_sqlite_store(path)
     try:
         user = await make_user(s)
         inbox = await s.find_mailbox(user.id, "INBOX")
-        raw = b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nFrom: a@b.example\r\n\r\nthe body text\r\n"
-        await s.append_messages([NewMessage(user.id, inbox.id, prepare(raw))])
+        await s.append_messages([NewMessage(user.id, inbox.id, prepared("the body text",
+                                                                        subject="=?utf-8?q?Gr=C3=BC=C3=9Fe?="))])
     finally:
         await s.close()
     conn = sqlite3.connect(path)  # back to v3: text in messages.search_text, no index
     conn.executescript("""
         UPDATE messages SET search_text = (SELECT body FROM message_text WHERE rowid = text_id);
         DROP TRIGGER messages_text_release; DROP INDEX messages_text; DROP TABLE message_text;
-        ALTER TABLE messages DROP COLUMN text_id; DROP TABLE subscriptions; PRAGMA user_version = 3;
+        ALTER TABLE messages DROP COLUMN text_id; DROP TABLE subscriptions;
+        ALTER TABLE mailboxes DROP COLUMN recent_from; ALTER TABLE mailboxes DROP COLUMN pruned_modseq;
+        ALTER TABLE messages ADD COLUMN recent INTEGER NOT NULL DEFAULT 1;
+        CREATE INDEX messages_recent ON messages(mailbox_id, recent); PRAGMA user_version = 3;
     """)
     conn.close()
-    s = await open_sqlite_store(path, default_quota=10_000_000)
+    s = await open_sqlite_store(path)
     try:
         assert await s.text_search(inbox.id, "body tex", headers_too=False) == {1}
+        assert await s.text_search(inbox.id, "gr", headers_too=True) == {1}  # short needles too
         assert await s.text_search(inbox.id, "grüße", headers_too=True) == {1}
         assert await s.text_search(inbox.id, "grüße", headers_too=False) == set()
         assert await s.check_integrity() == []
@@ -77,9 +79,48 @@ async def test_v4_migration_indexes_existing_text(tmp_path: Path) -> None:
         await s.close()
 
 
+async def test_v6_migration_turns_recent_flags_into_a_watermark(tmp_path: Path) -> None:
+    """A v5 database kept \\Recent per message; v6 starts each mailbox's watermark at its first recent message and
+    counts the journal below its oldest entry as pruned."""
+    path = tmp_path / "v5.db"
+    s = await open_sqlite_store(path)
+    try:
+        user = await make_user(s)
+        inbox = await s.find_mailbox(user.id, "INBOX")
+        trash = await s.find_mailbox(user.id, "Trash")
+        await s.append_messages([NewMessage(user.id, inbox.id, prepared()) for _ in range(4)])
+        await s.append_messages([NewMessage(user.id, trash.id, prepared())])
+    finally:
+        await s.close()
+    conn = sqlite3.connect(path)  # back to v5: a recent column, no watermark
+    conn.executescript("""
+        ALTER TABLE mailboxes DROP COLUMN recent_from; ALTER TABLE mailboxes DROP COLUMN pruned_modseq;
+        ALTER TABLE messages ADD COLUMN recent INTEGER NOT NULL DEFAULT 1;
+        CREATE INDEX messages_recent ON messages(mailbox_id, recent);
+        UPDATE messages SET recent = 0 WHERE uid <= 2 OR mailbox_id = (SELECT id FROM mailboxes WHERE path = 'Trash');
+        DELETE FROM journal WHERE modseq <= 3 AND mailbox_id = (SELECT id FROM mailboxes WHERE path = 'INBOX');
+        PRAGMA user_version = 5;
+    """)
+    conn.close()
+    s = await open_sqlite_store(path)
+    try:
+        assert (await s.get_mailbox(inbox.id)).recent_from == 3
+        assert (await s.mailbox_status(inbox.id)).recent == 2
+        assert (await s.get_mailbox(trash.id)).recent_from == 2  # nothing recent: uid_next
+        assert (await s.read_journal(inbox.id, 2)).pruned  # entries 2 and 3 were deleted before v6
+        page = await s.read_journal(inbox.id, 3)
+        assert not page.pruned and [e.modseq for e in page.entries] == [4, 5]
+        assert not (await s.read_journal(trash.id, 1)).pruned
+        columns = {r[1] for r in s._writer.execute("PRAGMA table_info(messages)")}  # type: ignore[union-attr]
+        assert "recent" not in columns
+        assert await s.check_integrity() == []
+    finally:
+        await s.close()
+
+
 async def test_text_search_uses_the_index(tmp_path: Path) -> None:
     """The trigram index answers the LIKE and drives the join (a rare needle never scans the mailbox)."""
-    s = await open_sqlite_store(tmp_path / "i.db", default_quota=10_000_000)
+    s = await open_sqlite_store(tmp_path / "i.db")
     seen: list[str] = []
     try:
         assert s._writer is not None

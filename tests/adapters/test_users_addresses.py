@@ -62,19 +62,26 @@ async def test_password_and_quota_updates(store: Any) -> None:
     user = await make_user(store)
     await store.set_password(user.id, "new-hash")
     await store.set_quota(user.id, 42)
+    await store.set_disabled(user.id, True)
     again = await store.get_user(user.id)
-    assert again.password_hash == "new-hash" and again.quota == 42
-    with pytest.raises(NotFound):
-        await store.set_quota("f" * 24, 1)
+    assert again.password_hash == "new-hash" and again.quota == 42 and again.disabled
+    await store.set_quota(user.id, None)
+    await store.set_disabled(user.id, False)
+    again = await store.get_user(user.id)
+    assert again.quota is None and not again.disabled
+    for update in (lambda: store.set_quota("f" * 24, 1), lambda: store.set_disabled("f" * 24, True),
+                   lambda: store.set_password("f" * 24, "x")):
+        with pytest.raises(NotFound):
+            await update()
 
 
 async def test_reopen_keeps_everything(tmp_path: Any) -> None:
     from wildduck.adapters.sqlite import open_sqlite_store
 
-    s = await open_sqlite_store(tmp_path / "x.db", default_quota=10)
+    s = await open_sqlite_store(tmp_path / "x.db")
     user = await make_user(s)
     await s.close()
-    s = await open_sqlite_store(tmp_path / "x.db", default_quota=10)
+    s = await open_sqlite_store(tmp_path / "x.db")
     try:
         assert await s.find_user("alice") == user
     finally:

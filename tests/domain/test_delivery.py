@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
-from wildduck.adapters.local.counters import LocalCounters
-from wildduck.adapters.local.pubsub import LocalPubSub
-from wildduck.adapters.sqlite import open_sqlite_store
-from wildduck.domain.delivery import DeliveryService, user_channel
-from wildduck.domain.models import AppendResult
+from wildduck.app import Services, open_services
+from wildduck.domain.auth import LoginPolicy, LoginService
 from wildduck.domain.users import DEFAULT_MAILBOXES, UserService
-from wildduck.errors import AlreadyExists, InvalidInput, MessageTooLarge, NotFound, QuotaExceeded
+from wildduck.errors import (
+    AlreadyExists,
+    AuthFailed,
+    InvalidInput,
+    MessageTooLarge,
+    NotFound,
+    QuotaExceeded,
+    RateLimited,
+)
+from wildduck.model import AppendResult, Nudge, user_channel
 from wildduck.protocols import mime
+from wildduck.testing.server import test_config as make_config
 
 ATTACHMENT = bytes(range(256)) * 40
 
@@ -32,20 +40,23 @@ def message(subject: str = "hi") -> bytes:
 
 
 class Env:
-    def __init__(self, store, users: UserService, delivery: DeliveryService, pubsub: LocalPubSub) -> None:  # type: ignore[no-untyped-def]
-        self.store, self.users, self.delivery, self.pubsub = store, users, delivery, pubsub
+    """The domain services over a real SQLite store, as ``app.py`` composes them."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.store: Any = services.backends.maintenance  # the one adapter object behind every role
+        self.users = services.users
+        self.login = services.login
+        self.delivery = services.delivery
+        self.pubsub = services.backends.pubsub
 
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    store = await open_sqlite_store(tmp_path / "wd.db", default_quota=10_000_000)
-    pubsub = LocalPubSub()
-    try:
-        yield Env(store, UserService(store, LocalCounters(), email_domain="example.com"),
-                  DeliveryService(store, pubsub, default_quota=10_000_000, max_message_size=1_000_000), pubsub)
-    finally:
-        await pubsub.aclose()
-        await store.close()
+    config = make_config(tmp_path, {"limits": {"default_quota": 10_000_000, "max_message_size": 1_000_000},
+                                    "server": {"email_domain": "example.com"}})
+    async with open_services(config) as services:
+        yield Env(services)
 
 
 async def test_users_get_default_mailboxes_and_an_address(env: Env) -> None:
@@ -63,22 +74,24 @@ async def test_users_get_default_mailboxes_and_an_address(env: Env) -> None:
 
 async def test_authenticate(env: Env) -> None:
     await env.users.create("bob", "secret", address="bob@example.com")
-    assert (await env.users.authenticate("bob", "secret")) is not None
-    assert (await env.users.authenticate("b.o.b@example.com", "secret")) is not None
-    assert (await env.users.authenticate("bob", "wrong")) is None
-    assert (await env.users.authenticate("nobody", "secret")) is None
+    assert (await env.login.authenticate("bob", "secret")) is not None
+    assert (await env.login.authenticate("b.o.b@example.com", "secret")) is not None
+    for name, password in (("bob", "wrong"), ("nobody", "secret")):
+        with pytest.raises(AuthFailed):
+            await env.login.authenticate(name, password)
     # a remembered success never outlives a password change
-    user = await env.users.authenticate("bob", "secret")
+    user = await env.login.authenticate("bob", "secret")
     assert user is not None
     await env.users.set_password(user, "changed")
-    assert (await env.users.authenticate("bob", "secret")) is None
-    assert (await env.users.authenticate("bob", "changed")) is not None
+    with pytest.raises(AuthFailed):
+        await env.login.authenticate("bob", "secret")
+    assert (await env.login.authenticate("bob", "changed")) is not None
 
 
 async def test_resolve_applies_address_rules(env: Env) -> None:
     user = await env.users.create("carol", "pw", address="carol.king@example.com")
     for form in ["carol.king@example.com", "CarolKing@Example.com", "carol.king+news@example.com"]:
-        assert (await env.delivery.resolve(form)).user_id == user.id
+        assert (await env.delivery.resolve(form)).user.id == user.id
     with pytest.raises(NotFound):
         await env.delivery.resolve("carol.queen@example.com")
     with pytest.raises(InvalidInput):
@@ -95,7 +108,8 @@ async def test_delivery_stores_once_per_user_and_attachments_once(env: Env) -> N
         assert all(isinstance(o, AppendResult) for o in outcomes)
         assert outcomes[0] == outcomes[2]  # two addresses of one user: one copy
         nudge = await sub.__aiter__().__anext__()
-        assert nudge == rcpts[0].mailbox_id
+        assert isinstance(nudge, Nudge) and nudge.mailbox_id == rcpts[0].mailbox_id
+        assert nudge.modseq == outcomes[0].modseq  # sessions that know this MODSEQ already skip it
     inbox_a = await env.store.find_mailbox(a.id, "INBOX")
     inbox_b = await env.store.find_mailbox(b.id, "INBOX")
     assert inbox_a and inbox_b
@@ -130,28 +144,76 @@ async def test_oversize_messages_are_refused(env: Env) -> None:
         await env.delivery.deliver(b"x" * 1_000_001, [rcpt])
 
 
-async def test_failed_logins_are_rate_limited_per_account(tmp_path: Path) -> None:
-    from wildduck.errors import RateLimited
+async def _login_env(tmp_path: Path, clock: Any = None,
+                     max_failures: int = 12) -> tuple[Any, UserService, LoginService]:
+    from wildduck.adapters.local.counters import LocalCounters
+    from wildduck.adapters.local.pubsub import LocalPubSub
+    from wildduck.adapters.sqlite import open_sqlite_store
 
+    store = await open_sqlite_store(tmp_path / "login.db")
+    users = UserService(store, email_domain="example.com")
+    counters = LocalCounters(clock) if clock is not None else LocalCounters()
+    policy = LoginPolicy(max_failures=max_failures, failure_window=60, failure_penalty=0)
+    return store, users, LoginService(users, counters, LocalPubSub(), policy)
+
+
+async def test_failed_logins_are_rate_limited_per_account(tmp_path: Path) -> None:
     now = [0.0]
-    store = await open_sqlite_store(tmp_path / "r.db", default_quota=10_000_000)
+    store, users, login = await _login_env(tmp_path, lambda: now[0], max_failures=3)
     try:
-        users = UserService(store, LocalCounters(lambda: now[0]), email_domain="example.com", auth_failures=3,
-                            auth_failure_window=60)
         await users.create("carol", "right", address="carol@example.com")
         for _ in range(3):
-            assert await users.authenticate("carol", "wrong") is None
+            with pytest.raises(AuthFailed):
+                await login.authenticate("carol", "wrong")
         with pytest.raises(RateLimited) as refused:
-            await users.authenticate("carol@example.com", "right")  # the address shares the account's counter
+            await login.authenticate("carol@example.com", "right")  # the address shares the account's counter
         assert refused.value.retry_after == 60
-        assert await users.authenticate("nobody", "x") is None  # other names are not affected
+        with pytest.raises(AuthFailed):
+            await login.authenticate("nobody", "x")  # other names are not affected
         now[0] += 61
-        user = await users.authenticate("carol", "right")
-        assert user is not None and user.username == "carol"
+        user = await login.authenticate("carol", "right")
+        assert user.username == "carol"
         for _ in range(3):
-            assert await users.authenticate("ghost", "x") is None
+            with pytest.raises(AuthFailed):
+                await login.authenticate("ghost", "x")
         with pytest.raises(RateLimited):  # unknown usernames are limited too
-            await users.authenticate("Ghost", "x")
+            await login.authenticate("Ghost", "x")
+    finally:
+        await store.close()
+
+
+async def test_login_rate_limit_counts_before_verifying(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect: 60 parallel wrong passwords against a limit of 12 were all verified (check-then-act). The attempt
+    is counted first, so exactly 12 password checks run and the other 48 are refused unverified."""
+    from wildduck.domain import passwords
+
+    store, users, login = await _login_env(tmp_path, max_failures=12)
+    checks = []
+    real = passwords.verify_password
+
+    def counting(password: str, hashed: str) -> bool:
+        checks.append(password)
+        return real(password, hashed)
+
+    try:
+        await users.create("erin", "right", address="erin@example.com")
+        monkeypatch.setattr(passwords, "verify_password", counting)
+        outcomes: list[str] = []
+
+        async def guess(n: int) -> None:
+            try:
+                await login.authenticate("erin", f"wrong{n}")
+                outcomes.append("ok")
+            except RateLimited:
+                outcomes.append("limited")
+            except AuthFailed:
+                outcomes.append("failed")
+
+        async with trio.open_nursery() as n:
+            for i in range(60):
+                n.start_soon(guess, i)
+        assert len(checks) == 12
+        assert outcomes.count("failed") == 12 and outcomes.count("limited") == 48
     finally:
         await store.close()
 
@@ -166,28 +228,28 @@ async def test_concurrent_logins_share_one_password_check(tmp_path: Path, monkey
         calls.append(password)
         return real(password, hashed)
 
-    store = await open_sqlite_store(tmp_path / "c.db", default_quota=10_000_000)
+    store, users, login = await _login_env(tmp_path)
     try:
-        users = UserService(store, LocalCounters(), email_domain="example.com")
         await users.create("dave", "secret", address="dave@example.com")
         monkeypatch.setattr(passwords, "verify_password", counting)
         results = []
 
         async def one() -> None:
-            results.append(await users.authenticate("dave", "secret"))
+            results.append(await login.authenticate("dave", "secret"))
 
         async with trio.open_nursery() as n:
             for _ in range(8):
                 n.start_soon(one)
-        assert len(results) == 8 and all(u is not None for u in results)
+        assert len(results) == 8
         assert calls == ["secret"]  # one argon2 check for eight simultaneous logins
-        assert await users.authenticate("dave", "wrong") is None and calls == ["secret", "wrong"]
+        with pytest.raises(AuthFailed):
+            await login.authenticate("dave", "wrong")
+        assert calls == ["secret", "wrong"]
     finally:
         await store.close()
 
 
-def test_nudge_payloads() -> None:
-    from wildduck.domain.delivery import nudge_payload, parse_nudge
-
-    assert parse_nudge(nudge_payload("mbx1")) == ("mbx1", "")
-    assert parse_nudge(nudge_payload("mbx1", "s42")) == ("mbx1", "s42")
+def test_nudges_round_trip_through_their_string_form() -> None:
+    for nudge in (Nudge("mbx1"), Nudge("mbx1", 42, "s42"), Nudge("mbx1", 7, "o", gone=True)):
+        assert Nudge.decode(nudge.encode()) == nudge
+    assert Nudge.decode("mbx1") == Nudge("mbx1")

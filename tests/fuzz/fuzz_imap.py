@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 
 from wildduck._speedups import implementations
-from wildduck.protocols.imap import grammar
 from wildduck.protocols.imap import receiver as rx
+from wildduck.sessions.imap import registry
 
 LIMITS = {"max_line": 512, "max_literal": 1024, "max_command": 4096, "max_depth": 8, "max_literals": 4}
 BOUND = 512 + 1024 + 4096
@@ -27,7 +27,7 @@ def _drain(r: rx.Receiver, accept: bool) -> None:
             else:
                 r.refuse_literal()
         elif isinstance(e, rx.RawCommand):
-            grammar.parse(e)
+            registry.parse(e)
         elif not isinstance(e, (rx.CommandRejected, rx.IdleDone, rx.SaslResponse)):
             raise AssertionError(f"unexpected event {e!r}")
         if r.buffered > BOUND + 8192:

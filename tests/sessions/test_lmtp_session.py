@@ -43,7 +43,7 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
 
 
 async def stored(srv: RunningServer, username: str) -> list[bytes]:
-    store = srv.services.store
+    store = srv.store
     user = await srv.services.users.find(username)
     inbox = await store.find_mailbox(user.id, "INBOX")
     assert inbox is not None
@@ -88,7 +88,7 @@ async def test_one_reply_per_recipient(server: RunningServer) -> None:
     assert [r[0] for r in data_replies] == [250, 250, 250]  # alice, bob, alice again: each gets its reply
     assert await stored(server, "alice") == [MESSAGE]  # the duplicate recipient is stored once
     assert await stored(server, "bob") == [MESSAGE]
-    assert (await server.services.store.blob_stats()).count == 1  # the attachment once for both users
+    assert (await server.store.blob_stats()).count == 1  # the attachment once for both users
 
 
 async def test_pipelining_several_transactions_in_one_write(server: RunningServer) -> None:
@@ -163,7 +163,7 @@ async def test_oversize_message_gets_552_for_each_recipient(server: RunningServe
 
 
 async def test_quota_reached_during_delivery_is_permanent_for_that_recipient(server: RunningServer) -> None:
-    store = server.services.store
+    store = server.store
     user = await server.services.users.find("bob")
     await store.set_quota(user.id, len(MESSAGE) + 10)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import trio
 
-from wildduck.sessions.imap import _is_loopback
+from wildduck.sessions.imap.session import _is_loopback
 from wildduck.testing.server import running_server
 
 

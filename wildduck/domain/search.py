@@ -1,66 +1,50 @@
-"""SEARCH evaluation over stored messages (RFC 3501 6.4.4, CONDSTORE MODSEQ, WITHIN OLDER/YOUNGER).
+"""Search: the planner and the exact evaluation of a :mod:`wildduck.model.search` query over a mailbox.
 
-BODY and TEXT are case-insensitive substring matches over the decoded text, answered by the store's text index
-before evaluation (``text_queries`` lists them, ``Context.text_hits`` holds the answers); header keys match decoded
-header values by substring, case-insensitively.
+A query is answered from the cheapest source that can: the session's memory (flags, UIDs, MODSEQs, \\Recent), the
+``SearchIndex``'s candidates (text through the full-text index; flags, dates and sizes where the engine can), and
+last the stored rows of the remaining candidates, which are checked exactly here. Text terms match
+case-insensitively substrings of the decoded text; header terms match decoded header values by substring.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from wildduck.domain.models import SearchRow
-from wildduck.protocols.imap.grammar import SearchKey, SequenceSet
+from wildduck.model import SearchRow
+from wildduck.model import search as q
+from wildduck.ports import SearchIndex
 from wildduck.protocols.mime import headers
-from wildduck.protocols.mime.text import header_text
 
-__all__ = ["Context", "candidates", "header_text", "matches", "needs_header", "needs_store", "search", "text_queries"]
-
-#: keys that read the top-level header block
-_HEADER_KEYS = frozenset({"FROM", "TO", "CC", "BCC", "SUBJECT", "HEADER", "SENTBEFORE", "SENTON", "SENTSINCE"})
+#: the query nodes a session can answer from what it keeps in memory
+_MEMORY = (q.All, q.And, q.Or, q.Not, q.Flag, q.Recent, q.Uids, q.ModSeq)
+_ADDRESS_FIELDS = frozenset({"from", "to", "cc", "bcc"})
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    now: dt.datetime
-    #: highest sequence number and UID in the mailbox (for "*")
-    max_seq: int
-    max_uid: int
-    #: UIDs that are \\Recent in this session
+    """What evaluation needs besides the row: the session's \\Recent set and the text index's exact answers."""
+
     recent: frozenset[int] = frozenset()
-    #: (BODY or TEXT, needle) -> UIDs that match, from the store's text index
-    text_hits: Mapping[tuple[str, bytes], frozenset[int]] = field(default_factory=dict)
+    #: (needle, headers_too) -> UIDs that match
+    text_hits: Mapping[tuple[str, bool], frozenset[int]] | None = None
 
 
-def _walk(key: SearchKey) -> list[SearchKey]:
-    out = [key]
-    for arg in key.args:
-        if isinstance(arg, SearchKey):
-            out.extend(_walk(arg))
-    return out
+def in_memory(query: q.Query) -> bool:
+    """Whether ``query`` reads nothing but flags, UIDs, MODSEQs and \\Recent."""
+    return all(isinstance(node, _MEMORY) for node in q.walk(query))
 
 
-def text_queries(key: SearchKey) -> list[tuple[str, bytes]]:
-    """The (BODY or TEXT, needle) pairs in ``key``, each once, for the text index to answer."""
-    return list(dict.fromkeys((k.op, k.args[0]) for k in _walk(key) if k.op in ("BODY", "TEXT")))
+def needs_header(query: q.Query) -> bool:
+    """Whether evaluating ``query`` reads the top-level header block."""
+    return any(isinstance(node, q.Header) or (isinstance(node, q.Date) and node.field == "sent")
+               for node in q.walk(query))
 
 
-#: keys a selected session can answer from what it keeps in memory (flags, MODSEQs, sequence numbers, UIDs)
-_MEMORY_KEYS = frozenset({"AND", "OR", "NOT", "ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN", "UNANSWERED",
-                          "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN", "RECENT", "NEW", "OLD", "KEYWORD",
-                          "UNKEYWORD", "SEQ", "UID", "MODSEQ"})
-
-
-def needs_store(key: SearchKey) -> bool:
-    """Whether ``key`` reads anything a session does not keep in memory (dates, sizes, headers, text)."""
-    return any(k.op not in _MEMORY_KEYS for k in _walk(key))
-
-
-def needs_header(key: SearchKey) -> bool:
-    """Whether evaluating ``key`` reads the header block."""
-    return any(k.op in _HEADER_KEYS for k in _walk(key))
+def text_terms(query: q.Query) -> list[q.Text]:
+    """The text terms of ``query``, each once."""
+    return list(dict.fromkeys(node for node in q.walk(query) if isinstance(node, q.Text)))
 
 
 def _header_values(row: SearchRow, name: str) -> list[str]:
@@ -94,87 +78,95 @@ def _address_values(row: SearchRow, name: str) -> list[str]:
     return out
 
 
-def _contains(haystacks: Sequence[str], needle: bytes) -> bool:
-    text = needle.decode("utf-8", "replace").casefold()
+def _contains(haystacks: Sequence[str], needle: str) -> bool:
+    text = needle.casefold()
     return any(text in h.casefold() for h in haystacks)
 
 
-def matches(key: SearchKey, row: SearchRow, seq: int, ctx: Context) -> bool:
-    """Whether the message (``row`` at sequence number ``seq``) satisfies ``key``."""
-    op, args = key.op, key.args
-    if op == "AND":
-        return all(matches(k, row, seq, ctx) for k in args)
-    if op == "OR":
-        return matches(args[0], row, seq, ctx) or matches(args[1], row, seq, ctx)
-    if op == "NOT":
-        return not matches(args[0], row, seq, ctx)
-    if op == "ALL":
+def _compare(day: dt.date, op: str, when: dt.date) -> bool:
+    return day < when if op == "before" else day == when if op == "on" else day >= when
+
+
+def matches(query: q.Query, row: SearchRow, ctx: Context) -> bool:
+    """Whether the message ``row`` satisfies ``query`` exactly."""
+    if isinstance(query, q.All):
         return True
-    flag_ops = {"ANSWERED": "\\Answered", "DELETED": "\\Deleted", "DRAFT": "\\Draft", "FLAGGED": "\\Flagged",
-                "SEEN": "\\Seen"}
-    if op in flag_ops:
-        return _has(row, flag_ops[op])
-    if op.startswith("UN") and op[2:] in flag_ops:
-        return not _has(row, flag_ops[op[2:]])
-    if op == "RECENT":
+    if isinstance(query, q.And):
+        return all(matches(t, row, ctx) for t in query.terms)
+    if isinstance(query, q.Or):
+        return any(matches(t, row, ctx) for t in query.terms)
+    if isinstance(query, q.Not):
+        return not matches(query.term, row, ctx)
+    if isinstance(query, q.Flag):
+        return query.name in row.flags
+    if isinstance(query, q.Recent):
         return row.uid in ctx.recent
-    if op == "NEW":
-        return row.uid in ctx.recent and not _has(row, "\\Seen")
-    if op == "OLD":
-        return row.uid not in ctx.recent
-    if op in ("KEYWORD", "UNKEYWORD"):
-        keyword: str = args[0]
-        return _has(row, keyword) == (op == "KEYWORD")
-    if op == "SEQ":
-        seqset: SequenceSet = args[0]
-        return seqset.contains(seq, ctx.max_seq)
-    if op == "UID":
-        uidset: SequenceSet = args[0]
-        return uidset.contains(row.uid, ctx.max_uid)
-    if op in ("LARGER", "SMALLER", "MODSEQ", "OLDER", "YOUNGER"):
-        n: int = args[0]
-        if op == "LARGER":
-            return row.size > n
-        if op == "SMALLER":
-            return row.size < n
-        if op == "MODSEQ":
-            return row.modseq >= n
-        cutoff = ctx.now - dt.timedelta(seconds=n)
-        return row.internal_date <= cutoff if op == "OLDER" else row.internal_date >= cutoff
-    if op in ("BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"):
-        when: dt.date = args[0]
-        day = row.internal_date.date() if not op.startswith("SENT") else _sent_date(row)
-        if day is None:
-            return False
-        kind = op.removeprefix("SENT")
-        return day < when if kind == "BEFORE" else day == when if kind == "ON" else day >= when
-    if op in ("FROM", "TO", "CC", "BCC"):
-        return _contains(_address_values(row, op.lower()), args[0])
-    if op == "SUBJECT":
-        return _contains(_header_values(row, op), args[0])
-    if op == "HEADER":
-        name: str = args[0]
-        needle: bytes = args[1]
-        values = _header_values(row, name)
-        return bool(values) and (not needle or _contains(values, needle))
-    if op in ("BODY", "TEXT"):
-        return row.uid in ctx.text_hits[(op, args[0])]
-    raise ValueError(f"unknown search key {op}")
+    if isinstance(query, q.Uids):
+        return row.uid in query
+    if isinstance(query, q.ModSeq):
+        return row.modseq >= query.at_least
+    if isinstance(query, q.Size):
+        return row.size > query.octets if query.op == "larger" else row.size < query.octets
+    if isinstance(query, q.Instant):
+        return row.internal_date <= query.when if query.op == "before" else row.internal_date >= query.when
+    if isinstance(query, q.Date):
+        day = row.internal_date.date() if query.field == "internal" else _sent_date(row)
+        return day is not None and _compare(day, query.op, query.day)
+    if isinstance(query, q.Header):
+        if query.name in _ADDRESS_FIELDS:
+            return _contains(_address_values(row, query.name), query.needle)
+        values = _header_values(row, query.name)
+        return bool(values) and (not query.needle or _contains(values, query.needle))
+    if isinstance(query, q.Text):
+        assert ctx.text_hits is not None, "text terms need the index's answers"
+        return row.uid in ctx.text_hits[(query.needle, query.headers_too)]
+    raise TypeError(f"unknown query node {query!r}")
 
 
-def candidates(key: SearchKey, hits: Mapping[tuple[str, bytes], frozenset[int]]) -> frozenset[int] | None:
-    """UIDs outside of which ``key`` cannot match, known from the text index alone (None: any message may)."""
-    if key.op in ("BODY", "TEXT"):
-        return hits[(key.op, key.args[0])]
-    if key.op == "AND":
-        known = [c for c in (candidates(k, hits) for k in key.args) if c is not None]
+def _text_candidates(query: q.Query, hits: Mapping[tuple[str, bool], frozenset[int]]) -> frozenset[int] | None:
+    """UIDs outside of which ``query`` cannot match, from the text hits alone (None: any message may)."""
+    if isinstance(query, q.Text):
+        return hits[(query.needle, query.headers_too)]
+    if isinstance(query, q.And):
+        known = [c for c in (_text_candidates(t, hits) for t in query.terms) if c is not None]
         return frozenset.intersection(*known) if known else None
-    if key.op == "OR":
-        left, right = candidates(key.args[0], hits), candidates(key.args[1], hits)
-        return None if left is None or right is None else left | right
+    if isinstance(query, q.Or):
+        parts = [_text_candidates(t, hits) for t in query.terms]
+        return None if any(p is None for p in parts) else frozenset().union(*(p for p in parts if p is not None))
     return None
 
 
-def search(rows: Sequence[tuple[int, SearchRow]], key: SearchKey, ctx: Context) -> list[tuple[int, SearchRow]]:
-    """The (sequence number, row) pairs that match, in the order given."""
-    return [(seq, row) for seq, row in rows if matches(key, row, seq, ctx)]
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A matching message: its UID and MODSEQ."""
+
+    uid: int
+    modseq: int
+
+
+class SearchService:
+    """Plans and runs searches over one mailbox for a session that knows ``uids`` (ascending)."""
+
+    def __init__(self, index: SearchIndex) -> None:
+        self.index = index
+
+    async def search(self, mailbox_id: str, query: q.Query, *, uids: Sequence[int],
+                     flags: Mapping[int, tuple[str, ...]], modseqs: Mapping[int, int],
+                     recent: frozenset[int]) -> list[Found]:
+        """The messages among ``uids`` that match ``query``, ascending by UID. ``flags`` and ``modseqs`` are the
+        session's memory of them (answers flag-only queries without the store)."""
+        epoch = dt.datetime.fromtimestamp(0, dt.UTC)
+        if in_memory(query):
+            ctx = Context(recent)
+            rows = [SearchRow(u, flags.get(u, ()), modseqs.get(u, 0), epoch, 0, None, b"") for u in uids]
+            return [Found(r.uid, r.modseq) for r in rows if matches(query, r, ctx)]
+        hits: dict[tuple[str, bool], frozenset[int]] = {}
+        for term in text_terms(query):
+            hits[(term.needle, term.headers_too)] = await self.index.text_search(
+                mailbox_id, term.needle, headers_too=term.headers_too)
+        only = _text_candidates(query, hits) if hits else await self.index.candidates(mailbox_id, query)
+        known = set(uids)
+        wanted = None if only is None else sorted(only & known)
+        rows = await self.index.search_rows(mailbox_id, with_header=needs_header(query), uids=wanted)
+        ctx = Context(recent, hits)
+        return [Found(r.uid, r.modseq) for r in rows if r.uid in known and matches(query, r, ctx)]

@@ -1,12 +1,9 @@
-"""Value objects passed between the domain layer and the storage ports.
-
-Identifiers are opaque strings chosen by the storage adapter (24 hex digits, like MongoDB ObjectIds). Times are
-timezone-aware UTC datetimes at the domain level; adapters store them as they like.
-"""
+"""Messages: what is stored, what is read back, what changes."""
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,54 +11,12 @@ from typing import Any
 Json = Any
 
 
-@dataclass(frozen=True, slots=True)
-class User:
-    id: str
-    username: str
-    #: lookup key: lower-case, dots removed (WildDuck's ``unameview``)
-    unameview: str
-    password_hash: str
-    #: storage quota in bytes; None means the server default
-    quota: int | None
-    storage_used: int
-    created: dt.datetime
-    disabled: bool = False
-    name: str = ""
+class FlagMode(enum.StrEnum):
+    """How a flag update combines the given flags with the current ones."""
 
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    id: str
-    user_id: str
-    #: normalized form for display: Unicode NFC, lower-case; domain in Unicode (not punycode)
-    address: str
-    #: lookup key: like ``address`` with dots removed from the local part (WildDuck's ``addrview``)
-    addrview: str
-    main: bool
-    created: dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class MailboxSpec:
-    """A mailbox to create: its path and special-use flag (``\\Sent``...) or None."""
-
-    path: str
-    special_use: str | None = None
-    subscribed: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Mailbox:
-    id: str
-    user_id: str
-    #: Unicode path, hierarchy separator ``/`` (INBOX is always ``INBOX``)
-    path: str
-    special_use: str | None
-    uid_validity: int
-    uid_next: int
-    #: highest MODSEQ handed out in this mailbox (0 when nothing changed yet)
-    highest_modseq: int
-    subscribed: bool
+    ADD = "+"
+    REMOVE = "-"
+    REPLACE = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +73,9 @@ class NewMessage:
     prepared: PreparedMessage
     flags: tuple[str, ...] = ()
     internal_date: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    #: the user's storage limit in bytes, decided by the domain (None: no limit); the adapter stores the message
+    #: only if ``storage_used + size <= quota`` holds at the moment it adds the size (one conditional increment)
+    quota: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,30 +123,6 @@ class MessageSummary:
 
 
 @dataclass(frozen=True, slots=True)
-class JournalEntry:
-    """One change in a mailbox, in MODSEQ order. ``command`` is ``EXISTS``, ``EXPUNGE`` or ``FETCH``."""
-
-    mailbox_id: str
-    modseq: int
-    command: str
-    uid: int
-    message_id: str | None
-    flags: tuple[str, ...] | None
-    created: dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class BlobStats:
-    count: int
-    #: bytes as stored (after compression)
-    stored_bytes: int
-    #: bytes before compression
-    raw_bytes: int
-    #: blobs whose reference count is zero (waiting for the collector)
-    unreferenced: int
-
-
-@dataclass(frozen=True, slots=True)
 class MessageFlags:
     """One message's UID, flags and MODSEQ (what a selected session keeps in memory)."""
 
@@ -198,31 +132,12 @@ class MessageFlags:
 
 
 @dataclass(frozen=True, slots=True)
-class MailboxSnapshot:
-    """A mailbox and its messages read in one transaction (what SELECT starts from): ``mailbox.highest_modseq``
-    covers exactly these messages. ``recent``: the UIDs among them still \\Recent (unclaimed)."""
-
-    mailbox: Mailbox
-    messages: list[MessageFlags]
-    recent: list[int]
-
-
-@dataclass(frozen=True, slots=True)
 class FlagChange:
     """Outcome of a flag update: the messages whose flags changed, and those skipped because their MODSEQ was
     above UNCHANGEDSINCE (RFC 7162)."""
 
     changed: list[MessageFlags]
     modified: list[int]
-
-
-@dataclass(frozen=True, slots=True)
-class MailboxCounts:
-    messages: int
-    unseen: int
-    size: int
-    #: sequence number of the first unseen message (0 when none)
-    first_unseen: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,3 +152,4 @@ class SearchRow:
     header_date: dt.datetime | None
     #: the message's top-level header block (raw bytes; empty when the search needs no header)
     header: bytes
+

@@ -5,11 +5,13 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import trio
 
+from wildduck.log import connection_id
 from wildduck.net.tls import ReloadableTLS
 
 log = logging.getLogger(__name__)
@@ -93,37 +95,58 @@ class Listener:
         if self._conn_scope is not None:
             self._conn_scope.deadline = trio.current_time() + timeout if math.isfinite(timeout) else math.inf
 
+    async def _handshake(self, stream: trio.SocketStream, seconds: float) -> trio.abc.Stream | None:
+        """The stream to talk over: TLS on implicit-TLS listeners (None if the handshake failed in time)."""
+        if self.tls is None:
+            return stream
+        conn = trio.SSLStream(stream, self.tls.context, server_side=True)
+        with trio.move_on_after(seconds):
+            try:
+                await conn.do_handshake()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                log.info("%s: TLS handshake failed", self.name)
+                return None
+            return conn
+        log.info("%s: TLS handshake timed out", self.name)
+        return None
+
     async def _serve_one(self, stream: trio.SocketStream) -> None:
-        cid = next(_conn_ids)
+        # one id per connection, set once: every log line of this task (listener and session) carries it
+        connection_id.set(f"{self.name}#{next(_conn_ids)}")
         peer = _peer_of(stream)
+        try:  # dead peers are noticed even on idle connections
+            stream.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        except OSError:
+            pass
         if self.active >= self.max_connections:
-            log.warning("%s: refusing connection %d from %s: %d connections open", self.name, cid, peer, self.active)
+            log.warning("%s: refusing connection from %s: %d connections open", self.name, peer, self.active)
             try:
                 if self.on_overload is not None:
                     with trio.move_on_after(5):
-                        await self.on_overload(stream, peer)
+                        # an implicit-TLS client hears the refusal inside TLS, never as plaintext
+                        refusal = await self._handshake(stream, 5)
+                        if refusal is not None:
+                            await self.on_overload(refusal, peer)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
             finally:
                 await trio.aclose_forcefully(stream)
             return
         self.active += 1
-        conn: trio.abc.Stream = stream
+        conn: trio.abc.Stream | None = stream
         try:
-            if self.tls is not None:
-                conn = trio.SSLStream(stream, self.tls.context, server_side=True)
-                with trio.move_on_after(TLS_HANDSHAKE_TIMEOUT) as scope:
-                    await conn.do_handshake()
-                if scope.cancelled_caught:
-                    log.info("%s: connection %d from %s: TLS handshake timed out", self.name, cid, peer)
-                    return
-            log.debug("%s: connection %d from %s", self.name, cid, peer)
+            conn = await self._handshake(stream, TLS_HANDSHAKE_TIMEOUT)
+            if conn is None:
+                return
+            log.debug("connection from %s", peer)
             await self.handler(conn, peer)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            log.debug("%s: connection %d from %s closed: %r", self.name, cid, peer, exc)
+            log.debug("connection from %s closed: %r", peer, exc)
         except Exception:  # one client's crash must never take the listener down
-            log.exception("%s: connection %d from %s failed", self.name, cid, peer)
+            log.exception("connection from %s failed", peer)
         finally:
             self.active -= 1
-            await trio.aclose_forcefully(conn)
+            await trio.aclose_forcefully(conn or stream)
 
 
 class _Forward:

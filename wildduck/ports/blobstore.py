@@ -6,13 +6,13 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Protocol
 
-from wildduck.domain.models import BlobStats
+from wildduck.model import BlobStats
 
 
 class BlobStore(Protocol):
     """Blobs keyed by lower-case hex SHA-256 of their (uncompressed) bytes.
 
-    References are taken and released by the ``MailStore`` together with the messages that use them, so a live
+    References are taken and released by ``Messages`` together with the messages that use them, so a live
     blob is never dropped. The collector deletes a blob only when its count has been zero for the grace period:
     ``collect_garbage(now - grace)`` removes blobs with zero references whose count last changed before that time.
     """

@@ -1,4 +1,4 @@
-"""The ``PubSub`` role: lossy nudges that tell sessions to replay the journal."""
+"""The ``PubSub`` role: lossy, typed nudges that tell sessions to replay a mailbox's journal."""
 
 from __future__ import annotations
 
@@ -6,27 +6,27 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from wildduck.model import Nudge, Resync
+
 
 class Subscription(Protocol):
-    #: payloads lost to overflow since the subscription began (the subscriber must resync from the journal)
-    dropped: int
+    """A subscriber's bounded queue. When nudges are lost (overflow, a reconnect to the broker) the subscriber
+    gets one :class:`Resync` marker before anything queued after the loss."""
 
-    def __aiter__(self) -> AsyncIterator[str]: ...
+    def __aiter__(self) -> AsyncIterator[Nudge | Resync]: ...
 
-    def receive_nowait(self) -> str:
-        """The next queued payload; raises ``trio.WouldBlock`` when none is queued."""
+    def receive_nowait(self) -> Nudge | Resync:
+        """The next queued item; raises ``trio.WouldBlock`` when none is queued."""
         ...
 
 
 class PubSub(Protocol):
-    """Channels carry short string payloads. Delivery is best effort: a slow subscriber may miss nudges and must
-    then resync from the journal, so a subscriber's buffer is bounded and overflow drops messages (and is counted).
-    """
+    """Delivery is best effort: the journal is the truth, nudges only say "look now"."""
 
-    async def publish(self, channel: str, payload: str) -> None: ...
+    async def publish(self, channel: str, nudge: Nudge) -> None: ...
 
     def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscription]:
-        """``async with pubsub.subscribe("user:ID") as sub: async for payload in sub: ...``"""
+        """``async with pubsub.subscribe(user_channel(uid)) as sub: async for item in sub: ...``"""
         ...
 
     async def aclose(self) -> None: ...

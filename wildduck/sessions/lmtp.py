@@ -12,8 +12,8 @@ from typing import Protocol
 import trio
 
 from wildduck.domain.delivery import Recipient
-from wildduck.domain.models import AppendResult
 from wildduck.errors import DomainError, InvalidInput, MessageTooLarge, NotFound, QuotaExceeded
+from wildduck.model import AppendResult
 from wildduck.protocols.lmtp import server as lmtp
 from wildduck.protocols.lmtp.server import reply_bytes
 
@@ -51,14 +51,14 @@ _ERROR_REPLIES: dict[type[DomainError], tuple[tuple[int, str, str], tuple[int, s
 _TEMPORARY = (451, "4.3.0", "Temporary local error, try again later")
 
 
-def _error_reply(exc: BaseException, *, after_data: bool, address: str) -> bytes:
+def _error_reply(exc: BaseException, *, after_data: bool, address: str) -> lmtp.Reply:
     for kind, replies in _ERROR_REPLIES.items():
         if isinstance(exc, kind):
             code, enhanced, text = replies[1 if after_data else 0]
             detail = f": {exc}" if isinstance(exc, InvalidInput) else ""
-            return reply_bytes(code, enhanced, f"<{address}> {text}{detail}")
+            return lmtp.Reply(code, enhanced, f"<{address}> {text}{detail}")
     code, enhanced, text = _TEMPORARY
-    return reply_bytes(code, enhanced, f"<{address}> {text}")
+    return lmtp.Reply(code, enhanced, f"<{address}> {text}")
 
 
 class _Session:
@@ -101,6 +101,8 @@ class _Session:
                     return
                 self.proto.receive_data(data)
                 continue
+            if event is lmtp.PAUSED:
+                raise RuntimeError("the LMTP protocol waits for a reply the session did not send")
             if not await self.handle(event):
                 await self.flush()
                 return
@@ -113,10 +115,9 @@ class _Session:
                 self.recipients.clear()
                 self.out += p.lhlo_reply()
             case lmtp.MailFrom(size=size):
-                p.sender_accepted(event)
                 self.size_hint = size
                 self.recipients.clear()
-                self.out += reply_bytes(250, "2.1.0", "Sender OK")
+                self.out += p.send(lmtp.Reply(250, "2.1.0", "Sender OK"))
             case lmtp.RcptTo(address=address):
                 await self.rcpt(address)
             case lmtp.DataStart():
@@ -133,7 +134,7 @@ class _Session:
             case lmtp.StartTLS():
                 return await self.starttls()
             case lmtp.Quit():
-                self.out += reply_bytes(221, "2.0.0", f"{self.settings.hostname} closing connection")
+                self.out += p.send(lmtp.Reply(221, "2.0.0", f"{self.settings.hostname} closing connection"))
                 return False
             case lmtp.CommandRejected(reply=reply, close=close):
                 self.out += reply
@@ -147,15 +148,14 @@ class _Session:
             recipient = await self.backend.resolve(address, self.size_hint)
         except DomainError as exc:
             log.info("lmtp %d: recipient <%s> refused: %s", self.cid, address, exc)
-            self.out += _error_reply(exc, after_data=False, address=address)
+            self.out += self.proto.send(_error_reply(exc, after_data=False, address=address))
             return
         except Exception:
             log.exception("lmtp %d: resolving <%s> failed", self.cid, address)
-            self.out += _error_reply(RuntimeError(), after_data=False, address=address)
+            self.out += self.proto.send(_error_reply(RuntimeError(), after_data=False, address=address))
             return
         self.recipients.append(recipient)
-        self.proto.recipient_accepted()
-        self.out += reply_bytes(250, "2.1.5", f"<{address}> Recipient OK")
+        self.out += self.proto.send(lmtp.Reply(250, "2.1.5", f"<{address}> Recipient OK"))
 
     async def message(self, data: bytes, error: bytes | None) -> None:
         recipients, self.recipients = self.recipients, []
@@ -176,7 +176,7 @@ class _Session:
             if isinstance(outcome, AppendResult):
                 self.out += reply_bytes(250, "2.0.0", f"<{rcpt.address}> Delivered (uid {outcome.uid})")
             else:
-                self.out += _error_reply(outcome, after_data=True, address=rcpt.address)
+                self.out += self.proto.send(_error_reply(outcome, after_data=True, address=rcpt.address))
         log.info("lmtp %d: message of %d bytes for %d recipients from %s", self.cid, len(data), len(recipients),
                  self.peer)
 

@@ -43,6 +43,12 @@ class RunningServer:
     services: Services
     bound: dict[str, Bound]
 
+    @property
+    def store(self) -> Any:
+        """The storage adapter behind every role (one object on the single node), for tests that check what was
+        stored."""
+        return self.services.backends.maintenance
+
     def address(self, name: str) -> tuple[str, int]:
         b = self.bound[name]
         return b.host, b.port

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from wildduck.protocols.imap import grammar as g
 from wildduck.protocols.imap import mutf7, serializer
 from wildduck.protocols.imap.receiver import CommandRejected, LiteralAnnounced, RawCommand, Receiver
+from wildduck.sessions.imap import registry
 
 
 def parse(line: bytes) -> object:
@@ -22,12 +23,12 @@ def parse(line: bytes) -> object:
             r.accept_literal()
             continue
         assert isinstance(e, (RawCommand, CommandRejected)), e
-        return g.parse(e) if isinstance(e, RawCommand) else e
+        return registry.parse(e) if isinstance(e, RawCommand) else e
 
 
 def test_sequence_sets() -> None:
     s = g.parse_sequence_set(b"1:3,7,9:*,*")
-    assert s.resolve(10) == [(1, 3), (7, 7), (9, 10), (10, 10)]
+    assert s.resolve(10) == [(1, 3), (7, 7), (9, 10)]  # merged
     assert g.parse_sequence_set(b"5:2").resolve(9) == [(2, 5)]
     assert g.parse_sequence_set(b"*:4").resolve(3) == [(3, 4)]
     assert s.numbers(10) == [1, 2, 3, 7, 9, 10]
@@ -115,10 +116,12 @@ def test_unknown_and_malformed() -> None:
     assert isinstance(parse(b"a UID FOO 1"), CommandRejected)
 
 
-def test_state_table_covers_every_command() -> None:
-    assert set(g.COMMANDS) <= set(g.ALLOWED_STATES)
-    assert g.NOT_AUTHENTICATED not in g.ALLOWED_STATES["SELECT"]
-    assert g.ALLOWED_STATES["FETCH"] == {g.SELECTED}
+def test_one_registry_row_per_command() -> None:
+    rows = registry.REGISTRY
+    assert g.NOT_AUTHENTICATED not in rows["SELECT"].states
+    assert rows["FETCH"].states == {g.SELECTED} and rows["FETCH"].parser is g.parse_fetch
+    assert all(e.handler is not None for name, e in rows.items() if name != "UID")
+    assert isinstance(registry.parse(RawCommand("a", "FROB", [])), CommandRejected)
 
 
 def test_serializer_strings() -> None:

@@ -33,7 +33,7 @@ def drain(r: Receiver, accept: bool = True) -> list[object]:
     out: list[object] = []
     while True:
         e = r.next_event()
-        if e is rx.NEED_DATA:
+        if e is rx.NEED_DATA or e is rx.PAUSED:
             return out
         out.append(e)
         if isinstance(e, LiteralAnnounced) and accept:
@@ -83,9 +83,27 @@ def test_synchronizing_literal_pauses_until_accepted(setup: tuple[Feeder, Module
     events = feed(r, b"a APPEND INBOX {5}\r\n", accept=False)
     assert events == [LiteralAnnounced("a", 5)]
     r.receive_data(b"hello\r\n")
-    assert r.next_event() is rx.NEED_DATA  # paused: nothing is read before the session decides
+    assert r.next_event() is rx.PAUSED  # nothing is read before the session decides; not "need more bytes"
+    assert r.next_event() is rx.PAUSED
     r.accept_literal()
     assert drain(r) == [RawCommand("a", "APPEND", [(ATOM, b"INBOX"), (LITERAL, b"hello")])]
+
+
+def test_paused_until_refused_too() -> None:
+    r = Receiver()
+    r.receive_data(b"a APPEND INBOX {5}\r\n")
+    assert r.next_event() == LiteralAnnounced("a", 5)
+    assert r.next_event() is rx.PAUSED  # with nothing buffered as well
+    r.refuse_literal()
+    assert r.next_event() is rx.NEED_DATA
+    assert feed_whole(r, b"b NOOP\r\n") == [RawCommand("b", "NOOP", [])]
+
+
+def test_sentinels_are_the_shared_ones() -> None:
+    from wildduck.protocols import _base
+
+    assert rx.NEED_DATA is _base.NEED_DATA and rx.PAUSED is _base.PAUSED
+    assert rx.ConnectionClosed is _base.ConnectionClosed
 
 
 def test_refused_literal_abandons_the_command() -> None:

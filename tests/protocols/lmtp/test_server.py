@@ -15,16 +15,18 @@ Feeder = Callable[[lmtp.LMTPServer, bytes], list[object]]
 
 
 def _drain(p: lmtp.LMTPServer, accept: bool) -> list[object]:
+    """Pull events, answering each as a session would (accepting senders and recipients if ``accept``)."""
     events: list[object] = []
     while True:
         e = p.next_event()
         if e is lmtp.NEED_DATA:
             return events
+        assert e is not lmtp.PAUSED, "a reply is owed"
         events.append(e)
-        if accept and isinstance(e, lmtp.MailFrom):
-            p.sender_accepted(e)
-        if accept and isinstance(e, lmtp.RcptTo):
-            p.recipient_accepted()
+        if isinstance(e, (lmtp.MailFrom, lmtp.RcptTo)):
+            p.send(lmtp.Reply(250, "2.1.0", "OK") if accept else lmtp.Reply(550, "5.1.1", "No"))
+        elif isinstance(e, lmtp.DataStart):
+            p.data_go_ahead()
         if isinstance(e, (lmtp.ConnectionClosed, lmtp.Quit)):
             return events
 
@@ -154,7 +156,7 @@ def test_overlong_line_is_not_buffered(feed: Feeder) -> None:
     events = feed(p, b"NOOP " + b"x" * 10_000 + b"\r\nNOOP\r\n")
     assert rejected(events[0]).startswith(b"500 5.5.2 Line too long")
     assert events[1:] == [lmtp.Noop()]
-    assert len(p._buf) == 0
+    assert p.buffered == 0
 
 
 def test_oversize_message_is_discarded_while_reading() -> None:
@@ -164,7 +166,7 @@ def test_oversize_message_is_discarded_while_reading() -> None:
     for _ in range(200):
         p.receive_data(b"y" * 998 + b"\r\n")
         assert p.next_event() is lmtp.NEED_DATA
-        peak = max(peak, len(p._msg))
+        peak = max(peak, p.buffered)
     assert peak < 5000  # bounded by the limit, not by what was sent
     (event,) = whole(p, b".\r\n")
     assert isinstance(event, lmtp.MessageData) and event.error and event.error.startswith(b"552 5.3.4")
@@ -236,4 +238,54 @@ def test_arbitrary_bytes_never_crash(chunks: list[bytes]) -> None:
             assert isinstance(e, (lmtp.Lhlo, lmtp.MailFrom, lmtp.RcptTo, lmtp.DataStart, lmtp.MessageData,
                                   lmtp.Rset, lmtp.Noop, lmtp.Quit, lmtp.Vrfy, lmtp.StartTLS, lmtp.CommandRejected,
                                   lmtp.ConnectionClosed))
-        assert len(p._buf) <= 512 + 300 + 2 and len(p._msg) <= 2000 + 2000 // 16 + 1024 + 300
+        assert p.buffered <= 2000 + 512 + 300 + 8
+
+
+def test_replies_drive_the_state_machine() -> None:
+    """``send`` renders the reply and advances the state: the session never tells the protocol twice."""
+    p = new()
+    p.receive_data(b"LHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<x@y.z>\r\nRCPT TO:<q@y.z>\r\nDATA\r\n")
+    assert isinstance(p.next_event(), lmtp.Lhlo)
+    p.send(lmtp.Reply(250, None, "hi"))
+    assert isinstance(p.next_event(), lmtp.MailFrom)
+    assert p.next_event() is lmtp.PAUSED  # the RCPT waits until MAIL FROM is answered
+    assert p.send(lmtp.Reply(250, "2.1.0", "Sender OK")) == b"250 2.1.0 Sender OK\r\n"
+    assert p.in_transaction
+    assert isinstance(p.next_event(), lmtp.RcptTo)
+    p.send(lmtp.Reply(550, "5.1.1", "Unknown"))  # refused: not counted
+    assert isinstance(p.next_event(), lmtp.RcptTo)
+    p.send(lmtp.Reply(250, "2.1.5", "OK"))
+    assert p.recipients == 1
+    assert p.next_event() == lmtp.DataStart()
+    p.receive_data(b"body\r\n.\r\n")
+    assert p.next_event() is lmtp.PAUSED  # the data is not read before the 354
+    assert p.data_go_ahead().startswith(b"354 ")
+    assert p.next_event() == lmtp.MessageData(b"body\r\n")
+    assert not p.in_transaction  # the message ends the transaction
+
+
+def test_refused_data_returns_to_commands() -> None:
+    p = new()
+    whole(p, b"LHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<x@y.z>\r\n")
+    p.receive_data(b"DATA\r\nNOOP\r\n")
+    assert p.next_event() == lmtp.DataStart()
+    p.send(lmtp.Reply(451, "4.3.0", "Try later"))
+    assert p.next_event() == lmtp.Noop()
+
+
+def test_quit_closes_once_answered() -> None:
+    p = new()
+    p.receive_data(b"QUIT\r\nNOOP\r\n")
+    assert p.next_event() == lmtp.Quit()
+    assert p.next_event() is lmtp.PAUSED
+    assert p.send(lmtp.Reply(221, "2.0.0", "bye")) == b"221 2.0.0 bye\r\n"
+    assert p.next_event() is lmtp.NEED_DATA and p.buffered == 0  # nothing after QUIT is read
+    p.receive_data(b"")
+    assert p.next_event() == lmtp.ConnectionClosed()
+
+
+def test_events_are_the_shared_ones() -> None:
+    from wildduck.protocols import _base
+
+    assert lmtp.NEED_DATA is _base.NEED_DATA and lmtp.PAUSED is _base.PAUSED
+    assert lmtp.ConnectionClosed is _base.ConnectionClosed

@@ -1,51 +1,99 @@
-"""In-process pub/sub for the single-node deployment: bounded, lossy fan-out to trio tasks."""
+"""In-process pub/sub for the single-node deployment: bounded, lossy fan-out of nudges to trio tasks."""
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import trio
+
+from wildduck.model import Nudge, Resync
 
 log = logging.getLogger(__name__)
 
 
 class LocalSubscription:
-    """One subscriber's bounded queue. ``dropped`` counts payloads lost to overflow (the subscriber must then
-    resync from the journal)."""
+    """One subscriber's bounded queue of nudges.
+
+    A nudge offered to a full queue is lost and counted; the subscriber then gets one :class:`Resync` (with the
+    count) after the nudges queued before the loss and before any queued after it. Losses while that marker waits
+    in the queue are added to it: by the time the subscriber reads the marker and re-reads its journals, they are
+    all behind it.
+    """
 
     def __init__(self, size: int) -> None:
-        self._send, self._recv = trio.open_memory_channel[str](size)
-        self.dropped = 0
+        self._size = max(1, size)
+        self._items: deque[Nudge | Resync] = deque()
+        #: nudges lost since the last marker was taken; the queued marker (at most one) carries them
+        self._lost = 0
+        self._marker_queued = False
+        self._closed = False
+        self._lot = trio.lowlevel.ParkingLot()
 
-    def _offer(self, payload: str) -> None:
+    def _offer(self, nudge: Nudge) -> None:
+        if self._closed:
+            return
+        if len(self._items) - self._marker_queued >= self._size:
+            self._lost += 1
+            if not self._marker_queued:
+                self._items.append(Resync())  # a placeholder: the count is filled in when it is taken
+                self._marker_queued = True
+        else:
+            self._items.append(nudge)
+        self._lot.unpark_all()
+
+    def _close(self) -> None:
+        self._closed = True
+        self._lot.unpark_all()
+
+    def _take(self) -> Nudge | Resync:
+        item = self._items.popleft()
+        if isinstance(item, Resync):
+            item, self._lost, self._marker_queued = Resync(lost=self._lost), 0, False
+        return item
+
+    def receive_nowait(self) -> Nudge | Resync:
+        """The next queued item; raises ``trio.WouldBlock`` when none is queued (``trio.EndOfChannel`` once the
+        pub/sub is closed and the queue is drained)."""
+        if not self._items:
+            raise trio.EndOfChannel if self._closed else trio.WouldBlock
+        return self._take()
+
+    async def receive(self) -> Nudge | Resync:
+        """The next item, waiting for one; ``trio.EndOfChannel`` once closed and drained. Cancellation loses
+        nothing (an item is taken only when it is returned)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self._items:
+            if self._closed:
+                raise trio.EndOfChannel
+            await self._lot.park()
+        return self._take()
+
+    def __aiter__(self) -> AsyncIterator[Nudge | Resync]:
+        return self
+
+    async def __anext__(self) -> Nudge | Resync:
         try:
-            self._send.send_nowait(payload)
-        except trio.WouldBlock:
-            self.dropped += 1
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self._recv.__aiter__()
-
-    def receive_nowait(self) -> str:
-        """The next queued payload; raises ``trio.WouldBlock`` when there is none."""
-        return self._recv.receive_nowait()
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
 
 
 class LocalPubSub:
-    """``PubSub`` within one process: each subscriber has a bounded memory channel fed with ``send_nowait``."""
+    """``PubSub`` within one process: each subscriber has a bounded queue fed without blocking."""
 
     def __init__(self, buffer_size: int = 256) -> None:
         self.buffer_size = buffer_size
         self._subscribers: dict[str, set[LocalSubscription]] = defaultdict(set)
         self._closed = False
 
-    async def publish(self, channel: str, payload: str) -> None:
-        """Offer ``payload`` to every subscriber of ``channel``; never blocks."""
+    async def publish(self, channel: str, nudge: Nudge) -> None:
+        """Offer ``nudge`` to every subscriber of ``channel``; never blocks."""
         for sub in tuple(self._subscribers.get(channel, ())):
-            sub._offer(payload)
+            sub._offer(nudge)
         await trio.lowlevel.checkpoint()
 
     @asynccontextmanager
@@ -63,15 +111,24 @@ class LocalPubSub:
                 subs.discard(sub)
                 if not subs:
                     del self._subscribers[channel]
-            await sub._send.aclose()
+            sub._close()
 
     def subscriber_count(self, channel: str) -> int:
         return len(self._subscribers.get(channel, ()))
 
     async def aclose(self) -> None:
-        """Close every subscription: their iterators end."""
+        """Close every subscription: their iterators end once drained."""
         self._closed = True
         subs = [sub for group in self._subscribers.values() for sub in group]
         self._subscribers.clear()
         for sub in subs:
-            await sub._send.aclose()
+            sub._close()
+        await trio.lowlevel.checkpoint()
+
+
+if TYPE_CHECKING:
+    from wildduck.ports.pubsub import PubSub
+
+    def _fills_the_role(c: LocalPubSub) -> PubSub:
+        """mypy checks here that ``LocalPubSub`` implements the port."""
+        return c

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from wildduck.adapters.sqlite.codec import stored_header
+
 SCHEMA_V1 = """
 CREATE TABLE users (
     id TEXT PRIMARY KEY,
@@ -120,8 +122,7 @@ SCHEMA_V4 = [
 
 def _index_existing_text(conn: sqlite3.Connection) -> None:
     """v4 data step: move each message's search text into the index, with its decoded top-level header."""
-    from wildduck.adapters.sqlite.store import stored_header
-    from wildduck.domain.search import header_text
+    from wildduck.protocols.mime.text import header_text
 
     rows = conn.execute(
         "SELECT rowid, skeleton, skeleton_compressed, mime_tree, search_text FROM messages WHERE text_id IS NULL"
@@ -147,9 +148,26 @@ UPDATE mailboxes SET highest_modseq = 1 WHERE highest_modseq = 0
 """
 
 
+# v6: \\Recent is a per-mailbox watermark (``recent_from``: messages with a UID at or above it are recent until a
+# session claims them), starting at the first message still marked recent; the per-message flag goes. And
+# ``pruned_modseq``: the highest MODSEQ ``prune_journal`` removed from the mailbox's journal, so readers behind it are
+# told (a database from before v6 did not record it: the entries below its oldest one count as pruned).
+SCHEMA_V6 = """
+ALTER TABLE mailboxes ADD COLUMN recent_from INTEGER NOT NULL DEFAULT 1;
+UPDATE mailboxes SET recent_from = COALESCE(
+    (SELECT MIN(uid) FROM messages WHERE mailbox_id = mailboxes.id AND recent = 1), uid_next);
+DROP INDEX messages_recent;
+ALTER TABLE messages DROP COLUMN recent;
+ALTER TABLE mailboxes ADD COLUMN pruned_modseq INTEGER NOT NULL DEFAULT 0;
+UPDATE mailboxes SET pruned_modseq = COALESCE(
+    (SELECT MIN(modseq) - 1 FROM journal WHERE mailbox_id = mailboxes.id), highest_modseq)
+"""
+
+
 #: a step is an SQL script (statements separated by ";"), a list of statements, or a function of the connection
 Step = str | list[str] | Callable[[sqlite3.Connection], None]
-MIGRATIONS: list[list[Step]] = [[SCHEMA_V1], [SCHEMA_V2], [SCHEMA_V3], [SCHEMA_V4, _index_existing_text], [SCHEMA_V5]]
+MIGRATIONS: list[list[Step]] = [[SCHEMA_V1], [SCHEMA_V2], [SCHEMA_V3], [SCHEMA_V4, _index_existing_text], [SCHEMA_V5],
+                                [SCHEMA_V6]]
 
 
 def _statements(step: str | list[str]) -> list[str]:

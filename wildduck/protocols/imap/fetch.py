@@ -152,6 +152,19 @@ def body_item(view: MessageView, item: FetchItem) -> serializer.Streamed | bytes
     return serializer.Streamed(end - start, _without_nul(view.range(start, end)))
 
 
+def sets_seen(items: Iterable[FetchItem]) -> bool:
+    """Whether fetching ``items`` sets ``\\Seen`` on the message (in a mailbox opened read-write).
+
+    ``BODY[...]`` and ``BINARY[...]`` without ``.PEEK`` (RFC 3501 6.4.5, RFC 3516 4.2), ``RFC822`` and
+    ``RFC822.TEXT`` do; ``BODY`` (the structure), ``BINARY.SIZE``, ``RFC822.HEADER`` and the metadata items do not.
+
+    Args:
+        items: the parsed FETCH attributes.
+    """
+    return any((item.name in ("BODY", "BINARY") and item.section is not None and not item.peek)
+               or item.name in ("RFC822", "RFC822.TEXT") for item in items)
+
+
 def structure_items(name: str, envelope: Any, bodystructure: Any, *, utf8: bool) -> bytes:
     if name == "ENVELOPE":
         return serializer.envelope(envelope, utf8=utf8)
@@ -160,4 +173,4 @@ def structure_items(name: str, envelope: Any, bodystructure: Any, *, utf8: bool)
     return serializer.body_structure(bs_mod.body(bodystructure), utf8=utf8)
 
 
-__all__ = ["MessageView", "body_item", "filter_header", "headers", "internaldate", "structure_items"]
+__all__ = ["MessageView", "body_item", "filter_header", "headers", "internaldate", "sets_seen", "structure_items"]

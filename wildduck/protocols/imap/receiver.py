@@ -9,7 +9,11 @@ Bytes go in with :meth:`Receiver.receive_data`; :meth:`Receiver.next_event` retu
 * :class:`CommandRejected`: the command broke the syntax or a limit; the receiver has resynchronized (a
   refused non-synchronizing literal is skipped by counting, never stored);
 * :class:`IdleDone`, :class:`SaslResponse` in the IDLE and SASL modes, :class:`ConnectionClosed` at EOF;
-* :data:`NEED_DATA` when more bytes are needed.
+* :data:`NEED_DATA` when more bytes are needed;
+* :data:`PAUSED` after :class:`LiteralAnnounced` until the session has accepted or refused the literal (bytes may
+  be waiting: this is not "need more bytes", and reading on would be wrong).
+
+The sentinels and :class:`ConnectionClosed` are those of :mod:`wildduck.protocols._base`, re-exported here.
 
 Each line segment is tokenized once (the compiled tokenizer does it); a command continued after a literal is
 never re-parsed. Limits are enforced while reading: segment length, literal size, command size, nesting depth and
@@ -24,19 +28,17 @@ from enum import Enum, auto
 from types import ModuleType
 
 from wildduck import _speedups
+from wildduck.protocols._base import NEED_DATA, PAUSED, ConnectionClosed, Sentinel
 
 _tok = _speedups.load("imaptok")
 ATOM, QUOTED, LPAREN, RPAREN, LITERAL = 0, 1, 2, 3, 4
 
 Token = tuple[int, bytes | None]
 
-
-class _Need:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _Need()
+__all__ = [
+    "ATOM", "LITERAL", "LPAREN", "NEED_DATA", "PAUSED", "QUOTED", "RPAREN", "CommandRejected", "ConnectionClosed",
+    "Event", "IdleDone", "LiteralAnnounced", "Mode", "RawCommand", "Receiver", "SaslResponse", "Token",
+]
 
 _TRAILING_LITERAL = re.compile(rb"\{(\d{1,12})(\+?)\}$")
 _TAG = re.compile(rb"^[\x21\x23\x24\x26\x27\x2c-\x5b\x5e-\x7a\x7c\x7e]+$")  # ASTRING-CHAR minus "+"
@@ -77,11 +79,6 @@ class IdleDone:
 class SaslResponse:
     #: the client's line without CRLF; ``b"*"`` cancels the exchange
     line: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionClosed:
-    pass
 
 
 Event = RawCommand | LiteralAnnounced | CommandRejected | IdleDone | SaslResponse | ConnectionClosed
@@ -188,13 +185,14 @@ class Receiver:
         self._state = _State.LINE
 
     # events ----------------------------------------------------------------------------------------------------
-    def next_event(self) -> Event | _Need:
+    def next_event(self) -> Event | Sentinel:
+        """The next event, :data:`NEED_DATA`, or :data:`PAUSED` while an announced literal awaits the decision."""
         while True:
             state = self._state
             if state is _State.CLOSED:
                 return ConnectionClosed() if self._eof else NEED_DATA
             if state is _State.WAIT_LITERAL:
-                return NEED_DATA
+                return PAUSED
             if state is _State.LITERAL or state is _State.SKIP_LITERAL:
                 take = min(self._remaining, len(self._buf))
                 if state is _State.LITERAL:
@@ -248,7 +246,7 @@ class Receiver:
         head = bytes(self._buf[:64]).split(b" ", 1)[0]
         return head.decode("ascii") if _TAG.match(head) and len(head) < 64 else None
 
-    def _eof_or_need(self) -> ConnectionClosed | _Need:
+    def _eof_or_need(self) -> ConnectionClosed | Sentinel:
         if self._eof:
             self._state = _State.CLOSED
             return ConnectionClosed()

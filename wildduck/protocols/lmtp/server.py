@@ -4,9 +4,13 @@ Feed bytes with :meth:`LMTPServer.receive_data` (``b""`` = EOF) and pull events 
 returns :data:`NEED_DATA`. Commands are parsed lazily, one per call, so the session's decisions on earlier
 commands (accepted recipients) are known when a later pipelined command (DATA) is parsed.
 
-Replies are built with :meth:`reply`; syntax and sequencing errors arrive as :class:`CommandRejected` events that
-carry the finished reply bytes. Limits (line length, message size, recipients) are enforced while reading:
-an overlong line or an oversize message is consumed and discarded without being kept in memory.
+The object owns the state machine: the session answers each event with :meth:`LMTPServer.send`, which renders a
+:class:`Reply` and advances the state (a 2xx to MAIL FROM starts the transaction, a 2xx to RCPT TO adds a
+recipient, 354 to DATA starts the message data, 221 to QUIT closes). After MAIL FROM, RCPT TO, DATA and QUIT,
+:meth:`~LMTPServer.next_event` returns :data:`PAUSED` until that reply is sent. Syntax and sequencing errors arrive
+as :class:`CommandRejected` events that carry the finished reply bytes. Limits (line length, message size,
+recipients) are enforced while reading: an overlong line or an oversize message is consumed and discarded without
+being kept in memory.
 
 Message data ends only at CRLF "." CRLF; a bare LF never ends it (SMTP smuggling). Data containing a bare LF,
 a bare CR or a NUL byte is refused per recipient (550 5.6.0): real MTAs send CRLF-only mail over LMTP, and
@@ -19,13 +23,17 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
-
-class _Need:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _Need()
+from wildduck.protocols._base import (
+    NEED_DATA,
+    PAUSED,
+    BareLF,
+    ConnectionClosed,
+    DotUnstuffer,
+    LineBuffer,
+    Reason,
+    Rejection,
+    Sentinel,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +59,8 @@ class RcptTo:
 
 @dataclass(frozen=True, slots=True)
 class DataStart:
-    """DATA was accepted by the protocol: send :meth:`LMTPServer.data_go_ahead`, the message follows."""
+    """DATA was accepted by the protocol: send :meth:`LMTPServer.data_go_ahead` (or another 354 reply with
+    :meth:`LMTPServer.send`) and the message follows; any other reply refuses it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,23 +105,17 @@ class CommandRejected:
     close: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionClosed:
-    """The peer closed its side (EOF)."""
-
-
 Event = Lhlo | MailFrom | RcptTo | DataStart | MessageData | Rset | Noop | Quit | Vrfy | StartTLS | \
     CommandRejected | ConnectionClosed
 
 
 class _Mode(Enum):
     COMMAND = auto()
-    SKIP_LINE = auto()  # discarding the rest of an overlong line
+    REPLY = auto()  # a reply to MAIL, RCPT, DATA or QUIT decides what comes next
     DATA = auto()
     CLOSED = auto()
 
 
-_TERMINATOR = b"\r\n.\r\n"
 _PATH = re.compile(r'^<((?:"(?:[^"\\]|\\.)*"|[^<>"\s])*)>(?:\s+(.*))?$')
 _PARAM = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*)(?:=([\x21-\x3c\x3e-\x7e]+))?$")
 _DOMAIN = re.compile(r"^[\w.\-\[\]:]+$")
@@ -127,6 +130,40 @@ def reply_bytes(code: int, enhanced: str | None, text: str, *more: str) -> bytes
         sep = "-" if i < len(lines) - 1 else " "
         out.append(f"{code}{sep}{prefix}{line}\r\n")
     return "".join(out).encode("utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A reply value for :meth:`LMTPServer.send`: code, enhanced status code (RFC 3463) and lines of text."""
+
+    code: int
+    enhanced: str | None
+    text: str
+    more: tuple[str, ...] = ()
+
+    def render(self) -> bytes:
+        """The reply on the wire."""
+        return reply_bytes(self.code, self.enhanced, self.text, *self.more)
+
+
+#: how a framing rejection reads in LMTP, by reason: (code, enhanced code, text)
+_REJECTIONS: dict[Reason, tuple[int, str, str]] = {
+    Reason.LINE_TOO_LONG: (500, "5.5.2", "Line too long"),
+    Reason.BARE_LF: (500, "5.5.2", "Syntax error: lines must end with CRLF"),
+    Reason.BARE_CR: (500, "5.5.2", "Syntax error: lines must end with CRLF"),
+    Reason.NUL: (500, "5.5.2", "Syntax error: NUL byte in command"),
+}
+#: how refused message data reads, by reason (one reply per recipient)
+_DATA_REJECTIONS: dict[Reason, tuple[int, str, str]] = {
+    Reason.NUL: (550, "5.6.0", "Message contains a NUL byte"),
+    Reason.BARE_LF: (550, "5.6.0", "Message contains a bare LF or CR; lines must end with CRLF"),
+    Reason.BARE_CR: (550, "5.6.0", "Message contains a bare LF or CR; lines must end with CRLF"),
+}
+
+
+def _rejected(rejection: Rejection) -> CommandRejected:
+    code, enhanced, text = _REJECTIONS[rejection.code]
+    return CommandRejected(reply_bytes(code, enhanced, text), rejection.close)
 
 
 @dataclass
@@ -156,29 +193,23 @@ class LMTPServer:
         self.max_line_length = max_line_length
         self.tls_available = tls_available
         self.tls_active = False
-        self._buf = bytearray()
-        self._eof = False
+        self._lines = LineBuffer(max_line_length, bare_lf=BareLF.REJECT)
         self._mode = _Mode.COMMAND
         self._greeted = False
         self._tx = _Transaction()
-        # data mode
-        self._msg = bytearray()
-        self._data_scanned = 0
-        self._data_size = 0
-        self._data_overflow = False
-        self._overflow_at = 0
+        #: the event whose reply decides the next state (in REPLY mode)
+        self._awaiting: Event | None = None
+        self._data: DotUnstuffer | None = None
 
     # input -------------------------------------------------------------------------------------------------
     def receive_data(self, data: bytes | bytearray) -> None:
         """Bytes from the peer; ``b""`` means EOF."""
-        if not data:
-            self._eof = True
-        elif self._mode is not _Mode.CLOSED:
-            self._buf += data
+        if self._mode is not _Mode.CLOSED or not data:
+            self._lines.feed(data)
 
     def discard_buffer(self) -> None:
         """Drop bytes received but not processed (after STARTTLS: pipelined plaintext is never executed)."""
-        self._buf.clear()
+        self._lines.take()
 
     def tls_started(self) -> None:
         """The connection is now encrypted: forget LHLO and the transaction (RFC 3207 4.2)."""
@@ -186,22 +217,50 @@ class LMTPServer:
         self._greeted = False
         self._tx = _Transaction()
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held: unprocessed input plus message data being read."""
+        return len(self._lines) + (self._data.buffered if self._data is not None else 0)
+
     # replies -----------------------------------------------------------------------------------------------
+    def send(self, reply: Reply) -> bytes:
+        """Render ``reply`` to the event last returned and advance the state machine.
+
+        A 2xx to :class:`MailFrom` starts the transaction, a 2xx to :class:`RcptTo` adds a recipient, a 354 to
+        :class:`DataStart` switches to message data, a 221 to :class:`Quit` closes the connection; any other
+        reply to those leaves the state as it was (DATA refused: back to commands). Other replies only render.
+
+        Args:
+            reply: the reply to send.
+
+        Returns:
+            The bytes to write.
+        """
+        event, self._awaiting = self._awaiting, None
+        if self._mode is _Mode.REPLY:
+            self._mode = _Mode.COMMAND
+            ok = 200 <= reply.code < 300
+            if isinstance(event, MailFrom) and ok:
+                self._tx = _Transaction(sender=event.address, smtputf8=event.smtputf8)
+            elif isinstance(event, RcptTo) and ok:
+                self._tx.recipients += 1
+            elif isinstance(event, DataStart) and reply.code == 354:
+                self._mode = _Mode.DATA
+                self._data = DotUnstuffer(self.max_message_size)
+            elif isinstance(event, Quit) and reply.code == 221:
+                self.close()
+        return reply.render()
+
     def greeting(self) -> bytes:
         return reply_bytes(220, None, f"{self.hostname} LMTP wildduck ready")
 
     reply = staticmethod(reply_bytes)
 
     def data_go_ahead(self) -> bytes:
-        return reply_bytes(354, None, "Start mail input; end with <CRLF>.<CRLF>")
+        """Accept the message data (the 354 reply to :class:`DataStart`)."""
+        return self.send(Reply(354, None, "Start mail input; end with <CRLF>.<CRLF>"))
 
     # session feedback ---------------------------------------------------------------------------------------
-    def sender_accepted(self, event: MailFrom) -> None:
-        self._tx = _Transaction(sender=event.address, smtputf8=event.smtputf8)
-
-    def recipient_accepted(self) -> None:
-        self._tx.recipients += 1
-
     @property
     def recipients(self) -> int:
         return self._tx.recipients
@@ -216,53 +275,38 @@ class LMTPServer:
 
     def close(self) -> None:
         self._mode = _Mode.CLOSED
-        self._buf.clear()
+        self._lines.take()
 
     # events ------------------------------------------------------------------------------------------------
-    def next_event(self) -> Event | _Need:
-        """The next event, or NEED_DATA when more bytes are needed."""
-        while True:
-            if self._mode is _Mode.CLOSED:
-                return ConnectionClosed() if self._eof else NEED_DATA
-            if self._mode is _Mode.DATA:
-                event = self._data_event()
-                if event is NEED_DATA and self._eof:
-                    self._mode = _Mode.CLOSED
-                    return ConnectionClosed()
-                return event
-            nl = self._buf.find(b"\n")
-            if self._mode is _Mode.SKIP_LINE:
-                if nl < 0:
-                    self._buf.clear()
-                    if self._eof:
-                        self._mode = _Mode.CLOSED
-                        return ConnectionClosed()
-                    return NEED_DATA
-                del self._buf[:nl + 1]
-                self._mode = _Mode.COMMAND
-                continue
-            if nl < 0:
-                if len(self._buf) > self.max_line_length:
-                    self._buf.clear()
-                    self._mode = _Mode.SKIP_LINE
-                    return CommandRejected(reply_bytes(500, "5.5.2", "Line too long"))
-                if self._eof:
-                    self._mode = _Mode.CLOSED
-                    return ConnectionClosed()
-                return NEED_DATA
-            line = bytes(self._buf[:nl + 1])
-            del self._buf[:nl + 1]
-            if len(line) > self.max_line_length + 2:
-                return CommandRejected(reply_bytes(500, "5.5.2", "Line too long"))
-            return self._command(line)
+    def next_event(self) -> Event | Sentinel:
+        """The next event, :data:`NEED_DATA` when more bytes are needed, or :data:`PAUSED` until the reply to
+        MAIL, RCPT, DATA or QUIT has been sent with :meth:`send`."""
+        mode = self._mode
+        if mode is _Mode.REPLY:
+            return PAUSED
+        if mode is _Mode.DATA:
+            return self._data_event()
+        if mode is _Mode.CLOSED:
+            return ConnectionClosed() if self._lines.eof else NEED_DATA
+        line = self._lines.next_line()
+        if line is None:
+            if self._lines.eof:
+                self._mode = _Mode.CLOSED
+                return ConnectionClosed()
+            return NEED_DATA
+        if isinstance(line, Rejection):
+            return _rejected(line)
+        event = self._command(line)
+        if isinstance(event, (MailFrom, RcptTo, DataStart, Quit)):
+            self._mode = _Mode.REPLY
+            self._awaiting = event
+        return event
 
     def _command(self, line: bytes) -> Event:
-        if not line.endswith(b"\r\n") or b"\r" in line[:-2]:
-            return CommandRejected(reply_bytes(500, "5.5.2", "Syntax error: lines must end with CRLF"))
         if b"\x00" in line:
-            return CommandRejected(reply_bytes(500, "5.5.2", "Syntax error: NUL byte in command"))
+            return _rejected(Rejection(Reason.NUL, "NUL byte in command"))
         try:
-            text = line[:-2].decode("utf-8")
+            text = line.decode("utf-8")
         except UnicodeDecodeError:
             return CommandRejected(reply_bytes(500, "5.5.2", "Syntax error: command is not valid UTF-8"))
         verb, _, arg = text.strip(" ").partition(" ")
@@ -374,13 +418,6 @@ class LMTPServer:
             return CommandRejected(reply_bytes(503, "5.5.1", "Need MAIL command first"))
         if self._tx.recipients == 0:
             return CommandRejected(reply_bytes(554, "5.5.1", "No valid recipients"))
-        self._mode = _Mode.DATA
-        self._msg = bytearray(b"\r\n")  # the CRLF that ended DATA: lets ".\r\n" at the start terminate
-        self._data_scanned = 0
-        self._data_size = 0
-        self._data_overflow = False
-        # dot-stuffing can make the data on the wire a little larger than the message itself
-        self._overflow_at = self.max_message_size + self.max_message_size // 16 + 1024
         return DataStart()
 
     def _rset(self, arg: str) -> Event:
@@ -391,8 +428,6 @@ class LMTPServer:
         return Noop()
 
     def _quit(self, arg: str) -> Event:
-        self._mode = _Mode.CLOSED
-        self._buf.clear()
         return Quit()
 
     def _vrfy(self, arg: str) -> Event:
@@ -412,42 +447,27 @@ class LMTPServer:
         return StartTLS()
 
     # message data --------------------------------------------------------------------------------------------
-    def _data_event(self) -> MessageData | _Need:
-        if not self._buf:
+    def _data_event(self) -> MessageData | ConnectionClosed | Sentinel:
+        data = self._data
+        assert data is not None
+        if not data.feed(self._lines.take()):
+            if self._lines.eof:
+                self._mode = _Mode.CLOSED
+                return ConnectionClosed()
             return NEED_DATA
-        # move input into the data buffer (or count it, once over the limit)
-        self._msg += self._buf
-        self._buf.clear()
-        end = self._msg.find(_TERMINATOR, max(0, self._data_scanned - 4))
-        if end < 0:
-            if not self._data_overflow and len(self._msg) > self._overflow_at:
-                self._data_overflow = True
-            if self._data_overflow:
-                # keep only what is needed to find the terminator across the next chunk
-                self._data_size += len(self._msg) - 4
-                del self._msg[:-4]
-            self._data_scanned = len(self._msg)
-            return NEED_DATA
-        rest = bytes(self._msg[end + len(_TERMINATOR):])
-        body = bytes(self._msg[2:end + 2]) if end + 2 >= 2 else b""
-        self._msg = bytearray()
+        self._data = None
         self._mode = _Mode.COMMAND
-        self._buf[:0] = rest  # pipelined commands after the message
-        if self._data_overflow:
+        if data.rest:
+            self._lines.feed(data.rest)  # pipelined commands after the message
+        self._tx = _Transaction()  # the replies to the message end the transaction (RFC 2033 4.2)
+        rejection = data.rejection()
+        if rejection is None:
+            return MessageData(data.data())
+        if rejection.code is Reason.TOO_BIG:
             return MessageData(b"", reply_bytes(552, "5.3.4", "Message exceeds the maximum size of "
                                                 f"{self.max_message_size} octets"))
-        if b"\x00" in body:
-            return MessageData(b"", reply_bytes(550, "5.6.0", "Message contains a NUL byte"))
-        if body.count(b"\n") != body.count(b"\r\n") or body.count(b"\r") != body.count(b"\r\n"):
-            return MessageData(b"", reply_bytes(550, "5.6.0", "Message contains a bare LF or CR; "
-                                                "lines must end with CRLF"))
-        if body.startswith(b"."):
-            body = body[1:]
-        body = body.replace(b"\r\n.", b"\r\n")
-        if len(body) > self.max_message_size:
-            return MessageData(b"", reply_bytes(552, "5.3.4", "Message exceeds the maximum size of "
-                                                f"{self.max_message_size} octets"))
-        return MessageData(body)
+        code, enhanced, text = _DATA_REJECTIONS[rejection.code]
+        return MessageData(b"", reply_bytes(code, enhanced, text))
 
 
 _COMMANDS = {
@@ -461,3 +481,8 @@ _COMMANDS = {
     "VRFY": LMTPServer._vrfy,
     "STARTTLS": LMTPServer._starttls,
 }
+
+__all__ = [
+    "NEED_DATA", "PAUSED", "CommandRejected", "ConnectionClosed", "DataStart", "Event", "LMTPServer", "Lhlo",
+    "MailFrom", "MessageData", "Noop", "Quit", "RcptTo", "Reply", "Rset", "StartTLS", "Vrfy", "reply_bytes",
+]

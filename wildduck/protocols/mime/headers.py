@@ -1,6 +1,8 @@
 """Header fields: splitting and unfolding, RFC 2047 encoded words, RFC 2045/2231 parameters, address lists.
 
-Every function here is tolerant: malformed input gives a best-effort value, never an exception.
+Every function here is tolerant: malformed input gives a best-effort value, never an exception. Structured values
+are read with the one lexer in :mod:`wildduck.protocols.mime.lexer`; address lists live in
+:mod:`wildduck.protocols.mime.addresses` (re-exported here).
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wildduck import _speedups
+from wildduck.protocols.mime.addresses import ParsedAddress, parse_addresses
+from wildduck.protocols.mime.lexer import quoted_string, skip_cfws, token
 
 Fields = Sequence[tuple[str, bytes]]
 _scanner = _speedups.load("mimescan")
+
 
 def fields(block: bytes) -> list[tuple[str, bytes]]:
     """Header fields of a header block in order: (lower-case name, unfolded raw value).
@@ -98,64 +103,6 @@ def normalize_space(text: str) -> str:
 
 
 # --- structured values: tokens, parameters ----------------------------------------------------------------------
-_TSPECIALS = b'()<>@,;:\\"/[]?='
-
-
-def _skip_cfws(value: bytes, i: int) -> int:
-    n = len(value)
-    while i < n:
-        c = value[i]
-        if c in b" \t\r\n":
-            i += 1
-        elif c == 0x28:  # comment, may nest
-            i = _comment_text(value, i)[1]
-        else:
-            break
-    return i
-
-
-def _quoted(value: bytes, i: int) -> tuple[bytes, int]:
-    """Content of the quoted string starting at value[i] == '"' (unescaped), and the index after it."""
-    out = bytearray()
-    i += 1
-    n = len(value)
-    while i < n:
-        c = value[i]
-        if c == 0x5C and i + 1 < n:
-            out.append(value[i + 1])
-            i += 2
-            continue
-        if c == 0x22:
-            return bytes(out), i + 1
-        out.append(c)
-        i += 1
-    return bytes(out), i
-
-
-def _token(value: bytes, i: int) -> tuple[bytes, int]:
-    """An RFC 2045 token at ``value[i]`` (8-bit bytes allowed; tspecials, space and controls end it)."""
-    start = i
-    n = len(value)
-    while i < n and value[i] > 32 and value[i] != 127 and value[i] not in _TSPECIALS:
-        i += 1
-    return value[start:i], i
-
-
-def _quoted_string(value: bytes, i: int) -> tuple[bytes, int] | None:
-    """Like :func:`_quoted`, or None when the closing quote is missing."""
-    n = len(value)
-    j = i + 1
-    while j < n:
-        c = value[j]
-        if c == 0x5C:
-            j += 2
-        elif c == 0x22:
-            return _quoted(value, i)
-        else:
-            j += 1
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class ParsedParams:
     """Parameters of a Content-Type or Content-Disposition value.
@@ -182,28 +129,27 @@ def _params(value: bytes, i: int) -> ParsedParams:
     raw: list[tuple[bytes, bytes]] = []
     n = len(value)
     while True:
-        i = _skip_cfws(value, i)
+        i = skip_cfws(value, i)
         if i >= n:
             break
         if value[i] != 0x3B:  # garbage after the previous item: skip to the next ';'
             i = value.find(b";", i)
             if i < 0:
                 break
-        i = _skip_cfws(value, i + 1)
-        name, i = _token(value, i)
+        i = skip_cfws(value, i + 1)
+        name, i = token(value, i)
         if not name:
             break
-        i = _skip_cfws(value, i)
+        i = skip_cfws(value, i)
         if i >= n or value[i] != 0x3D:  # '='
             break
-        i = _skip_cfws(value, i + 1)
+        i = skip_cfws(value, i + 1)
         if i < n and value[i] == 0x22:
-            quoted = _quoted_string(value, i)
-            if quoted is None:
+            val, i, closed = quoted_string(value, i)
+            if not closed:
                 break
-            val, i = quoted
         else:
-            val, i = _token(value, i)
+            val, i = token(value, i)
         raw.append((name, val))
     return ParsedParams(raw, _decode_2231(raw))
 
@@ -297,16 +243,16 @@ def parse_content_type(value: bytes | None) -> ContentType | None:
     if value is None:
         return None
     n = len(value)
-    typ, i = _token(value, _skip_cfws(value, 0))
-    i = _skip_cfws(value, i)
+    typ, i = token(value, skip_cfws(value, 0))
+    i = skip_cfws(value, i)
     if not typ:
         return _INVALID_CT
     if i >= n:
         return ContentType(typ.decode("ascii", "replace").lower(), "", ParsedParams([], {}), typ, b"")
     if value[i] != 0x2F:  # '/'
         return _INVALID_CT
-    sub, i = _token(value, _skip_cfws(value, i + 1))
-    i = _skip_cfws(value, i)
+    sub, i = token(value, skip_cfws(value, i + 1))
+    i = skip_cfws(value, i)
     if not sub or (i < n and value[i] != 0x3B):
         return _INVALID_CT
     return ContentType(typ.decode("ascii", "replace").lower(), sub.decode("ascii", "replace").lower(),
@@ -326,7 +272,7 @@ def parse_disposition(value: bytes | None) -> tuple[bytes, ParsedParams] | None:
     """(disposition type as written, possibly empty; parameters), or None when the field is absent."""
     if value is None:
         return None
-    disp, i = _token(value, _skip_cfws(value, 0))
+    disp, i = token(value, skip_cfws(value, 0))
     return disp, _params(value, i)
 
 
@@ -349,10 +295,10 @@ def encoding_token(value: bytes | None) -> bytes | None:
     """The Content-Transfer-Encoding token as written, or None when absent or not a lone token."""
     if value is None:
         return None
-    token, i = _token(value, _skip_cfws(value, 0))
-    if not token or _skip_cfws(value, i) < len(value):
+    tok, i = token(value, skip_cfws(value, 0))
+    if not tok or skip_cfws(value, i) < len(value):
         return None
-    return token
+    return tok
 
 
 def parse_languages(value: bytes | None) -> list[bytes]:
@@ -362,172 +308,15 @@ def parse_languages(value: bytes | None) -> list[bytes]:
         return out
     i = 0
     while True:
-        tag, i = _token(value, _skip_cfws(value, i))
+        tag, i = token(value, skip_cfws(value, i))
         if not tag:
             break
         out.append(tag)
-        i = _skip_cfws(value, i)
+        i = skip_cfws(value, i)
         if i >= len(value) or value[i] != 0x2C:
             break
         i += 1
     return out
-
-
-# --- addresses ---------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class ParsedAddress:
-    """One mailbox, or a group start (``group`` set, others None) / group end (everything None).
-
-    A mailbox may lack its local part or its domain (None); ``syntax_error`` marks an unterminated ``<...>``.
-    """
-
-    name: bytes | None
-    route: bytes | None
-    mailbox: bytes | None
-    host: bytes | None
-    group: bytes | None = None
-    group_end: bool = False
-    syntax_error: bool = False
-
-
-#: bytes that end an atom (the dot does not: "a.b" is one word, in a phrase as in a local part or a domain)
-_WORD_STOP = frozenset(b'()<>[]:;@\\,"') | frozenset(b" \t\r\n") | frozenset(range(0, 32)) | {127}
-
-
-def _comment_text(value: bytes, i: int) -> tuple[bytes, int]:
-    """Content of the (possibly nested) comment at ``value[i] == '('``, and the index after it."""
-    n = len(value)
-    depth = 0
-    j = i
-    while j < n:
-        c = value[j]
-        if c == 0x5C:
-            j += 2
-            continue
-        if c == 0x28:
-            depth += 1
-        elif c == 0x29:
-            depth -= 1
-            if depth == 0:
-                return value[i + 1:j], j + 1
-        j += 1
-    return value[i + 1:], n
-
-
-def _words(value: bytes, i: int) -> tuple[list[bytes], bytes | None, int]:
-    """Words (atoms with dots, quoted strings unquoted) from ``value[i]``, skipping whitespace and comments;
-    returns them, the text of the last comment seen, and where they stop."""
-    words: list[bytes] = []
-    comment = None
-    n = len(value)
-    while i < n:
-        c = value[i]
-        if c in b" \t\r\n":
-            i += 1
-        elif c == 0x28:
-            comment, i = _comment_text(value, i)
-        elif c == 0x22:
-            word, i = _quoted(value, i)
-            words.append(word)
-        elif c not in _WORD_STOP:
-            start = i
-            while i < n and value[i] not in _WORD_STOP:
-                i += 1
-            words.append(value[start:i])
-        else:
-            break
-    return words, comment, i
-
-
-def _domain(value: bytes, i: int) -> tuple[bytes | None, int]:
-    i = _skip_cfws(value, i)
-    n = len(value)
-    if i < n and value[i] == 0x5B:  # domain literal
-        close = value.find(b"]", i)
-        end = n if close < 0 else close + 1
-        return value[i:end], end
-    start = i
-    while i < n and value[i] not in _WORD_STOP:
-        i += 1
-    return (value[start:i] or None), i
-
-
-def _cfws(value: bytes, i: int) -> tuple[bytes | None, int]:
-    """Skip whitespace and comments; returns the text of the last comment and the index after them."""
-    comment = None
-    n = len(value)
-    while i < n:
-        if value[i] in b" \t\r\n":
-            i += 1
-        elif value[i] == 0x28:
-            comment, i = _comment_text(value, i)
-        else:
-            break
-    return comment, i
-
-
-def parse_addresses(value: bytes | None) -> list[ParsedAddress]:
-    """Parse an RFC 5322 address list (mailboxes and groups), tolerating garbage as Dovecot does: a lone word is a
-    local part without domain, several words without an address are a display name without mailbox, an empty
-    element before a comma is an address with neither, and anything else after an address ends the list."""
-    if not value:
-        return []
-    result: list[ParsedAddress] = []
-    n = len(value)
-    i = 0
-    in_group = False
-    while True:
-        words, comment, i = _words(value, i)
-        c = value[i] if i < n else -1
-        if c == 0x3A and not in_group:  # group start
-            result.append(ParsedAddress(None, None, None, None, group=b" ".join(words)))
-            in_group = True
-            i += 1
-            continue
-        if c == 0x3C:  # name-addr
-            j = _skip_cfws(value, i + 1)
-            route = None
-            if j < n and value[j] == 0x40:
-                gt = value.find(b">", j)
-                colon = value.find(b":", j, n if gt < 0 else gt)
-                if colon >= 0:
-                    route, j = value[j:colon], colon + 1
-            local, _comment, j = _words(value, j)
-            host = None
-            if j < n and value[j] == 0x40:
-                host, j = _domain(value, j + 1)
-            j = _skip_cfws(value, j)
-            ok = j < n and value[j] == 0x3E
-            result.append(ParsedAddress(b" ".join(words) if words else None, route, b"".join(local) or None, host,
-                                        syntax_error=not ok))
-            if not ok:
-                break
-            i = _skip_cfws(value, j + 1)
-        elif c == 0x40:  # addr-spec
-            host, i = _domain(value, i + 1)
-            comment, i = _cfws(value, i)
-            result.append(ParsedAddress(comment or None, None, b"".join(words) or None, host))
-        elif len(words) > 1:
-            result.append(ParsedAddress(b" ".join(words), None, None, None))
-        elif words:
-            result.append(ParsedAddress(comment or None, None, words[0], None))
-        elif c == 0x2C:  # an empty element before a comma
-            result.append(ParsedAddress(None, None, None, None))
-        if i >= n:
-            break
-        if value[i] == 0x3B and in_group:
-            result.append(ParsedAddress(None, None, None, None, group_end=True))
-            in_group = False
-            i = _skip_cfws(value, i + 1)
-            if i < n and value[i] == 0x2C:  # the comma after a group separates it from what follows
-                i += 1
-            continue
-        if value[i] != 0x2C:  # garbage: the rest of the field is not read
-            break
-        i += 1
-    if in_group:
-        result.append(ParsedAddress(None, None, None, None, group_end=True))
-    return result
 
 
 # --- summary -----------------------------------------------------------------------------------------------------
@@ -557,3 +346,11 @@ def summary(buf: bytes, root: dict[str, object]) -> tuple[str, str | None, dt.da
         decode_bytes(msgid).strip() or None if msgid is not None else None,
         parse_date(get(f, "date")),
     )
+
+
+__all__ = [
+    "ContentType", "Fields", "ParsedAddress", "ParsedParams", "content_disposition", "content_type",
+    "decode_bytes", "decode_words", "encoding_token", "fields", "get", "get_all", "imap_params",
+    "normalize_space", "parse_addresses", "parse_content_type", "parse_date", "parse_disposition",
+    "parse_languages", "summary", "transfer_encoding",
+]

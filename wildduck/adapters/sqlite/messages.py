@@ -1,0 +1,271 @@
+"""The ``Messages`` role on SQLite: appends, reads, flags, copies, expunges and the \\Recent watermark."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import wildduck.adapters.sqlite.codec as codec
+from wildduck.adapters.sqlite.base import StoreBase, placeholders, select_in
+from wildduck.adapters.sqlite.mailboxes import mailbox_row
+from wildduck.adapters.sqlite.steps import add_storage, adjust_refs, allocate, one, remove_messages, write_journal
+from wildduck.errors import DomainError, InvalidInput, NotFound, QuotaExceeded
+from wildduck.model import (
+    AppendResult,
+    FlagChange,
+    FlagMode,
+    JournalOp,
+    MailboxSnapshot,
+    MessageFlags,
+    MessageRecord,
+    MessageSummary,
+    NewMessage,
+    PreparedMessage,
+)
+
+_MESSAGE_COLUMNS = ("id, user_id, mailbox_id, uid, modseq, flags, internal_date, size, skeleton, skeleton_compressed, "
+                    "parts, mime_tree, envelope, bodystructure, subject, message_id, header_date, has_attachments, "
+                    "search_text, text_id")
+
+
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    """A prepared message in its stored form (serialized once for all its recipients, outside the writer)."""
+
+    skeleton: bytes
+    compressed: bool
+    parts: str
+    mime_tree: str
+    envelope: str
+    bodystructure: str
+    blobs: list[str]
+
+    @classmethod
+    def of(cls, p: PreparedMessage) -> _Encoded:
+        skeleton, compressed = codec.pack(p.skeleton)
+        blobs = sorted({part.blob for part in p.parts})
+        missing = [b for b in blobs if b not in p.blobs]
+        if missing:
+            raise ValueError(f"prepared message lacks the bytes of blob {missing[0]}")
+        return cls(skeleton, compressed, codec.parts_json(p.parts), codec.to_json(p.mime_tree),
+                   codec.to_json(p.envelope), codec.to_json(p.bodystructure), blobs)
+
+
+def _apply(mode: FlagMode, current: tuple[str, ...], given: list[str]) -> tuple[str, ...]:
+    if mode is FlagMode.ADD:
+        return current + tuple(f for f in given if f not in current)
+    if mode is FlagMode.REMOVE:
+        return tuple(f for f in current if f not in given)
+    return tuple(given)
+
+
+def _message_rows(conn: sqlite3.Connection, mailbox_id: str, uids: Sequence[int], columns: str) -> list[sqlite3.Row]:
+    """``columns`` of the messages of the mailbox with these UIDs, in UID order."""
+    return select_in(conn, f"SELECT {columns} FROM messages WHERE mailbox_id = ? AND uid IN ({{in}}) ORDER BY uid",
+                     sorted(set(uids)), (mailbox_id,))
+
+
+class MessagesRole(StoreBase):
+    """``Messages``: every change allocates its UIDs and MODSEQs in one step and writes its journal entries in
+    its own transaction."""
+
+    async def append_messages(self, items: Sequence[NewMessage]) -> list[AppendResult | DomainError]:
+        """Store the items in one transaction (see the port). Each item's size is added to its user's storage by
+        one conditional increment against ``item.quota``; an item that does not fit gets QuotaExceeded."""
+        now = time.time()
+        encoded: dict[int, _Encoded] = {}  # N recipients share one prepared message: serialize it once
+        for item in items:
+            if id(item.prepared) not in encoded:
+                encoded[id(item.prepared)] = _Encoded.of(item.prepared)
+
+        def tx(conn: sqlite3.Connection) -> list[AppendResult | DomainError]:
+            outcomes: list[AppendResult | DomainError | None] = [None] * len(items)
+            by_mailbox: dict[str, list[int]] = defaultdict(list)
+            owners: dict[str, str | None] = {}
+            for idx, item in enumerate(items):
+                if item.mailbox_id not in owners:
+                    row = conn.execute("SELECT user_id FROM mailboxes WHERE id = ?", (item.mailbox_id,)).fetchone()
+                    owners[item.mailbox_id] = row[0] if row else None
+                if owners[item.mailbox_id] != item.user_id:
+                    outcomes[idx] = NotFound(f"no mailbox {item.mailbox_id} for user {item.user_id}")
+                elif not add_storage(conn, item.user_id, item.prepared.size, item.quota):
+                    outcomes[idx] = QuotaExceeded(f"user {item.user_id} is over quota")
+                else:
+                    by_mailbox[item.mailbox_id].append(idx)
+            stored = [idx for indexes in by_mailbox.values() for idx in indexes]
+            self._store_blobs(conn, [items[idx].prepared for idx in stored], encoded, now)
+            text_ids: dict[int, int] = {}
+            for mailbox_id, indexes in by_mailbox.items():
+                alloc = allocate(conn, mailbox_id, len(indexes), len(indexes))
+                message_rows: list[tuple[Any, ...]] = []
+                blob_rows: list[tuple[str, str]] = []
+                journal_rows = []
+                for k, idx in enumerate(indexes):
+                    item = items[idx]
+                    p, e = item.prepared, encoded[id(item.prepared)]
+                    if id(p) not in text_ids:  # one index row per prepared message, shared by its recipients
+                        text_ids[id(p)] = conn.execute(
+                            "INSERT INTO message_text (body, head) VALUES (?, ?)",
+                            (p.text.casefold(), p.header_text.casefold())).lastrowid or 0
+                    mid = codec.new_id()
+                    uid, modseq = alloc["first_uid"] + k, alloc["base_modseq"] + k + 1
+                    flags = codec.flags_json(item.flags)
+                    message_rows.append((
+                        mid, item.user_id, mailbox_id, uid, modseq, flags, codec.ts(item.internal_date), p.size,
+                        e.skeleton, int(e.compressed), e.parts, e.mime_tree, e.envelope, e.bodystructure, p.subject,
+                        p.message_id, codec.ts(p.header_date) if p.header_date else None, int(p.has_attachments), "",
+                        text_ids[id(p)],
+                    ))
+                    blob_rows.extend((mid, blob) for blob in e.blobs)
+                    journal_rows.append((mailbox_id, modseq, JournalOp.EXISTS, uid, mid, flags, now))
+                    outcomes[idx] = AppendResult(mid, mailbox_id, uid, modseq, alloc["uid_validity"])
+                conn.executemany(f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES ({placeholders(20)})",
+                                 message_rows)
+                conn.executemany("INSERT INTO message_blobs (message_id, blob) VALUES (?, ?)", blob_rows)
+                write_journal(conn, journal_rows)
+            done = [o for o in outcomes if o is not None]
+            assert len(done) == len(items), "every item gets an outcome"
+            return done
+
+        return await self._write(tx)
+
+    @staticmethod
+    def _store_blobs(conn: sqlite3.Connection, stored: list[PreparedMessage], encoded: dict[int, _Encoded],
+                     now: float) -> None:
+        """Store the blobs the messages use that are missing; one reference per stored message."""
+        refs = Counter(blob for p in stored for blob in encoded[id(p)].blobs)
+        if not refs:
+            return
+        present = {row[0] for row in select_in(conn, "SELECT hash FROM blobs WHERE hash IN ({in})", sorted(refs))}
+        sources = {h: data for p in stored for h, data in p.blobs.items()}
+        for blob in refs.keys() - present:
+            raw = sources[blob]
+            data, compressed = codec.pack(raw)
+            conn.execute("INSERT INTO blobs (hash, data, compressed, raw_size, stored_size, refcount, changed) "
+                         "VALUES (?, ?, ?, ?, ?, 0, ?)", (blob, data, int(compressed), len(raw), len(data), now))
+        adjust_refs(conn, refs, now)
+
+    async def get_message(self, mailbox_id: str, uid: int) -> MessageRecord:
+        return await self._read(lambda conn: codec.record(one(
+            conn, "SELECT * FROM messages WHERE mailbox_id = ? AND uid = ?", (mailbox_id, uid),
+            f"no message {uid} in mailbox {mailbox_id}")))
+
+    async def get_messages(self, mailbox_id: str, uids: Sequence[int], *,
+                           content: bool = True) -> list[MessageRecord]:
+        columns = "*" if content else codec.RECORD_META
+        return await self._read(
+            lambda conn: [codec.record(r, content) for r in _message_rows(conn, mailbox_id, uids, columns)])
+
+    async def list_messages(self, mailbox_id: str) -> list[MessageSummary]:
+        return await self._read(lambda conn: [
+            MessageSummary(id=r["id"], uid=r["uid"], modseq=r["modseq"], flags=codec.flags_load(r["flags"]),
+                           internal_date=codec.from_ts(r["internal_date"]), size=r["size"], subject=r["subject"])
+            for r in conn.execute(
+                "SELECT id, uid, modseq, flags, internal_date, size, subject FROM messages "
+                "WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,))
+        ])
+
+    async def mailbox_snapshot(self, mailbox_id: str) -> MailboxSnapshot:
+        def q(conn: sqlite3.Connection) -> MailboxSnapshot:
+            box = codec.mailbox(mailbox_row(conn, mailbox_id))
+            return MailboxSnapshot(box, [codec.message_flags(r) for r in conn.execute(
+                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,))])
+
+        return await self._read(q)
+
+    async def set_flags(
+        self, mailbox_id: str, uids: Sequence[int], mode: FlagMode, flags: Sequence[str], *,
+        unchangedsince: int | None = None,
+    ) -> FlagChange:
+        """Change flags in one transaction; MODSEQs for the changed messages are allocated as one range."""
+        mode = FlagMode(mode)
+        given = list(dict.fromkeys(flags))
+        now = time.time()
+
+        def tx(conn: sqlite3.Connection) -> FlagChange:
+            updates: list[tuple[sqlite3.Row, tuple[str, ...]]] = []
+            modified = []
+            for r in _message_rows(conn, mailbox_id, uids, "id, uid, flags, modseq"):
+                if unchangedsince is not None and r["modseq"] > unchangedsince:
+                    modified.append(r["uid"])
+                    continue
+                current = codec.flags_load(r["flags"])
+                new = _apply(mode, current, given)
+                if new != current:
+                    updates.append((r, new))
+            if not updates:
+                return FlagChange([], modified)
+            base = allocate(conn, mailbox_id, 0, len(updates))["base_modseq"]
+            changed = [MessageFlags(r["uid"], new, base + k + 1) for k, (r, new) in enumerate(updates)]
+            texts = [codec.flags_json(c.flags) for c in changed]
+            conn.executemany("UPDATE messages SET flags = ?, modseq = ? WHERE id = ?",
+                             [(text, c.modseq, r["id"]) for (r, _), c, text in zip(updates, changed, texts,
+                                                                                    strict=True)])
+            write_journal(conn, [(mailbox_id, c.modseq, JournalOp.FLAGS, c.uid, r["id"], text, now)
+                                 for (r, _), c, text in zip(updates, changed, texts, strict=True)])
+            return FlagChange(changed, modified)
+
+        return await self._write(tx)
+
+    async def copy_messages(self, source_id: str, uids: Sequence[int], target_id: str, *, move: bool = False,
+                            quota: int | None = None) -> list[tuple[int, int]]:
+        """Copy or move in one transaction (see the port); a copy adds its storage by one conditional increment
+        against ``quota`` and fails whole (QuotaExceeded) when it does not fit."""
+        now = time.time()
+
+        def tx(conn: sqlite3.Connection) -> list[tuple[int, int]]:
+            src = mailbox_row(conn, source_id)
+            dst = mailbox_row(conn, target_id)
+            if src["user_id"] != dst["user_id"]:
+                raise InvalidInput("messages can only be copied between mailboxes of one user", "mailbox")
+            rows = _message_rows(conn, source_id, uids, "*")
+            if not rows:
+                return []
+            if not move and not add_storage(conn, dst["user_id"], sum(r["size"] for r in rows), quota):
+                raise QuotaExceeded("copying these messages would exceed the quota")
+            alloc = allocate(conn, target_id, len(rows), len(rows))
+            pairs = []
+            refs: Counter[str] = Counter()
+            journal_rows = []
+            for k, r in enumerate(rows):
+                mid = codec.new_id()
+                uid, modseq = alloc["first_uid"] + k, alloc["base_modseq"] + k + 1
+                values = {**dict(r), "id": mid, "mailbox_id": target_id, "uid": uid, "modseq": modseq}
+                conn.execute(f"INSERT INTO messages ({', '.join(values)}) VALUES ({placeholders(len(values))})",
+                             list(values.values()))
+                blobs = [b[0] for b in conn.execute("SELECT blob FROM message_blobs WHERE message_id = ?", (r["id"],))]
+                conn.executemany("INSERT INTO message_blobs (message_id, blob) VALUES (?, ?)",
+                                 [(mid, b) for b in blobs])
+                refs.update(blobs)
+                journal_rows.append((target_id, modseq, JournalOp.EXISTS, uid, mid, r["flags"], now))
+                pairs.append((r["uid"], uid))
+            write_journal(conn, journal_rows)
+            if move:
+                # the copies took over the references and the storage; delete the sources without releasing them
+                conn.executemany("DELETE FROM message_blobs WHERE message_id = ?", [(r["id"],) for r in rows])
+                remove_messages(conn, source_id, [r["uid"] for r in rows], now, release=False)
+            else:
+                adjust_refs(conn, refs, now)
+            return pairs
+
+        return await self._write(tx)
+
+    async def claim_recent(self, mailbox_id: str, up_to: int) -> int:
+        """Raise the \\Recent watermark to ``up_to`` (never past ``uid_next``, never down) and return the one it
+        replaced; the read and the update share the write transaction, so claims are serialized."""
+        def tx(conn: sqlite3.Connection) -> int:
+            previous = int(one(conn, "SELECT recent_from FROM mailboxes WHERE id = ?", (mailbox_id,),
+                               f"no mailbox {mailbox_id}")[0])
+            conn.execute("UPDATE mailboxes SET recent_from = max(recent_from, min(?, uid_next)) WHERE id = ?",
+                         (up_to, mailbox_id))
+            return previous
+
+        return await self._write(tx)
+
+    async def expunge(self, mailbox_id: str, uids: Sequence[int]) -> list[int]:
+        now = time.time()
+        return await self._write(lambda conn: remove_messages(conn, mailbox_id, uids, now))

@@ -1,0 +1,172 @@
+"""Logging in: authentication with a rate limit counted first, the failure penalty, the per-user connection slot
+(a lease with a TTL, renewed by one keeper task) and the user's nudge channel, shared by IMAP, POP3 and the API.
+
+``async with login.session(user, "imap") as s:`` holds the slot and the subscription for the block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import trio
+
+from wildduck.domain import passwords
+from wildduck.domain.users import UserService, hash_limiter
+from wildduck.errors import AuthFailed, NotFound, RateLimited, TooManyConnections
+from wildduck.model import User, user_channel
+from wildduck.ports import Counters, PubSub
+from wildduck.ports.pubsub import Subscription
+
+log = logging.getLogger(__name__)
+
+#: seconds a successful password check is remembered (keyed by a salted HMAC, never the password itself)
+AUTH_CACHE_SECONDS = 300.0
+AUTH_CACHE_SIZE = 10_000
+#: a connection slot lives this long unless renewed; the keeper renews every third of it
+SLOT_TTL = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoginPolicy:
+    #: password checks allowed per account (or unknown name) in ``failure_window`` seconds (0: no limit)
+    max_failures: int = 12
+    failure_window: float = 120.0
+    #: seconds a failed login waits before its answer (slows guessing down)
+    failure_penalty: float = 1.0
+
+
+@dataclass(slots=True)
+class UserSession:
+    """A logged-in user's connection: the slot it holds and its nudge subscription."""
+
+    user: User
+    protocol: str
+    subscription: Subscription
+    #: tags this session's changes, so that it can skip its own nudges
+    origin: str
+
+
+class LoginService:
+    def __init__(self, users: UserService, counters: Counters, pubsub: PubSub,
+                 policy: LoginPolicy = LoginPolicy()) -> None:
+        self.users = users
+        self.counters = counters
+        self.pubsub = pubsub
+        self.policy = policy
+        # successful verifications: (user id, stored hash, HMAC of the password) -> expiry. A changed password
+        # changes the stored hash, so old entries can never match again.
+        self._auth_cache: dict[tuple[str, str, bytes], float] = {}
+        self._auth_key = secrets.token_bytes(32)
+        self._verifying: dict[tuple[str, str, bytes], trio.Lock] = {}
+        #: slots this process holds: (key, token) -> nothing; the keeper renews them
+        self._held: dict[tuple[str, str], None] = {}
+
+    @staticmethod
+    def _attempt_key(user: User | None, username: str) -> str:
+        if user is not None:
+            return "auth:" + user.id
+        return "auth:" + hashlib.sha256(username.strip().lower().encode("utf-8", "replace")).hexdigest()[:32]
+
+    async def authenticate(self, username: str, password: str) -> User:
+        """The user whose password this is (legacy hashes are rehashed to argon2id).
+
+        The attempt is counted **before** the password is checked (one atomic increment), so parallel guesses
+        cannot overrun the limit: past ``max_failures`` in the window, every attempt is refused with
+        ``RateLimited`` whatever the password. A correct password clears the count. Raises ``AuthFailed`` after
+        the failure penalty.
+        """
+        try:
+            user: User | None = await self.users.find(username)
+        except NotFound:
+            user = None
+        key = self._attempt_key(user, username)
+        policy = self.policy
+        if policy.max_failures:
+            window = await self.counters.increment(key, policy.failure_window)
+            if window.count > policy.max_failures:
+                raise RateLimited(f"too many failed logins, try again in {math.ceil(window.retry_after)} s",
+                                  window.retry_after)
+        found = await self._verify(user, password)
+        if found is None:
+            await trio.sleep(policy.failure_penalty)
+            raise AuthFailed("invalid credentials")
+        if policy.max_failures:
+            await self.counters.reset(key)
+        return found
+
+    async def _verify(self, user: User | None, password: str) -> User | None:
+        if user is None:
+            # spend the same time as a real check, so timing does not reveal which usernames exist
+            await trio.to_thread.run_sync(passwords.hash_password, password, limiter=hash_limiter)
+            return None
+        if user.disabled:
+            return None
+        key = (user.id, user.password_hash, hmac.new(self._auth_key, password.encode(), hashlib.sha256).digest())
+        now = time.monotonic()
+        if self._auth_cache.get(key, 0.0) > now:
+            return user
+        # concurrent logins with the same password (a client opening several connections) share one check
+        lock = self._verifying.setdefault(key, trio.Lock())
+        try:
+            async with lock:
+                now = time.monotonic()
+                if self._auth_cache.get(key, 0.0) > now:
+                    return user
+                ok = await trio.to_thread.run_sync(
+                    passwords.verify_password, password, user.password_hash, limiter=hash_limiter
+                )
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._verifying.pop(key, None)
+        if not ok:
+            return None
+        if len(self._auth_cache) >= AUTH_CACHE_SIZE:
+            self._auth_cache = {k: v for k, v in self._auth_cache.items() if v > now}
+            if len(self._auth_cache) >= AUTH_CACHE_SIZE:
+                self._auth_cache.clear()
+        self._auth_cache[key] = now + AUTH_CACHE_SECONDS
+        if passwords.needs_rehash(user.password_hash):
+            await self.users.set_password(user, password)
+        return user
+
+    @asynccontextmanager
+    async def session(self, user: User, protocol: str, max_connections: int) -> AsyncIterator[UserSession]:
+        """Hold one of the user's ``max_connections`` slots for ``protocol`` and subscribe to the user's nudges
+        for the block. Raises TooManyConnections when every slot is held (on any instance)."""
+        key = f"{protocol}:{user.id}"
+        token = await self.counters.acquire_slot(key, max_connections, SLOT_TTL)
+        if token is None:
+            raise TooManyConnections(f"too many simultaneous connections for this account (at most "
+                                     f"{max_connections})")
+        self._held[(key, token)] = None
+        try:
+            async with self.pubsub.subscribe(user_channel(user.id)) as sub:
+                yield UserSession(user, protocol, sub, secrets.token_hex(8))
+        finally:
+            self._held.pop((key, token), None)
+            with trio.CancelScope(shield=True):
+                await self.counters.release_slot(key, token)
+
+    async def connections(self, user: User, protocol: str) -> int:
+        return await self.counters.slots(f"{protocol}:{user.id}")
+
+    async def keep_slots(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Renew every slot this process holds, every third of the TTL, until cancelled (run once per process).
+        A slot that had expired anyway (the process stalled) is taken again if there is room."""
+        task_status.started()
+        while True:
+            await trio.sleep(SLOT_TTL / 3)
+            for key, token in list(self._held):
+                try:
+                    if not await self.counters.renew_slot(key, token, SLOT_TTL):
+                        log.warning("connection slot %s had expired", key)
+                except Exception:
+                    log.exception("renewing connection slot %s failed", key)

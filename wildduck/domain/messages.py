@@ -1,0 +1,211 @@
+"""Messages: ingest (shared by APPEND, delivery and the API), flags, \\Seen, copy/move, expunge, reading content
+back, and the quota rule. Every write publishes its nudge here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import trio
+
+from wildduck.errors import DomainError, InvalidInput, MessageTooLarge, NotFound, QuotaExceeded
+from wildduck.model import (
+    AppendResult,
+    FlagChange,
+    FlagMode,
+    Mailbox,
+    MessageRecord,
+    MessageSummary,
+    NewMessage,
+    Nudge,
+    PreparedMessage,
+    StoredPart,
+    User,
+    user_channel,
+)
+from wildduck.ports import Accounts, BlobStore, Messages, PubSub
+from wildduck.protocols import mime
+from wildduck.protocols.mime.lines import crlf
+
+#: CPU-bound parsing runs in worker threads, at most this many at once
+_parse_limiter = trio.CapacityLimiter(2)
+#: messages up to this size are parsed on the event loop (a thread hop costs more than parsing them)
+INLINE_PARSE_LIMIT = 16 * 1024
+SEEN = "\\Seen"
+#: a flag no client may set: \\Recent belongs to the server
+RECENT = "\\Recent"
+
+
+def prepare(raw: bytes, *, inline_text_limit: int = mime.DEFAULT_INLINE_TEXT_LIMIT) -> PreparedMessage:
+    """Parse ``raw`` and split it for storage (CPU-bound; big messages go to a worker thread, see
+    :func:`prepare_soon`). Bare LFs become CRLF first (LMTP refuses them; an IMAP APPEND may carry them)."""
+    a = mime.analyze(crlf(raw), inline_text_limit=inline_text_limit)
+    return PreparedMessage(
+        size=a.size, skeleton=a.skeleton,
+        parts=[StoredPart(offset=p.offset, length=p.length, blob=p.blob, encoding=p.encoding) for p in a.parts],
+        blobs=a.blobs, mime_tree=a.tree, envelope=a.envelope, bodystructure=a.bodystructure, subject=a.subject,
+        message_id=a.message_id, header_date=a.header_date, text=a.text, has_attachments=a.has_attachments,
+        header_text=a.header_text,
+    )
+
+
+async def prepare_soon(raw: bytes) -> PreparedMessage:
+    """:func:`prepare` for async callers: small messages at once, bigger ones in a worker thread."""
+    if len(raw) <= INLINE_PARSE_LIMIT:
+        return prepare(raw)
+    return await trio.to_thread.run_sync(prepare, raw, limiter=_parse_limiter)
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    used: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedMessage:
+    """A stored message with the blobs it takes to recompose it (IMAP FETCH, POP3 RETR/TOP, API download, CLI
+    export all read messages through this)."""
+
+    record: MessageRecord
+    blobs: dict[str, bytes]
+
+    def get_blob(self, key: str) -> bytes:
+        return self.blobs[key]
+
+    def content(self) -> bytes:
+        """The message, byte for byte as it was stored."""
+        return mime.compose(self.record.skeleton, self.record.parts, self.blobs)
+
+    def iter_content(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The bytes ``[start:end]`` of the message in chunks, without building it whole."""
+        return mime.iter_compose(self.record.skeleton, self.record.parts, self.get_blob, start, end)
+
+
+class MessageService:
+    """The message rules on the ``Messages`` role; ``origin`` names the session making a change, so that it can
+    skip its own nudge."""
+
+    def __init__(self, messages: Messages, accounts: Accounts, blobs: BlobStore, pubsub: PubSub, *,
+                 default_quota: int, max_message_size: int) -> None:
+        self.store = messages
+        self.accounts = accounts
+        self.blobs = blobs
+        self.pubsub = pubsub
+        self.default_quota = default_quota
+        self.max_message_size = max_message_size
+
+    # -- quota: the one rule -------------------------------------------------------------------------------------
+    def quota_of(self, user: User) -> int:
+        """The user's storage limit in bytes: their own, else the server default."""
+        return user.quota if user.quota is not None else self.default_quota
+
+    async def quota(self, user_id: str) -> Quota:
+        user = await self.accounts.get_user(user_id)
+        return Quota(user.storage_used, self.quota_of(user))
+
+    async def check_room(self, user_id: str, size: int) -> None:
+        """QuotaExceeded when ``size`` more bytes would not fit (a cheap early refusal before reading a literal
+        or DATA; the store checks again, atomically, when it adds the message)."""
+        user = await self.accounts.get_user(user_id)
+        if user.storage_used + size > self.quota_of(user):
+            raise QuotaExceeded("mailbox is over quota")
+
+    def check_size(self, size: int) -> None:
+        if size > self.max_message_size:
+            raise MessageTooLarge(f"message of {size} bytes is over the {self.max_message_size} byte limit")
+
+    # -- writes ---------------------------------------------------------------------------------------------------
+    async def _nudge(self, mailbox: Mailbox | str, user_id: str, modseq: int, origin: str) -> None:
+        mailbox_id = mailbox if isinstance(mailbox, str) else mailbox.id
+        await self.pubsub.publish(user_channel(user_id), Nudge(mailbox_id, modseq, origin))
+
+    async def store_prepared(self, targets: Sequence[tuple[User, str]], prepared: PreparedMessage, *,
+                             flags: Sequence[str] = (), internal_date: dt.datetime | None = None,
+                             origin: str = "") -> list[AppendResult | DomainError]:
+        """Store one prepared message into each ``(user, mailbox id)`` in one transaction (its attachments once
+        for all); one outcome per target. Nudges every mailbox that got it."""
+        when = internal_date or dt.datetime.now(dt.UTC)
+        kept = tuple(f for f in flags if f != RECENT)
+        items = [NewMessage(user.id, mailbox_id, prepared, kept, when, quota=self.quota_of(user))
+                 for user, mailbox_id in targets]
+        outcomes = await self.store.append_messages(items)
+        for item, outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, AppendResult):
+                await self._nudge(item.mailbox_id, item.user_id, outcome.modseq, origin)
+        return outcomes
+
+    async def append(self, user: User, mailbox: Mailbox, raw: bytes, *, flags: Sequence[str] = (),
+                     internal_date: dt.datetime | None = None, origin: str = "") -> AppendResult:
+        """APPEND: size limit, parse (off the event loop when big), store, nudge. Raises MessageTooLarge,
+        QuotaExceeded, InvalidInput (empty message) or NotFound (mailbox gone)."""
+        if not raw:
+            raise InvalidInput("empty message", "message")
+        self.check_size(len(raw))
+        prepared = await prepare_soon(raw)
+        (outcome,) = await self.store_prepared([(user, mailbox.id)], prepared, flags=flags,
+                                               internal_date=internal_date, origin=origin)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def set_flags(self, mailbox: Mailbox, uids: Sequence[int], mode: FlagMode, flags: Sequence[str], *,
+                        unchangedsince: int | None = None, origin: str = "") -> FlagChange:
+        """Change flags (\\Recent is the server's and is ignored); nudges when anything changed."""
+        change = await self.store.set_flags(mailbox.id, uids, mode, [f for f in flags if f != RECENT],
+                                            unchangedsince=unchangedsince)
+        if change.changed:
+            await self._nudge(mailbox, mailbox.user_id, max(c.modseq for c in change.changed), origin)
+        return change
+
+    async def mark_seen(self, mailbox: Mailbox, uids: Sequence[int], *, origin: str = "") -> FlagChange:
+        """Set \\Seen (reading a message: IMAP FETCH BODY[], POP3 RETR), with its nudge."""
+        return await self.set_flags(mailbox, uids, FlagMode.ADD, [SEEN], origin=origin)
+
+    async def copy(self, source: Mailbox, uids: Sequence[int], target: Mailbox, *, user: User,
+                   origin: str = "") -> list[tuple[int, int]]:
+        """Copy messages to another mailbox of the user (quota checked atomically); nudges the target."""
+        pairs = await self.store.copy_messages(source.id, uids, target.id, quota=self.quota_of(user))
+        if pairs:
+            await self._nudge(target, target.user_id, 0, origin)
+        return pairs
+
+    async def move(self, source: Mailbox, uids: Sequence[int], target: Mailbox, *,
+                   origin: str = "") -> list[tuple[int, int]]:
+        """Move messages (no storage change); nudges both mailboxes."""
+        pairs = await self.store.copy_messages(source.id, uids, target.id, move=True)
+        if pairs:
+            await self._nudge(target, target.user_id, 0, origin)
+            await self._nudge(source, source.user_id, 0, origin)
+        return pairs
+
+    async def expunge(self, mailbox: Mailbox, uids: Sequence[int], *, origin: str = "") -> list[int]:
+        """Remove messages for good; nudges when any went."""
+        removed = await self.store.expunge(mailbox.id, uids)
+        if removed:
+            await self._nudge(mailbox, mailbox.user_id, 0, origin)
+        return removed
+
+    # -- reads ----------------------------------------------------------------------------------------------------
+    async def records(self, mailbox_id: str, uids: Sequence[int], *, content: bool) -> list[MessageRecord]:
+        """The records of these UIDs that exist (without ``content``: metadata only)."""
+        return await self.store.get_messages(mailbox_id, uids, content=content)
+
+    async def open_records(self, records: Sequence[MessageRecord]) -> list[OpenedMessage]:
+        """Records read with content, joined with the blobs they need (one blob read for all)."""
+        needed = {p.blob for r in records for p in r.parts}
+        blobs = await self.blobs.get_blobs(needed) if needed else {}
+        return [OpenedMessage(r, {p.blob: blobs[p.blob] for p in r.parts}) for r in records]
+
+    async def open_message(self, mailbox_id: str, uid: int) -> OpenedMessage:
+        """One message ready to be read (NotFound if it does not exist)."""
+        found = await self.store.get_messages(mailbox_id, [uid], content=True)
+        if not found:
+            raise NotFound(f"no message {uid}")
+        (opened,) = await self.open_records(found)
+        return opened
+
+    async def summaries(self, mailbox_id: str) -> list[MessageSummary]:
+        return await self.store.list_messages(mailbox_id)

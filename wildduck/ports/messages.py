@@ -1,0 +1,83 @@
+"""The ``Messages`` role: message metadata, appends, flag changes, copies, expunges and the \\Recent watermark.
+
+Rules every adapter keeps:
+
+* UIDs in a mailbox strictly increase and are never reused; every change gets a MODSEQ above the mailbox's
+  previous highest; a batch of N messages for one mailbox allocates N UIDs and N MODSEQs in one step.
+* A message and the references it takes on its blobs (and its search text) are committed together or not at all.
+* Every change writes its journal entries (``Journal``) in the same transaction.
+* Storage use changes by one conditional increment: a message is stored only if ``storage_used + size <= quota``
+  holds at that moment (``quota`` is decided by the domain; None means no limit), so concurrent appends from many
+  instances never take a user over quota.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from wildduck.errors import DomainError
+from wildduck.model import (
+    AppendResult,
+    FlagChange,
+    FlagMode,
+    MailboxSnapshot,
+    MessageRecord,
+    MessageSummary,
+    NewMessage,
+)
+
+
+class Messages(Protocol):
+    async def append_messages(self, items: Sequence[NewMessage]) -> list[AppendResult | DomainError]:
+        """Store every item in one transaction; one outcome per item, in order.
+
+        Blobs of each item's ``prepared.blobs`` are stored if absent and one reference is taken per stored item. An
+        item whose size does not fit its ``quota`` gets :class:`wildduck.errors.QuotaExceeded`, an item whose
+        mailbox is gone (or not the user's) gets NotFound; the others are stored, each with an EXISTS journal
+        entry. Returns only after the transaction is durably committed.
+        """
+        ...
+
+    async def get_message(self, mailbox_id: str, uid: int) -> MessageRecord: ...
+
+    async def get_messages(self, mailbox_id: str, uids: Sequence[int], *,
+                           content: bool = True) -> list[MessageRecord]:
+        """The messages with these UIDs that exist, in UID order. Without ``content`` the records leave out what
+        recomposing the message takes (skeleton, parts, MIME tree: empty)."""
+        ...
+
+    async def list_messages(self, mailbox_id: str) -> list[MessageSummary]:
+        """Every message of the mailbox in UID order, without bodies."""
+        ...
+
+    async def mailbox_snapshot(self, mailbox_id: str) -> MailboxSnapshot:
+        """The mailbox and its messages (UID order), consistent with each other (NotFound if it is gone)."""
+        ...
+
+    async def set_flags(
+        self, mailbox_id: str, uids: Sequence[int], mode: FlagMode, flags: Sequence[str], *,
+        unchangedsince: int | None = None,
+    ) -> FlagChange:
+        """Add, remove or replace flags; every message whose flags change gets a new MODSEQ and a FLAGS journal
+        entry. Messages whose MODSEQ is above ``unchangedsince`` are left alone and listed in ``modified``."""
+        ...
+
+    async def copy_messages(self, source_id: str, uids: Sequence[int], target_id: str, *, move: bool = False,
+                            quota: int | None = None) -> list[tuple[int, int]]:
+        """Copy (or move) messages to another mailbox of the same user in one transaction: new UIDs allocated as a
+        range, blob references taken, storage added by one conditional increment against ``quota``
+        (QuotaExceeded, nothing copied, when it does not fit; a move does not change storage). Returns (source
+        UID, target UID) pairs in source UID order."""
+        ...
+
+    async def claim_recent(self, mailbox_id: str, up_to: int) -> int:
+        """Claim \\Recent: atomically raise the mailbox's watermark to ``up_to`` (a UID one above the last message
+        the caller knows) and return the watermark as it was. The caller's \\Recent messages are those it knows
+        with ``previous <= uid < up_to``: two sessions claiming at once never both get one message."""
+        ...
+
+    async def expunge(self, mailbox_id: str, uids: Sequence[int]) -> list[int]:
+        """Delete these messages (the ones that exist), release their blob references, subtract their sizes from
+        the user's storage, add EXPUNGE journal entries. Returns the UIDs actually removed, ascending."""
+        ...

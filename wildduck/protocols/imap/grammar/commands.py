@@ -1,0 +1,416 @@
+"""IMAP commands: the typed values, one parser per command, and :func:`parse` that dispatches on the name."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from wildduck.protocols.imap.grammar.args import Args, ParseError, parse_date_time, parse_flag, parse_flags
+from wildduck.protocols.imap.grammar.fetch_items import FetchItem, parse_fetch_items
+from wildduck.protocols.imap.grammar.search_keys import SearchKey, parse_search_key
+from wildduck.protocols.imap.grammar.sequence import SequenceSet, parse_sequence_set
+from wildduck.protocols.imap.receiver import ATOM, LITERAL, LPAREN, QUOTED, CommandRejected, RawCommand
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    tag: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Simple(Command):
+    """CAPABILITY, NOOP, LOGOUT, STARTTLS, CHECK, CLOSE, UNSELECT, EXPUNGE, IDLE, NAMESPACE."""
+
+
+@dataclass(frozen=True, slots=True)
+class Login(Command):
+    username: bytes
+    password: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticate(Command):
+    mechanism: str
+    initial: bytes | None  # SASL-IR, still base64 ("=" for an empty response)
+
+
+@dataclass(frozen=True, slots=True)
+class Select(Command):
+    """SELECT and EXAMINE."""
+
+    mailbox: bytes
+    readonly: bool
+    condstore: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxCommand(Command):
+    """CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE, GETQUOTAROOT."""
+
+    mailbox: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rename(Command):
+    old: bytes
+    new: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ListCommand(Command):
+    """LIST (with LIST-EXTENDED selection/return options) and LSUB."""
+
+    reference: bytes
+    patterns: tuple[bytes, ...]
+    select_options: tuple[str, ...] = ()
+    return_options: tuple[str, ...] = ()
+    status_items: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Status(Command):
+    mailbox: bytes
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Append(Command):
+    mailbox: bytes
+    flags: tuple[str, ...]
+    date: dt.datetime | None
+    message: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch(Command):
+    uid: bool
+    sequence: SequenceSet
+    items: tuple[FetchItem, ...]
+    changedsince: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Store(Command):
+    uid: bool
+    sequence: SequenceSet
+    mode: str  # "+", "-" or ""
+    silent: bool
+    flags: tuple[str, ...]
+    unchangedsince: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CopyMove(Command):
+    """COPY and MOVE (UID or not)."""
+
+    uid: bool
+    sequence: SequenceSet
+    mailbox: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class UidExpunge(Command):
+    sequence: SequenceSet
+
+
+@dataclass(frozen=True, slots=True)
+class Search(Command):
+    uid: bool
+    charset: str | None
+    criteria: SearchKey  # an AND of the top-level keys
+    return_options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Id(Command):
+    params: tuple[tuple[str, str | None], ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Enable(Command):
+    capabilities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaCommand(Command):
+    """GETQUOTA root, SETQUOTA root (resource limit ...)."""
+
+    root: bytes
+    limits: tuple[tuple[str, int], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Compress(Command):
+    mechanism: str
+
+
+def parse_simple(tag: str, name: str, a: Args) -> Command:
+    a.end()
+    return Simple(tag, name)
+
+
+def parse_login(tag: str, name: str, a: Args) -> Command:
+    user, password = a.astring("user name"), a.astring("password")
+    a.end()
+    return Login(tag, name, user, password)
+
+
+def parse_authenticate(tag: str, name: str, a: Args) -> Command:
+    mech = a.atom("mechanism").decode("ascii", "replace").upper()
+    initial = a.atom("initial response") if not a.at_end() else None
+    a.end()
+    return Authenticate(tag, name, mech, initial)
+
+
+def parse_select(tag: str, name: str, a: Args) -> Command:
+    mailbox = a.astring("mailbox")
+    condstore = False
+    if a.open():
+        while not a.close():
+            param = a.atom("select parameter").upper()
+            if param != b"CONDSTORE":
+                raise ParseError(f"unknown select parameter {param.decode(errors='replace')}")
+            condstore = True
+    a.end()
+    return Select(tag, name, mailbox, name == "EXAMINE", condstore)
+
+
+def parse_mailbox(tag: str, name: str, a: Args) -> Command:
+    mailbox = a.astring("mailbox")
+    a.end()
+    return MailboxCommand(tag, name, mailbox)
+
+
+def parse_rename(tag: str, name: str, a: Args) -> Command:
+    old, new = a.astring("mailbox"), a.astring("new mailbox name")
+    a.end()
+    return Rename(tag, name, old, new)
+
+
+def _list_mailbox(a: Args) -> bytes:
+    kind, value = a._next("mailbox pattern")
+    if kind not in (ATOM, QUOTED, LITERAL) or value is None:
+        raise ParseError("expected mailbox pattern")
+    return value
+
+
+def parse_list(tag: str, name: str, a: Args) -> Command:
+    select: list[str] = []
+    if name == "LIST" and a.open():
+        while not a.close():
+            select.append(a.atom("selection option").decode("ascii", "replace").upper())
+    reference = a.astring("reference")
+    patterns: list[bytes] = []
+    if name == "LIST" and a.open():
+        while not a.close():
+            patterns.append(_list_mailbox(a))
+        if not patterns:
+            raise ParseError("empty pattern list")
+    else:
+        patterns.append(_list_mailbox(a))
+    returns: list[str] = []
+    status: list[str] = []
+    if name == "LIST" and not a.at_end():
+        if a.atom("RETURN").upper() != b"RETURN" or not a.open():
+            raise ParseError("expected RETURN (...)")
+        while not a.close():
+            opt = a.atom("return option").decode("ascii", "replace").upper()
+            returns.append(opt)
+            if opt == "STATUS":
+                if not a.open():
+                    raise ParseError("expected STATUS (...)")
+                while not a.close():
+                    status.append(a.atom("status item").decode("ascii", "replace").upper())
+    a.end()
+    return ListCommand(tag, name, reference, tuple(patterns), tuple(select), tuple(returns), tuple(status))
+
+
+_STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "APPENDLIMIT"}
+
+
+def parse_status(tag: str, name: str, a: Args) -> Command:
+    mailbox = a.astring("mailbox")
+    if not a.open():
+        raise ParseError("expected status item list")
+    items = []
+    while not a.close():
+        item = a.atom("status item").decode("ascii", "replace").upper()
+        if item not in _STATUS_ITEMS:
+            raise ParseError(f"unknown status item {item}")
+        items.append(item)
+    if not items:
+        raise ParseError("empty status item list")
+    a.end()
+    return Status(tag, name, mailbox, tuple(items))
+
+
+def parse_append(tag: str, name: str, a: Args) -> Command:
+    mailbox = a.astring("mailbox")
+    flags: tuple[str, ...] = ()
+    date = None
+    tok = a.peek()
+    if tok is not None and tok[0] == LPAREN:
+        flags = parse_flags(a)
+        tok = a.peek()
+    if tok is not None and tok[0] == QUOTED:
+        date = parse_date_time(a.string("date-time"))
+    message = a.string("message literal")
+    if not a.at_end():
+        raise ParseError("MULTIAPPEND is not supported")
+    return Append(tag, name, mailbox, flags, date, message)
+
+
+def _fetch_like(a: Args) -> tuple[SequenceSet, tuple[FetchItem, ...]]:
+    seq = parse_sequence_set(a.atom("sequence set"))
+    return seq, parse_fetch_items(a)
+
+
+def parse_fetch(tag: str, name: str, a: Args, uid: bool = False) -> Command:
+    seq, items = _fetch_like(a)
+    changedsince = None
+    if a.open():
+        while not a.close():
+            mod = a.atom("fetch modifier").upper()
+            if mod == b"CHANGEDSINCE":
+                changedsince = a.number("mod-sequence", bits=63)
+            elif mod == b"VANISHED":
+                raise ParseError("VANISHED needs QRESYNC, which is not enabled")
+            else:
+                raise ParseError(f"unknown fetch modifier {mod.decode(errors='replace')}")
+    a.end()
+    return Fetch(tag, name, uid, seq, items, changedsince)
+
+
+_STORE_ITEM = re.compile(rb"^([+-]?)FLAGS(\.SILENT)?$", re.IGNORECASE)
+
+
+def parse_store(tag: str, name: str, a: Args, uid: bool = False) -> Command:
+    seq = parse_sequence_set(a.atom("sequence set"))
+    unchangedsince = None
+    if a.open():
+        while not a.close():
+            mod = a.atom("store modifier").upper()
+            if mod != b"UNCHANGEDSINCE":
+                raise ParseError(f"unknown store modifier {mod.decode(errors='replace')}")
+            unchangedsince = a.number("mod-sequence", bits=63)
+    m = _STORE_ITEM.match(a.atom("store item"))
+    if m is None:
+        raise ParseError("expected FLAGS, +FLAGS or -FLAGS")
+    tok = a.peek()
+    if tok is not None and tok[0] == LPAREN:
+        flags = parse_flags(a)
+    else:
+        values = []
+        while not a.at_end():
+            values.append(parse_flag(a.atom("flag")))
+        flags = tuple(dict.fromkeys(values))
+    a.end()
+    return Store(tag, name, uid, seq, m.group(1).decode(), bool(m.group(2)), flags, unchangedsince)
+
+
+def parse_copy(tag: str, name: str, a: Args, uid: bool = False) -> Command:
+    seq = parse_sequence_set(a.atom("sequence set"))
+    mailbox = a.astring("mailbox")
+    a.end()
+    return CopyMove(tag, name, uid, seq, mailbox)
+
+
+def parse_search(tag: str, name: str, a: Args, uid: bool = False) -> Command:
+    returns: list[str] = []
+    tok = a.peek()
+    if tok is not None and tok[0] == ATOM and (tok[1] or b"").upper() == b"RETURN":
+        a.pos += 1
+        if not a.open():
+            raise ParseError("expected RETURN (...)")
+        while not a.close():
+            returns.append(a.atom("return option").decode("ascii", "replace").upper())
+    charset = None
+    tok = a.peek()
+    if tok is not None and tok[0] == ATOM and (tok[1] or b"").upper() == b"CHARSET":
+        a.pos += 1
+        charset = a.astring("charset").decode("ascii", "replace").upper()
+    keys = []
+    while not a.at_end():
+        keys.append(parse_search_key(a))
+    if not keys:
+        raise ParseError("missing search criteria")
+    return Search(tag, name, uid, charset, SearchKey("AND", tuple(keys)), tuple(returns))
+
+
+def parse_uid(tag: str, name: str, a: Args) -> Command:
+    sub = a.atom("UID command").upper().decode("ascii", "replace")
+    handler = _UID_COMMANDS.get(sub)
+    if handler is None:
+        raise ParseError(f"unknown UID command {sub[:20]}")
+    if sub == "EXPUNGE":
+        seq = parse_sequence_set(a.atom("sequence set"))
+        a.end()
+        return UidExpunge(tag, "UID EXPUNGE", seq)
+    return handler(tag, f"UID {sub}", a, True)
+
+
+def parse_id(tag: str, name: str, a: Args) -> Command:
+    if not a.open():
+        if a.atom("NIL").upper() != b"NIL":
+            raise ParseError("expected NIL or a parameter list")
+        a.end()
+        return Id(tag, name, None)
+    params = []
+    while not a.close():
+        key = a.string("field name").decode("utf-8", "replace")
+        value = a.nstring("field value")
+        params.append((key, value.decode("utf-8", "replace") if value is not None else None))
+        if len(params) > 30:
+            raise ParseError("too many ID parameters")
+    a.end()
+    return Id(tag, name, tuple(params))
+
+
+def parse_enable(tag: str, name: str, a: Args) -> Command:
+    caps = []
+    while not a.at_end():
+        caps.append(a.atom("capability").decode("ascii", "replace").upper())
+    if not caps:
+        raise ParseError("ENABLE needs at least one capability")
+    return Enable(tag, name, tuple(caps))
+
+
+def parse_getquota(tag: str, name: str, a: Args) -> Command:
+    root = a.astring("quota root")
+    limits: list[tuple[str, int]] = []
+    if name == "SETQUOTA":
+        if not a.open():
+            raise ParseError("expected (resource limit ...)")
+        while not a.close():
+            limits.append((a.atom("resource").decode("ascii", "replace").upper(), a.number("limit", bits=63)))
+    a.end()
+    return QuotaCommand(tag, name, root, tuple(limits))
+
+
+def parse_compress(tag: str, name: str, a: Args) -> Command:
+    mech = a.atom("mechanism").decode("ascii", "replace").upper()
+    a.end()
+    return Compress(tag, name, mech)
+
+
+Parser = Callable[[str, str, Args], Command]
+
+_UID_COMMANDS: dict[str, Callable[..., Command]] = {
+    "FETCH": parse_fetch, "STORE": parse_store, "COPY": parse_copy, "MOVE": parse_copy, "SEARCH": parse_search,
+    "EXPUNGE": parse_simple,
+}
+
+# the states of an IMAP session (RFC 3501 3); which command is allowed in which is the session's command registry
+NOT_AUTHENTICATED, AUTHENTICATED, SELECTED, LOGOUT = "not authenticated", "authenticated", "selected", "logout"
+
+
+def parse(raw: RawCommand, parser: Parser) -> Command | CommandRejected:
+    """The typed command ``parser`` makes of ``raw``, or a rejection whose text says what is wrong (a parse
+    failure is a value). The session's command registry says which parser a command name has."""
+    try:
+        return parser(raw.tag, raw.name, Args(raw.args))
+    except ParseError as exc:
+        return CommandRejected(raw.tag, f"{raw.name}: {exc}")

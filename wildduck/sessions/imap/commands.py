@@ -1,0 +1,355 @@
+"""IMAP commands of the any, not-authenticated and authenticated states (RFC 3501 6.1-6.3 and extensions)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+from collections.abc import Sequence
+
+from wildduck.domain.mailboxes import Hierarchy
+from wildduck.errors import AuthFailed, NotFound, RateLimited, TooManyConnections
+from wildduck.log import connection_user
+from wildduck.model import Mailbox
+from wildduck.protocols.imap import grammar as g
+from wildduck.protocols.imap import serializer
+from wildduck.protocols.imap.receiver import NEED_DATA, Mode, SaslResponse
+from wildduck.sessions._runner import SessionEnded
+from wildduck.sessions.imap.session import SEPARATOR, IMAPSession
+
+log = logging.getLogger(__name__)
+
+
+# -- any state -----------------------------------------------------------------------------------------------------
+async def capability(s: IMAPSession, cmd: g.Command) -> None:
+    s.send(serializer.untagged(f"CAPABILITY {s.capabilities()}"))
+    s.ok(cmd.tag, "CAPABILITY completed")
+
+
+async def noop(s: IMAPSession, cmd: g.Command) -> None:
+    await s.sync(force=True)
+    s.ok(cmd.tag, f"{cmd.name} completed")
+
+
+async def logout(s: IMAPSession, cmd: g.Command) -> None:
+    s.send(serializer.untagged("BYE logging out"))
+    s.ok(cmd.tag, "LOGOUT completed")
+    raise SessionEnded
+
+
+async def id_(s: IMAPSession, cmd: g.Command) -> None:
+    s.send(serializer.untagged('ID ("name" "wildduck" "vendor" "wildduck")'))
+    s.ok(cmd.tag, "ID completed")
+
+
+async def starttls(s: IMAPSession, cmd: g.Command) -> None:
+    if s.tls_context is None or s.conn.tls_active:
+        s.bad(cmd.tag, "STARTTLS is not available")
+        return
+    s.ok(cmd.tag, "Begin TLS negotiation now")
+    await s.flush()
+    s.rx.discard_buffer()  # anything pipelined behind STARTTLS was sent in the clear: never execute it
+    if not await s.conn.start_tls(s.tls_context):
+        raise SessionEnded
+
+
+# -- not authenticated -----------------------------------------------------------------------------------------------
+async def _login(s: IMAPSession, tag: str, username: str, password: str) -> None:
+    try:
+        user = await s.s.login.authenticate(username, password)
+    except RateLimited as exc:
+        log.warning("login for %r from %s refused: %s", username[:100], s.conn.peer, exc)
+        s.no(tag, str(exc), "ALERT")
+        return
+    except AuthFailed:
+        log.info("failed login for %r from %s", username[:100], s.conn.peer)
+        s.no(tag, "invalid credentials", "AUTHENTICATIONFAILED")
+        return
+    try:
+        s.login = await s.stack.enter_async_context(
+            s.s.login.session(user, "imap", s.settings.max_connections_per_user))
+    except TooManyConnections as exc:
+        log.warning("%s from %s: too many simultaneous connections", user.username, s.conn.peer)
+        s.no(tag, str(exc), "ALERT")
+        return
+    s.state = g.AUTHENTICATED
+    connection_user.set(user.username)
+    log.info("%s logged in from %s", user.username, s.conn.peer)
+    s.ok(tag, "logged in", f"CAPABILITY {s.capabilities()}")
+
+
+async def login(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.Login)
+    if not s.login_allowed():
+        s.no(cmd.tag, "plaintext login is disabled without TLS", "PRIVACYREQUIRED")
+        return
+    await _login(s, cmd.tag, cmd.username.decode("utf-8", "replace"), cmd.password.decode("utf-8", "replace"))
+
+
+async def authenticate(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.Authenticate)
+    if cmd.mechanism != "PLAIN":
+        s.no(cmd.tag, f"unsupported mechanism {cmd.mechanism}", "CANNOT")
+        return
+    if not s.login_allowed():
+        s.no(cmd.tag, "authentication is disabled without TLS", "PRIVACYREQUIRED")
+        return
+    response = cmd.initial
+    if response is None:
+        s.send(serializer.continuation(""))
+        s.rx.set_mode(Mode.SASL)
+        try:
+            while True:
+                event = s.rx.next_event()
+                if event is NEED_DATA:
+                    await s.flush()
+                    await s.read_more(60)
+                    continue
+                break
+        finally:
+            s.rx.set_mode(Mode.NORMAL)
+        if not isinstance(event, SaslResponse):
+            raise SessionEnded
+        response = event.line
+    if response == b"*":
+        s.bad(cmd.tag, "authentication cancelled")
+        return
+    try:
+        decoded = b"" if response == b"=" else base64.b64decode(response, validate=True)
+        _authz, authc, password = decoded.split(b"\x00")
+    except (binascii.Error, ValueError):
+        s.bad(cmd.tag, "malformed PLAIN response")
+        return
+    await _login(s, cmd.tag, authc.decode("utf-8", "replace"), password.decode("utf-8", "replace"))
+
+
+# -- authenticated ---------------------------------------------------------------------------------------------------
+async def enable(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.Enable)
+    enabled = []
+    for cap in cmd.capabilities:
+        if cap == "CONDSTORE" and not s.condstore:
+            s.condstore = True
+            enabled.append(cap)
+        elif cap == "UTF8=ACCEPT" and not s.utf8:
+            s.utf8 = True
+            enabled.append(cap)
+    s.send(serializer.untagged("ENABLED" + "".join(" " + c for c in enabled)))
+    s.ok(cmd.tag, "ENABLE completed")
+
+
+async def namespace(s: IMAPSession, cmd: g.Command) -> None:
+    s.send(serializer.untagged('NAMESPACE (("" "/")) NIL NIL'))
+    s.ok(cmd.tag, "NAMESPACE completed")
+
+
+async def select(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.Select) and s.login is not None
+    s.unselect()
+    mailbox = await s.mailbox(cmd.mailbox)
+    if cmd.condstore:
+        s.condstore = True
+    view = await s.s.sync.open_view(mailbox, readonly=cmd.readonly, origin=s.origin,
+                                    subscription=s.login.subscription)
+    mailbox = view.mailbox
+    s.keywords = {f for flags in view.flags.values() for f in flags if not f.startswith("\\")}
+    s.view = view
+    s.send(s.flags_lines())
+    s.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(view.uids), len(view.recent)))
+    unseen = next((i for i, uid in enumerate(view.uids, 1) if "\\Seen" not in view.flags[uid]), 0)
+    if unseen:
+        s.send(serializer.untagged(f"OK [UNSEEN {unseen}] first unseen message"))
+    s.send(serializer.untagged(f"OK [UIDVALIDITY {mailbox.uid_validity}] UIDs valid"))
+    s.send(serializer.untagged(f"OK [UIDNEXT {mailbox.uid_next}] predicted next UID"))
+    s.send(serializer.untagged(f"OK [HIGHESTMODSEQ {mailbox.highest_modseq}] highest"))
+    s.state = g.SELECTED
+    # a change committed while the snapshot was read has nudged us: report it now rather than at the next NOOP
+    await s.sync(expunge=True)
+    s.ok(cmd.tag, f"{cmd.name} completed", "READ-ONLY" if cmd.readonly else "READ-WRITE")
+
+
+async def create(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.MailboxCommand)
+    await s.s.mailboxes.create(s.user.id, s.decode_name(cmd.mailbox))
+    s.ok(cmd.tag, "CREATE completed")
+
+
+async def delete(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.MailboxCommand)
+    mailbox = await s.mailbox(cmd.mailbox)
+    await s.s.mailboxes.delete(s.user.id, mailbox.path)
+    if s.view is not None and s.view.mailbox.id == mailbox.id:
+        s.unselect()
+    s.ok(cmd.tag, "DELETE completed")
+
+
+async def rename(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.Rename)
+    renamed = await s.s.mailboxes.rename(s.user.id, s.decode_name(cmd.old), s.decode_name(cmd.new))
+    if s.view is not None:
+        for m in renamed:
+            if m.id == s.view.mailbox.id:
+                s.view.mailbox = m  # our own rename: nothing to report
+    s.ok(cmd.tag, "RENAME completed")
+
+
+async def subscribe(s: IMAPSession, cmd: g.Command) -> None:
+    """SUBSCRIBE needs an existing mailbox; UNSUBSCRIBE takes any subscribed name, so that subscriptions
+    outliving their mailbox can be removed."""
+    assert isinstance(cmd, g.MailboxCommand)
+    name = s.decode_name(cmd.mailbox)
+    if cmd.name == "SUBSCRIBE":
+        await s.s.mailboxes.subscribe(s.user.id, name)
+    else:
+        await s.s.mailboxes.unsubscribe(s.user.id, name)
+    s.ok(cmd.tag, f"{cmd.name} completed")
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    out = []
+    for ch in pattern:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "%":
+            out.append("[^/]*")
+        else:
+            out.append(re.escape(ch))
+    return re.compile("^" + "".join(out) + "$", re.DOTALL | (re.IGNORECASE if pattern.upper().startswith("INBOX")
+                                                          else 0))
+
+
+def _list_line(s: IMAPSession, name: str, attrs: Sequence[str], path: str) -> bytes:
+    return (b"* " + name.encode() + b" (" + " ".join(attrs).encode() + b') "/" ' + s.encode_name(path) + b"\r\n")
+
+
+async def list_(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.ListCommand)
+    if cmd.name == "LIST" and cmd.patterns == (b"",):
+        s.send(serializer.untagged(b'LIST (\\Noselect) "/" ""'))
+        s.ok(cmd.tag, "LIST completed")
+        return
+    reference = s.decode_pattern(cmd.reference)
+    regexes = [_pattern_regex(reference + s.decode_pattern(p)) for p in cmd.patterns]
+    subscribed_only = cmd.name == "LSUB" or "SUBSCRIBED" in cmd.select_options
+    special_only = "SPECIAL-USE" in cmd.select_options
+    tree = await s.s.mailboxes.hierarchy(s.user.id, with_subscriptions=subscribed_only)
+    if cmd.name == "LSUB":
+        _lsub(s, cmd, tree, regexes)
+        return
+
+    def wanted(path: str) -> bool:
+        return any(r.match(path) for r in regexes)
+
+    gone = [e for e in tree.entries if e.mailbox is None and e.path in tree.subscriptions]
+    for e in sorted(gone, key=lambda e: e.path):  # subscribed names whose mailbox is gone
+        if wanted(e.path):
+            s.send(_list_line(s, "LIST", ("\\NonExistent", "\\Subscribed"), e.path))
+    if not (subscribed_only or special_only):
+        for e in tree.entries:  # levels that lead to mailboxes but do not exist themselves (a deleted parent)
+            if e.level and wanted(e.path):
+                s.send(_list_line(s, "LIST", ("\\Noselect", "\\HasChildren"), e.path))
+    for e in tree.entries:
+        m = e.mailbox
+        if m is None or not wanted(e.path):
+            continue
+        if (subscribed_only and not m.subscribed) or (special_only and not m.special_use):
+            continue
+        attrs = ["\\HasChildren" if e.has_children else "\\HasNoChildren"]
+        if m.special_use and (cmd.name == "LIST" or "SPECIAL-USE" in cmd.return_options):
+            attrs.append(m.special_use)
+        if ("SUBSCRIBED" in cmd.return_options or subscribed_only) and m.subscribed:  # RFC 5258 3.1
+            attrs.append("\\Subscribed")
+        s.send(_list_line(s, cmd.name, attrs, m.path))
+        if cmd.status_items:
+            await send_status(s, m, cmd.status_items)
+    s.ok(cmd.tag, f"{cmd.name} completed")
+
+
+def _lsub(s: IMAPSession, cmd: g.ListCommand, tree: Hierarchy, regexes: list[re.Pattern[str]]) -> None:
+    """LSUB: subscribed names that match (\\Noselect when their mailbox is gone); with "%", a level that only
+    leads to subscribed names below it is listed as \\Noselect (RFC 3501 6.3.9)."""
+    paths = tree.paths()
+    by_level = [r for r, p in zip(regexes, cmd.patterns, strict=True) if b"%" in p]  # "*" lists no levels
+    found: dict[str, str] = {}
+    for path in sorted(tree.subscriptions):
+        if any(r.match(path) for r in regexes):
+            found[path] = "" if path in paths else "\\Noselect"
+        parts = path.split(SEPARATOR)
+        for depth in range(1, len(parts)):
+            ancestor = SEPARATOR.join(parts[:depth])
+            if ancestor not in tree.subscriptions and any(r.match(ancestor) for r in by_level):
+                found.setdefault(ancestor, "\\Noselect")
+    for path, attrs in sorted(found.items()):
+        s.send(_list_line(s, "LSUB", (attrs,) if attrs else (), path))
+    s.ok(cmd.tag, "LSUB completed")
+
+
+async def send_status(s: IMAPSession, mailbox: Mailbox, items: Sequence[str]) -> None:
+    st = await s.s.mailboxes.status(mailbox)
+    box = st.mailbox
+    values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": box.uid_next,
+              "UIDVALIDITY": box.uid_validity, "UNSEEN": st.unseen, "HIGHESTMODSEQ": box.highest_modseq,
+              "SIZE": st.size, "APPENDLIMIT": s.settings.max_message_size}
+    body = " ".join(f"{item} {values[item]}" for item in items)
+    s.send(b"* STATUS " + s.encode_name(box.path) + f" ({body})\r\n".encode())
+
+
+async def status(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.Status)
+    await send_status(s, await s.mailbox(cmd.mailbox), cmd.items)
+    s.ok(cmd.tag, "STATUS completed")
+
+
+async def append(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.Append)
+    mailbox = await s.mailbox(cmd.mailbox, target=True)
+    if not cmd.message:
+        s.no(cmd.tag, "empty message")
+        return
+    outcome = await s.s.messages.append(s.user, mailbox, cmd.message, flags=cmd.flags, internal_date=cmd.date,
+                                        origin=s.origin)
+    if s.view is not None and s.view.mailbox.id == mailbox.id:
+        s.view.dirty = True  # our own nudge is skipped
+        await s.sync()
+    s.ok(cmd.tag, "APPEND completed", f"APPENDUID {outcome.uid_validity} {outcome.uid}")
+
+
+async def getquotaroot(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.MailboxCommand)
+    mailbox = await s.mailbox(cmd.mailbox)
+    s.send(b"* QUOTAROOT " + s.encode_name(mailbox.path) + b' ""\r\n')
+    await _send_quota(s)
+    s.ok(cmd.tag, "GETQUOTAROOT completed")
+
+
+async def _send_quota(s: IMAPSession) -> None:
+    quota = await s.s.messages.quota(s.user.id)
+    s.send(serializer.untagged(f'QUOTA "" (STORAGE {quota.used // 1024} {quota.limit // 1024})'))
+
+
+async def getquota(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.QuotaCommand)
+    if cmd.root != b"":
+        raise NotFound("no such quota root")
+    await _send_quota(s)
+    s.ok(cmd.tag, "GETQUOTA completed")
+
+
+async def setquota(s: IMAPSession, cmd: g.Command) -> None:
+    s.no(cmd.tag, "quotas are set by the administrator", "NOPERM")
+
+
+async def compress(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.Compress)
+    if cmd.mechanism != "DEFLATE":
+        s.bad(cmd.tag, f"unknown compression mechanism {cmd.mechanism}")
+        return
+    if s.conn.compressed:
+        s.no(cmd.tag, "compression is already active", "COMPRESSIONACTIVE")
+        return
+    s.ok(cmd.tag, "DEFLATE active")
+    await s.flush()
+    # the client compresses right after its command's CRLF: what is buffered already is compressed input
+    s.conn.start_compression(s.rx.take_buffer())
+

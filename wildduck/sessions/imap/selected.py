@@ -1,0 +1,243 @@
+"""IMAP commands of the selected state: CHECK, CLOSE, UNSELECT, EXPUNGE, FETCH, STORE, COPY, MOVE, SEARCH."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from wildduck.domain.messages import OpenedMessage
+from wildduck.model import FlagMode, MessageRecord
+from wildduck.protocols.imap import grammar as g
+from wildduck.protocols.imap import serializer
+from wildduck.protocols.imap.fetch import MessageView, body_item, internaldate, sets_seen, structure_items
+from wildduck.sessions.imap.search import compile_key, uses_modseq
+from wildduck.sessions.imap.session import IMAPSession
+
+#: FETCH items answered from a record without its content (no skeleton, parts or MIME tree)
+_META_ITEMS = frozenset({"FLAGS", "UID", "MODSEQ", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE"})
+#: messages read from the store per round trip during FETCH
+FETCH_BATCH = 100
+_RFC822_SECTIONS = {"RFC822": "", "RFC822.HEADER": "HEADER", "RFC822.TEXT": "TEXT"}
+
+
+def targets(s: IMAPSession, sequence: g.SequenceSet, uid: bool) -> list[tuple[int, int]]:
+    """(sequence number, UID) of the messages a sequence set names (merge-joined, never per-range scans)."""
+    uids = s.selected.uids
+    if not uids:
+        return []
+    if uid:
+        return [(i + 1, uids[i]) for i in sequence.select_uids(uids)]
+    return [(n, uids[n - 1]) for n in sequence.select_seqs(len(uids))]
+
+
+def valid_sequence(s: IMAPSession, sequence: g.SequenceSet) -> bool:
+    count = len(s.selected.uids)
+    return all((lo is None or lo <= count) and (hi is None or hi <= count) for lo, hi in sequence.ranges)
+
+
+def _compact(numbers: list[int]) -> str:
+    """``1:3,7`` for [1, 2, 3, 7] (order kept, runs merged)."""
+    out: list[str] = []
+    start = prev = numbers[0]
+    for n in numbers[1:] + [-1]:
+        if n == prev + 1:
+            prev = n
+            continue
+        out.append(f"{start}:{prev}" if prev != start else f"{start}")
+        start = prev = n
+    return ",".join(out)
+
+
+async def check(s: IMAPSession, cmd: g.Command) -> None:
+    await s.sync(force=True)
+    s.ok(cmd.tag, "CHECK completed")
+
+
+async def close(s: IMAPSession, cmd: g.Command) -> None:
+    view = s.selected
+    if not view.readonly:
+        deleted = view.with_flag("\\Deleted")
+        if deleted:
+            await s.s.messages.expunge(view.mailbox, deleted, origin=s.origin)
+    s.unselect()
+    s.ok(cmd.tag, f"{cmd.name} completed")
+
+
+async def unselect(s: IMAPSession, cmd: g.Command) -> None:
+    s.unselect()
+    s.ok(cmd.tag, "UNSELECT completed")
+
+
+async def expunge(s: IMAPSession, cmd: g.Command) -> None:
+    view = s.selected
+    if view.readonly:
+        s.no(cmd.tag, "mailbox is read-only", "READ-ONLY")
+        return
+    await s.sync()
+    wanted = None
+    if isinstance(cmd, g.UidExpunge):
+        wanted = {u for _s, u in targets(s, cmd.sequence, True)}
+    deleted = [u for u in view.with_flag("\\Deleted") if wanted is None or u in wanted]
+    if deleted and await s.s.messages.expunge(view.mailbox, deleted, origin=s.origin):
+        view.dirty = True  # our own nudge is skipped
+    await s.sync()
+    s.ok(cmd.tag, f"{cmd.name} completed")
+
+
+async def fetch(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.Fetch)
+    view = s.selected
+    if not cmd.uid and not valid_sequence(s, cmd.sequence):
+        await s.sync(expunge=False)
+        s.bad(cmd.tag, "invalid message sequence number")
+        return
+    await s.sync(expunge=cmd.uid)
+    items = list(cmd.items)
+    if cmd.uid and not any(i.name == "UID" for i in items):
+        items.insert(0, g.FetchItem("UID", label="UID"))
+    if cmd.changedsince is not None:
+        s.condstore = True
+        if not any(i.name == "MODSEQ" for i in items):
+            items.append(g.FetchItem("MODSEQ", label="MODSEQ"))
+    chosen = targets(s, cmd.sequence, cmd.uid)
+    if cmd.changedsince is not None:
+        chosen = [(n, u) for n, u in chosen if view.modseqs.get(u, 0) > cmd.changedsince]
+    seen = sets_seen(items)
+    marks_seen = seen and not view.readonly
+    needs_record = any(i.name not in ("FLAGS", "UID", "MODSEQ") for i in items)
+    needs_content = any(i.name not in _META_ITEMS and not (i.name == "BODY" and i.section is None) for i in items)
+    for start in range(0, len(chosen), FETCH_BATCH):
+        batch = chosen[start:start + FETCH_BATCH]
+        uids = [u for _n, u in batch]
+        records: dict[int, MessageRecord] = {}
+        opened: dict[int, OpenedMessage] = {}
+        if needs_record:
+            found = await s.s.messages.records(view.mailbox.id, uids, content=needs_content)
+            if needs_content:
+                opened = {o.record.uid: o for o in await s.s.messages.open_records(found)}
+            records = {r.uid: r for r in found}
+        if marks_seen:
+            unseen = [u for u in uids if "\\Seen" not in view.flags.get(u, ())]
+            if unseen:
+                view.apply(await s.s.messages.mark_seen(view.mailbox, unseen, origin=s.origin))
+        for seq, uid in batch:
+            record = records.get(uid)
+            if needs_record and record is None:
+                continue  # expunged by another session meanwhile (RFC 2180): skip, no error
+            _fetch_one(s, seq, uid, items, record, opened.get(uid), with_flags=marks_seen)
+            await s.flush_if_large()
+    s.ok(cmd.tag, f"{cmd.name} completed")
+
+
+def _fetch_one(s: IMAPSession, seq: int, uid: int, items: list[g.FetchItem], record: MessageRecord | None,
+               opened: OpenedMessage | None, *, with_flags: bool) -> None:
+    view = s.selected
+    values: list[tuple[str, bytes | serializer.Streamed]] = []
+    message = None
+    for item in items:
+        name = item.name
+        if name == "UID":
+            values.append(("UID", b"%d" % uid))
+        elif name == "FLAGS":
+            continue  # added at the end, after \Seen may have been set
+        elif name == "MODSEQ":
+            values.append(("MODSEQ", b"(%d)" % view.modseqs.get(uid, 0)))
+        elif record is None:
+            continue
+        elif name == "INTERNALDATE":
+            values.append(("INTERNALDATE", internaldate(record.internal_date)))
+        elif name == "RFC822.SIZE":
+            values.append(("RFC822.SIZE", b"%d" % record.size))
+        elif name in ("ENVELOPE", "BODYSTRUCTURE", "BODY") and item.section is None:
+            values.append((name, structure_items(name, record.envelope, record.bodystructure, utf8=s.utf8)))
+        else:
+            assert opened is not None
+            if message is None:
+                message = MessageView(record.skeleton, record.parts, record.mime_tree, opened.get_blob)
+            if name in _RFC822_SECTIONS:
+                values.append((name, body_item(message, g.FetchItem("BODY", _RFC822_SECTIONS[name], label=name))))
+            else:
+                values.append((item.label, body_item(message, item)))
+    if with_flags or any(i.name == "FLAGS" for i in items):
+        s.send(s.keyword_announcement((uid,)))
+        values.append(("FLAGS", serializer.flag_list(view.flags_of(uid))))
+    for chunk in serializer.iter_fetch(seq, values):
+        s.send(chunk)
+
+
+async def store(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.Store)
+    view = s.selected
+    if view.readonly:
+        s.no(cmd.tag, "mailbox is read-only", "READ-ONLY")
+        return
+    if not cmd.uid and not valid_sequence(s, cmd.sequence):
+        s.bad(cmd.tag, "invalid message sequence number")
+        return
+    await s.sync(expunge=cmd.uid)
+    chosen = targets(s, cmd.sequence, cmd.uid)
+    change = await s.s.messages.set_flags(view.mailbox, [u for _n, u in chosen], FlagMode(cmd.mode), cmd.flags,
+                                          unchangedsince=cmd.unchangedsince, origin=s.origin)
+    if cmd.unchangedsince is not None:
+        s.condstore = True
+    view.apply(change)
+    changed = {c.uid for c in change.changed}
+    modified = set(change.modified)
+    for seq, uid in chosen:
+        if uid in changed or (not cmd.silent and uid not in modified):
+            if not cmd.silent or (s.condstore and uid in changed and cmd.unchangedsince is not None):
+                s.send(s.flags_response(seq, uid, with_uid=cmd.uid))
+    s.send(s.keyword_announcement(changed))
+    if change.modified:
+        seqs = ",".join(str(u) if cmd.uid else str(view.seq_of(u)) for u in change.modified)
+        s.ok(cmd.tag, "conditional STORE failed for some messages", f"MODIFIED {seqs}")
+    else:
+        s.ok(cmd.tag, f"{cmd.name} completed")
+
+
+async def copy(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.CopyMove)
+    view = s.selected
+    if not cmd.uid and not valid_sequence(s, cmd.sequence):
+        s.bad(cmd.tag, "invalid message sequence number")
+        return
+    target = await s.mailbox(cmd.mailbox, target=True)
+    move = cmd.name.endswith("MOVE")
+    if move and view.readonly:
+        s.no(cmd.tag, "mailbox is read-only", "READ-ONLY")
+        return
+    uids = [u for _n, u in targets(s, cmd.sequence, cmd.uid)]
+    if move:
+        pairs = await s.s.messages.move(view.mailbox, uids, target, origin=s.origin)
+    else:
+        pairs = await s.s.messages.copy(view.mailbox, uids, target, user=s.user, origin=s.origin)
+    if pairs and (move or target.id == view.mailbox.id):
+        view.dirty = True  # our own nudges are skipped
+    code = None
+    if pairs:
+        code = f"COPYUID {target.uid_validity} {_compact([p[0] for p in pairs])} {_compact([p[1] for p in pairs])}"
+    if move:
+        if code:
+            s.send(serializer.untagged(f"OK [{code}] moved"))
+        await s.sync()
+        s.ok(cmd.tag, f"{cmd.name} completed")
+    else:
+        await s.sync(expunge=cmd.uid)
+        s.ok(cmd.tag, f"{cmd.name} completed", code)
+
+
+async def search(s: IMAPSession, cmd: g.Command) -> None:
+    assert isinstance(cmd, g.Search)
+    if cmd.charset not in (None, "UTF-8", "US-ASCII"):
+        s.no(cmd.tag, "unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+        return
+    await s.sync(expunge=cmd.uid)
+    view = s.selected
+    query = compile_key(cmd.criteria, view, dt.datetime.now(dt.UTC))
+    found = await s.s.search.search(view.mailbox.id, query, uids=view.uids, flags=view.flags,
+                                    modseqs=view.modseqs, recent=frozenset(view.recent))
+    numbers = [f.uid if cmd.uid else view.seq_of(f.uid) for f in found]
+    line = "SEARCH" + "".join(f" {n}" for n in numbers)
+    if uses_modseq(cmd.criteria) and found:
+        line += f" (MODSEQ {max(f.modseq for f in found)})"
+    s.send(serializer.untagged(line))
+    s.ok(cmd.tag, f"{cmd.name} completed")

@@ -1,0 +1,393 @@
+"""One IMAP connection: drives the sans-I/O receiver over a :class:`~wildduck.sessions._runner.Connection` and
+calls the domain services. Command handlers live in the sibling modules and are found through the one command
+registry (``registry.py``).
+
+Sync between sessions: every change is in the journal; a pub/sub nudge marks the selected view dirty. The view is
+replayed after commands where RFC 3501 allows untagged responses (never EXPUNGE during FETCH, STORE or SEARCH), so
+sequence numbers stay consistent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+from wildduck.domain.auth import LoginService, UserSession
+from wildduck.domain.mailboxes import MailboxService, NoSuchMailbox
+from wildduck.domain.messages import MessageService
+from wildduck.domain.search import SearchService
+from wildduck.domain.sync import Appeared, Change, Deleted, Expunged, FlagsChanged, MailboxView, Renamed, SyncService
+from wildduck.errors import (
+    AlreadyExists,
+    AuthFailed,
+    DomainError,
+    InvalidInput,
+    MessageTooLarge,
+    NotFound,
+    NotPermitted,
+    QuotaExceeded,
+    RateLimited,
+    StoreError,
+    TooManyConnections,
+)
+from wildduck.log import connection_id
+from wildduck.model import Mailbox, User
+from wildduck.protocols.imap import grammar as g
+from wildduck.protocols.imap import mutf7, serializer
+from wildduck.protocols.imap.receiver import (
+    NEED_DATA,
+    PAUSED,
+    CommandRejected,
+    ConnectionClosed,
+    IdleDone,
+    LiteralAnnounced,
+    RawCommand,
+    Receiver,
+    SaslResponse,
+)
+from wildduck.sessions._runner import Connection, SessionEnded
+
+log = logging.getLogger(__name__)
+
+SEPARATOR = "/"
+#: largest literal accepted before authentication (user names and passwords)
+PREAUTH_LITERAL_LIMIT = 8192
+#: consecutive BAD responses after which the session is closed (WildDuck: 50)
+MAX_BAD_IN_A_ROW = 50
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+#: queued output is written once it reaches this size, even within one command
+FLUSH_AT = 262144
+
+
+@dataclass(frozen=True, slots=True)
+class IMAPSettings:
+    hostname: str
+    max_message_size: int
+    max_line_length: int = 65536
+    idle_timeout: float = 1800.0
+    #: connections from these addresses may log in without TLS
+    allow_plaintext_auth_from_loopback: bool = True
+    #: simultaneous logged-in connections per user
+    max_connections_per_user: int = 15
+
+
+@dataclass(frozen=True, slots=True)
+class IMAPServices:
+    """The domain services an IMAP session calls (and nothing else)."""
+
+    login: LoginService
+    mailboxes: MailboxService
+    messages: MessageService
+    search: SearchService
+    sync: SyncService
+
+
+class TryCreate(NotFound):
+    """The target mailbox of APPEND, COPY or MOVE does not exist (the client may CREATE it and retry)."""
+
+
+Handler = Callable[["IMAPSession", g.Command], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A registry row: the command's name, the states it is allowed in, its parser and its handler (None for the
+    UID prefix, whose commands use their base command's handler)."""
+
+    name: str
+    states: frozenset[str]
+    parser: g.Parser
+    handler: Handler | None
+
+
+#: the error table: domain errors (and StoreError) to NO responses with their RFC 5530 codes, most specific first
+_ERRORS: tuple[tuple[type[Exception], str | None], ...] = (
+    (QuotaExceeded, "OVERQUOTA"), (MessageTooLarge, "TOOBIG"), (TryCreate, "TRYCREATE"),
+    (NotFound, "NONEXISTENT"), (AlreadyExists, "ALREADYEXISTS"), (NotPermitted, "CANNOT"),
+    (InvalidInput, "CANNOT"), (AuthFailed, "AUTHENTICATIONFAILED"), (RateLimited, "ALERT"),
+    (TooManyConnections, "ALERT"), (DomainError, None), (StoreError, "UNAVAILABLE"),
+)
+
+
+def _is_loopback(peer: str) -> bool:
+    host = peer.rsplit(":", 1)[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class IMAPSession:
+    def __init__(self, conn: Connection, services: IMAPServices, settings: IMAPSettings,
+                 registry: Mapping[str, Entry], *, tls_context: ssl.SSLContext | None) -> None:
+        self.conn = conn
+        self.s = services
+        self.settings = settings
+        self.registry = registry
+        self.tls_context = tls_context
+        self.cid = connection_id.get()
+        self.rx = Receiver(max_line=settings.max_line_length, max_literal=settings.max_message_size,
+                           max_command=settings.max_message_size + 1024 * 1024)
+        self.state = g.NOT_AUTHENTICATED
+        self.login: UserSession | None = None
+        self.view: MailboxView | None = None
+        #: keywords the client has been told about (FLAGS / PERMANENTFLAGS)
+        self.keywords: set[str] = set()
+        self.condstore = False
+        self.utf8 = False
+        self.out: list[bytes] = []
+        self.out_size = 0
+        self.bad_in_a_row = 0
+        #: what the login holds (connection slot, subscription), released at the end of the session
+        self.stack = AsyncExitStack()
+
+    @property
+    def user(self) -> User:
+        assert self.login is not None
+        return self.login.user
+
+    @property
+    def origin(self) -> str:
+        return self.login.origin if self.login is not None else ""
+
+    @property
+    def selected(self) -> MailboxView:
+        assert self.view is not None
+        return self.view
+
+    # -- plumbing -------------------------------------------------------------------------------------------------
+    def send(self, data: bytes) -> None:
+        if data:
+            self.out.append(data)
+            self.out_size += len(data)
+
+    async def flush(self) -> None:
+        if self.out:
+            data = b"".join(self.out)
+            self.out.clear()
+            self.out_size = 0
+            await self.conn.send(data)
+
+    async def flush_if_large(self) -> None:
+        if self.out_size >= FLUSH_AT:
+            await self.flush()
+
+    def goodbye(self) -> bytes:
+        return serializer.untagged("BYE server shutting down")
+
+    def capabilities(self) -> str:
+        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS",
+                "MOVE", "SPECIAL-USE", "CHILDREN", "CONDSTORE", "QUOTA",
+                f"APPENDLIMIT={self.settings.max_message_size}", "LIST-STATUS", "UTF8=ACCEPT", "WITHIN"]
+        if self.state != g.NOT_AUTHENTICATED and not self.conn.compressed:
+            caps.append("COMPRESS=DEFLATE")
+        if self.state == g.NOT_AUTHENTICATED:
+            if self.tls_context is not None and not self.conn.tls_active:
+                caps.append("STARTTLS")
+            caps.append("AUTH=PLAIN" if self.login_allowed() else "LOGINDISABLED")
+        return " ".join(caps)
+
+    def login_allowed(self) -> bool:
+        return self.conn.tls_active or (self.settings.allow_plaintext_auth_from_loopback
+                                        and _is_loopback(self.conn.peer))
+
+    async def run(self) -> None:
+        """Serve the connection; the login's slot and subscription are released when it ends."""
+        async with self.stack:
+            await self._serve()
+
+    async def _serve(self) -> None:
+        self.send(serializer.untagged(f"OK [CAPABILITY {self.capabilities()}] {self.settings.hostname} "
+                                      "wildduck IMAP ready"))
+        while True:
+            event = self.rx.next_event()
+            if event is NEED_DATA:
+                await self.flush()
+                await self.read_more(self.settings.idle_timeout)
+            elif event is PAUSED:  # pragma: no cover - literal() always decides before asking again
+                raise AssertionError("a literal is waiting for a decision")
+            elif isinstance(event, ConnectionClosed):
+                return
+            elif isinstance(event, LiteralAnnounced):
+                await self.literal(event)
+            elif isinstance(event, CommandRejected):
+                self.tagged(event.tag or "", event.status if event.tag else "BAD", event.text, event.code)
+            elif isinstance(event, (IdleDone, SaslResponse)):
+                self.bad("", "unexpected continuation")
+            else:
+                assert isinstance(event, RawCommand)
+                await self.command(event)
+
+    async def read_more(self, idle_seconds: float) -> None:
+        data = await self.conn.receive(idle_seconds)
+        if data is None:
+            self.send(serializer.untagged("BYE autologout: idle for too long"))
+            raise SessionEnded
+        self.rx.receive_data(data)
+
+    async def literal(self, event: LiteralAnnounced) -> None:
+        if self.state == g.NOT_AUTHENTICATED and event.size > PREAUTH_LITERAL_LIMIT:
+            self.rx.refuse_literal()
+            self.no(event.tag, "log in before sending large literals", "TOOBIG")
+            return
+        if event.size > self.settings.max_message_size:
+            self.rx.refuse_literal()
+            self.no(event.tag, "literal is over the size limit", "TOOBIG")
+            return
+        if self.login is not None:
+            try:
+                await self.s.messages.check_room(self.user.id, event.size)
+            except QuotaExceeded:
+                self.rx.refuse_literal()
+                self.no(event.tag, "mailbox is over quota", "OVERQUOTA")
+                return
+        self.rx.accept_literal()
+        self.send(serializer.continuation("Ready for literal data"))
+
+    async def command(self, raw: RawCommand) -> None:
+        entry = self.registry.get(raw.name)
+        if entry is not None and self.state not in entry.states:
+            self.bad(raw.tag, f"{raw.name} is not allowed in the {self.state} state")
+            return
+        if entry is None:
+            self.bad(raw.tag, f"unknown command {raw.name[:40]}")
+            return
+        cmd = g.parse(raw, entry.parser)
+        if isinstance(cmd, CommandRejected):
+            self.bad(raw.tag, cmd.text)
+            return
+        handler = self.registry[cmd.name.removeprefix("UID ")].handler
+        assert handler is not None
+        try:
+            await handler(self, cmd)
+        except (DomainError, StoreError) as exc:
+            if isinstance(exc, StoreError):
+                log.error("imap %s: storage failed: %s", cmd.name, exc)
+            code = next(c for kind, c in _ERRORS if isinstance(exc, kind))
+            text = "storage is unavailable, try again later" if isinstance(exc, StoreError) else str(exc)
+            self.no(cmd.tag, text, code)
+
+    def tagged(self, tag: str, status: str, text: str, code: str | None = None) -> None:
+        """A tagged (or, without a tag, untagged BAD) response. A run of MAX_BAD_IN_A_ROW BADs ends the session:
+        a client that only sends garbage is not served forever."""
+        self.send(serializer.tagged(tag, status, text, code) if tag else serializer.untagged(f"{status} {text}"))
+        if status != "BAD":
+            self.bad_in_a_row = 0
+            return
+        self.bad_in_a_row += 1
+        if self.bad_in_a_row >= MAX_BAD_IN_A_ROW:
+            self.send(serializer.untagged("BYE too many invalid commands"))
+            raise SessionEnded
+
+    def ok(self, tag: str, text: str, code: str | None = None) -> None:
+        self.tagged(tag, "OK", text, code)
+
+    def no(self, tag: str, text: str, code: str | None = None) -> None:
+        self.tagged(tag, "NO", text, code)
+
+    def bad(self, tag: str, text: str) -> None:
+        self.tagged(tag, "BAD", text)
+
+    # -- names ----------------------------------------------------------------------------------------------------
+    def decode_name(self, raw: bytes) -> str:
+        """The mailbox path a client named (modified UTF-7 unless UTF8=ACCEPT is enabled)."""
+        if self.utf8:
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidInput("mailbox name is not valid UTF-8") from None
+        try:
+            return mutf7.decode(raw)
+        except ValueError as exc:
+            raise InvalidInput(f"invalid mailbox name: {exc}") from None
+
+    def decode_pattern(self, raw: bytes) -> str:
+        if self.utf8:
+            return raw.decode("utf-8", "replace")
+        try:
+            return mutf7.decode(raw)
+        except ValueError:
+            return raw.decode("ascii", "replace")
+
+    def encode_name(self, name: str) -> bytes:
+        if self.utf8:
+            return serializer.astring(name, utf8=True)
+        return serializer.astring(mutf7.encode(name))
+
+    async def mailbox(self, raw: bytes, *, target: bool = False) -> Mailbox:
+        """The user's mailbox of this name; for the target of APPEND/COPY/MOVE a missing one is NO [TRYCREATE]."""
+        try:
+            return await self.s.mailboxes.get(self.user.id, self.decode_name(raw))
+        except NoSuchMailbox as exc:
+            if target:
+                raise TryCreate(str(exc)) from None
+            raise
+
+    # -- sync -----------------------------------------------------------------------------------------------------
+    def drain_nudges(self) -> None:
+        if self.view is not None and self.login is not None:
+            self.view.drain(self.login.subscription)
+
+    async def sync(self, *, expunge: bool = True, force: bool = False) -> None:
+        """Replay the journal of the selected mailbox and queue the untagged responses it calls for.
+
+        The journal is read when a nudge said the mailbox changed, or when ``force`` asks (NOOP, CHECK, IDLE:
+        this also catches writers that cannot nudge this process)."""
+        if self.view is None:
+            return
+        self.drain_nudges()
+        self.render(await self.view.refresh(expunge=expunge, force=force))
+
+    def render(self, changes: Iterable[Change]) -> None:
+        for change in changes:
+            if isinstance(change, Expunged):
+                self.send(b"* %d EXPUNGE\r\n" % change.seq)
+            elif isinstance(change, FlagsChanged):
+                self.send(self.flags_response(change.seq, change.uid))
+            elif isinstance(change, Appeared):
+                self.send(self.keyword_announcement(change.uids))
+                self.send(b"* %d EXISTS\r\n" % change.exists)
+                self.send(b"* %d RECENT\r\n" % change.recent)
+            elif isinstance(change, Renamed):
+                self.send(serializer.untagged("NO the selected mailbox was renamed by another session"))
+            elif isinstance(change, Deleted):
+                self.send(serializer.untagged("BYE the selected mailbox was deleted, have to disconnect"))
+                raise SessionEnded
+
+    def flags_response(self, seq: int, uid: int, *, with_uid: bool = False) -> bytes:
+        """An untagged FETCH with the message's flags, preceded by FLAGS/PERMANENTFLAGS when it uses a keyword the
+        client has not been told about."""
+        view = self.selected
+        announce = self.keyword_announcement((uid,))
+        items = [b"FLAGS " + serializer.flag_list(view.flags_of(uid))]
+        if with_uid:
+            items.insert(0, b"UID %d" % uid)
+        if self.condstore:
+            items.append(b"MODSEQ (%d)" % view.modseqs.get(uid, 0))
+        return announce + b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"
+
+    def keyword_announcement(self, uids: Iterable[int]) -> bytes:
+        """FLAGS/PERMANENTFLAGS lines if these messages carry a keyword the client has not been told about (which
+        it now has), else nothing."""
+        if self.view is None:
+            return b""
+        flags = self.view.flags
+        keywords = {f for uid in uids for f in flags.get(uid, ()) if not f.startswith("\\")}
+        if keywords <= self.keywords:
+            return b""
+        self.keywords |= keywords
+        return self.flags_lines()
+
+    def flags_lines(self) -> bytes:
+        flags = " ".join([*SYSTEM_FLAGS, *sorted(self.keywords)])
+        return (serializer.untagged(f"FLAGS ({flags})")
+                + serializer.untagged(f"OK [PERMANENTFLAGS ({flags} \\*)] flags permitted"))
+
+    def unselect(self) -> None:
+        self.view = None
+        self.keywords = set()
+        self.state = g.AUTHENTICATED
