@@ -149,8 +149,8 @@ class Server:
 
             async def lmtp_handler(stream: trio.abc.Stream, peer: str) -> None:
                 await serve_lmtp_connection(
-                    stream, delivery, settings, peer=peer, tls_context=tls.context if tls else None
-                )
+                    stream, delivery, settings, peer=peer, tls_context=tls.context if tls else None,
+                    send_timeout=limits.send_timeout, lifecycle=self.lifecycle)
 
             self.listeners.append(
                 Listener("lmtp", cfg.lmtp.host, cfg.lmtp.port, lmtp_handler, max_connections=limits.max_connections)

@@ -15,7 +15,6 @@ from typing import Protocol
 
 import trio
 
-from wildduck.log import connection_id
 from wildduck.net.compress import DeflateStream
 
 log = logging.getLogger(__name__)
@@ -139,6 +138,7 @@ async def run_session(session: Session, name: str) -> None:
     """Run ``session`` to its end and close its stream: a disconnect, a timeout or a shutdown is a log line,
     never a crash (internal errors still propagate to the listener, which logs them)."""
     conn = session.conn
+    started = trio.current_time()
     try:
         try:
             await session.run()
@@ -155,5 +155,6 @@ async def run_session(session: Session, name: str) -> None:
     except ssl.SSLError as exc:
         log.info("%s: TLS error: %s", name, exc)
     finally:
-        log.debug("%s %s: %d bytes in, %d out", name, connection_id.get(), conn.bytes_in, conn.bytes_out)
+        log.info("%s connection closed after %.1f s, %d bytes in, %d out", name, trio.current_time() - started,
+                 conn.bytes_in, conn.bytes_out)
         await trio.aclose_forcefully(conn.stream)

@@ -1,8 +1,8 @@
-"""One LMTP connection: drives :class:`wildduck.protocols.lmtp.server.LMTPServer` over a trio stream."""
+"""One LMTP connection: drives :class:`wildduck.protocols.lmtp.server.LMTPServer` over a
+:class:`~wildduck.sessions._runner.Connection` (read and send deadlines, STARTTLS, the 421 goodbye on shutdown)."""
 
 from __future__ import annotations
 
-import itertools
 import logging
 import ssl
 from collections.abc import Sequence
@@ -12,16 +12,14 @@ from typing import Protocol
 import trio
 
 from wildduck.domain.delivery import Recipient
-from wildduck.errors import DomainError, InvalidInput, MessageTooLarge, NotFound, QuotaExceeded
+from wildduck.errors import DomainError, InvalidInput, MessageTooLarge, NotFound, QuotaExceeded, StoreError
 from wildduck.model import AppendResult
 from wildduck.protocols.lmtp import server as lmtp
 from wildduck.protocols.lmtp.server import reply_bytes
+from wildduck.sessions._runner import Connection, Lifecycle, SessionEnded, run_session
 
 log = logging.getLogger(__name__)
 
-_ids = itertools.count(1)
-READ_SIZE = 65536
-TLS_HANDSHAKE_TIMEOUT = 30.0
 
 
 class DeliveryBackend(Protocol):
@@ -41,12 +39,14 @@ class LMTPSettings:
     idle_timeout: float = 300.0
 
 
-# domain errors -> replies, in one table: (at RCPT time, after DATA)
-_ERROR_REPLIES: dict[type[DomainError], tuple[tuple[int, str, str], tuple[int, str, str]]] = {
+# domain errors (and StoreError) -> replies, in one table: (at RCPT time, after DATA)
+_ERROR_REPLIES: dict[type[Exception], tuple[tuple[int, str, str], tuple[int, str, str]]] = {
     NotFound: ((550, "5.1.1", "Unknown recipient"), (550, "5.1.1", "Unknown recipient")),
     QuotaExceeded: ((452, "4.2.2", "Mailbox is over quota"), (552, "5.2.2", "Mailbox is over quota")),
     InvalidInput: ((501, "5.1.3", "Bad recipient address"), (554, "5.6.0", "Message refused")),
     MessageTooLarge: ((552, "5.3.4", "Message too large"), (552, "5.3.4", "Message too large")),
+    StoreError: ((451, "4.3.0", "Storage is unavailable, try again later"),
+                 (451, "4.3.0", "Storage is unavailable, try again later")),
 }
 _TEMPORARY = (451, "4.3.0", "Temporary local error, try again later")
 
@@ -62,14 +62,13 @@ def _error_reply(exc: BaseException, *, after_data: bool, address: str) -> lmtp.
 
 
 class _Session:
-    def __init__(self, stream: trio.abc.Stream, backend: DeliveryBackend, settings: LMTPSettings, peer: str,
+    def __init__(self, conn: Connection, backend: DeliveryBackend, settings: LMTPSettings,
                  tls_context: ssl.SSLContext | None) -> None:
-        self.stream = stream
+        self.conn = conn
         self.backend = backend
         self.settings = settings
-        self.peer = peer
+        self.peer = conn.peer
         self.tls_context = tls_context
-        self.cid = next(_ids)
         self.proto = lmtp.LMTPServer(
             settings.hostname,
             max_message_size=settings.max_message_size,
@@ -79,13 +78,17 @@ class _Session:
         )
         self.out = bytearray()
         self.size_hint: int | None = None
+        self.sender = ""
         self.recipients: list[Recipient] = []
+
+    def goodbye(self) -> bytes:
+        return reply_bytes(421, "4.3.2", f"{self.settings.hostname} shutting down, try again later")
 
     async def flush(self) -> None:
         if self.out:
             data = bytes(self.out)
             self.out.clear()
-            await self.stream.send_all(data)
+            await self.conn.send(data)
 
     async def run(self) -> None:
         self.out += self.proto.greeting()
@@ -93,19 +96,16 @@ class _Session:
             event = self.proto.next_event()
             if event is lmtp.NEED_DATA:
                 await self.flush()
-                data: bytes | bytearray = b""
-                with trio.move_on_after(self.settings.idle_timeout) as idle:
-                    data = await self.stream.receive_some(READ_SIZE)
-                if idle.cancelled_caught:
-                    await self.stream.send_all(reply_bytes(421, "4.4.2", f"{self.settings.hostname} idle timeout"))
-                    return
+                data = await self.conn.receive(self.settings.idle_timeout)
+                if data is None:
+                    self.out += reply_bytes(421, "4.4.2", f"{self.settings.hostname} idle timeout")
+                    raise SessionEnded
                 self.proto.receive_data(data)
                 continue
             if event is lmtp.PAUSED:
                 raise RuntimeError("the LMTP protocol waits for a reply the session did not send")
             if not await self.handle(event):
-                await self.flush()
-                return
+                raise SessionEnded
 
     async def handle(self, event: object) -> bool:
         """Process one event; False ends the connection."""
@@ -114,8 +114,9 @@ class _Session:
             case lmtp.Lhlo():
                 self.recipients.clear()
                 self.out += p.lhlo_reply()
-            case lmtp.MailFrom(size=size):
+            case lmtp.MailFrom(address=sender, size=size):
                 self.size_hint = size
+                self.sender = sender
                 self.recipients.clear()
                 self.out += p.send(lmtp.Reply(250, "2.1.0", "Sender OK"))
             case lmtp.RcptTo(address=address):
@@ -147,12 +148,14 @@ class _Session:
         try:
             recipient = await self.backend.resolve(address, self.size_hint)
         except DomainError as exc:
-            log.info("lmtp %d: recipient <%s> refused: %s", self.cid, address, exc)
-            self.out += self.proto.send(_error_reply(exc, after_data=False, address=address))
+            reply = _error_reply(exc, after_data=False, address=address)
+            log.info("from <%s> to <%s>: refused at RCPT, %d %s: %s", self.sender, address, reply.code,
+                     reply.enhanced, exc)
+            self.out += self.proto.send(reply)
             return
-        except Exception:
-            log.exception("lmtp %d: resolving <%s> failed", self.cid, address)
-            self.out += self.proto.send(_error_reply(RuntimeError(), after_data=False, address=address))
+        except StoreError as exc:
+            log.error("from <%s> to <%s>: storage failed at RCPT: %s", self.sender, address, exc)
+            self.out += self.proto.send(_error_reply(exc, after_data=False, address=address))
             return
         self.recipients.append(recipient)
         self.out += self.proto.send(lmtp.Reply(250, "2.1.5", f"<{address}> Recipient OK"))
@@ -162,39 +165,42 @@ class _Session:
         self.proto.reset()
         if error is not None:
             self.out += error * len(recipients)
+            log.info("from <%s>: message refused after DATA for %d recipients: %s", self.sender, len(recipients),
+                     error.decode("ascii", "replace").strip())
             return
         await self.flush()  # the 354 and earlier replies go out before the (possibly slow) store
         try:
             outcomes: Sequence[AppendResult | BaseException] = await self.backend.deliver(data, recipients)
         except DomainError as exc:
-            log.info("lmtp %d: message refused: %s", self.cid, exc)
             outcomes = [exc] * len(recipients)
-        except Exception as exc:
-            log.exception("lmtp %d: delivery failed", self.cid)
+        except StoreError as exc:
+            log.error("from <%s>: storage failed: %s", self.sender, exc)
+            outcomes = [exc] * len(recipients)
+        except Exception as exc:  # a bug: the sender retries later (451), the connection survives
+            log.exception("from <%s>: delivery failed", self.sender)
             outcomes = [exc] * len(recipients)
         for rcpt, outcome in zip(recipients, outcomes, strict=True):
             if isinstance(outcome, AppendResult):
                 self.out += reply_bytes(250, "2.0.0", f"<{rcpt.address}> Delivered (uid {outcome.uid})")
+                log.info("from <%s> to <%s>: 250 delivered, %d bytes, uid %d", self.sender, rcpt.address,
+                         len(data), outcome.uid)
             else:
-                self.out += self.proto.send(_error_reply(outcome, after_data=True, address=rcpt.address))
-        log.info("lmtp %d: message of %d bytes for %d recipients from %s", self.cid, len(data), len(recipients),
-                 self.peer)
+                reply = _error_reply(outcome, after_data=True, address=rcpt.address)
+                self.out += self.proto.send(reply)
+                log.info("from <%s> to <%s>: %d %s after DATA: %s", self.sender, rcpt.address, reply.code,
+                         reply.enhanced, outcome)
 
     async def starttls(self) -> bool:
         assert self.tls_context is not None
         self.out += reply_bytes(220, "2.0.0", "Ready to start TLS")
         await self.flush()
         self.proto.discard_buffer()  # anything pipelined in plaintext is never executed
-        tls = trio.SSLStream(self.stream, self.tls_context, server_side=True)
-        with trio.move_on_after(TLS_HANDSHAKE_TIMEOUT) as scope:
-            try:
-                await tls.do_handshake()
-            except trio.BrokenResourceError as exc:
-                log.info("lmtp %d: TLS handshake failed: %s", self.cid, exc)
+        try:
+            if not await self.conn.start_tls(self.tls_context):
                 return False
-        if scope.cancelled_caught:
+        except trio.BrokenResourceError as exc:
+            log.info("TLS handshake failed: %s", exc)
             return False
-        self.stream = tls
         self.proto.tls_started()
         self.recipients.clear()
         return True
@@ -207,16 +213,13 @@ async def serve_lmtp_connection(
     *,
     peer: str = "",
     tls_context: ssl.SSLContext | None = None,
+    send_timeout: float = 60.0,
+    lifecycle: Lifecycle | None = None,
 ) -> None:
-    """Serve one LMTP connection until QUIT, EOF, idle timeout or a broken stream.
+    """Serve one LMTP connection until QUIT, EOF, idle timeout, a broken stream or shutdown (``421``).
 
     Client misbehaviour never raises out of here; a 250 after DATA is sent only after the store committed.
-    Cancellation (server shutdown) closes the connection; a delivery already handed to the store completes.
+    A delivery already handed to the store completes; shutdown interrupts only a wait for the client.
     """
-    session = _Session(stream, backend, settings, peer, tls_context)
-    try:
-        await session.run()
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-        log.debug("lmtp %d: connection lost: %r", session.cid, exc)
-    finally:
-        await trio.aclose_forcefully(session.stream)
+    conn = Connection(stream, peer, send_timeout=send_timeout, lifecycle=lifecycle or Lifecycle())
+    await run_session(_Session(conn, backend, settings, tls_context), "lmtp")

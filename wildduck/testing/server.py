@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from wildduck.net.listeners import Bound
 
 if TYPE_CHECKING:
     from wildduck.app import Services
+    from wildduck.ports import Backends
 
 
 def test_config(data_dir: Path, overrides: dict[str, Any] | None = None) -> Config:
@@ -42,6 +43,10 @@ def test_config(data_dir: Path, overrides: dict[str, Any] | None = None) -> Conf
 class RunningServer:
     services: Services
     bound: dict[str, Bound]
+    #: stops the server as SIGTERM does (sessions get their goodbye, commands in flight finish)
+    stop: Callable[[], None] = lambda: None
+    #: set once the server has stopped
+    stopped: trio.Event | None = None
 
     @property
     def store(self) -> Any:
@@ -55,17 +60,21 @@ class RunningServer:
 
 
 @asynccontextmanager
-async def running_server(data_dir: Path, overrides: dict[str, Any] | None = None) -> AsyncIterator[RunningServer]:
-    """Run the whole server in this trio run; stop it (gracefully) on exit."""
-    from wildduck.app import Server, open_services
+async def running_server(data_dir: Path, overrides: dict[str, Any] | None = None, *,
+                         wrap: Callable[[Backends], Backends] | None = None) -> AsyncIterator[RunningServer]:
+    """Run the whole server in this trio run; stop it (gracefully) on exit. ``wrap`` may put a fault-injecting
+    layer around the real backends (tests of storage failures and races)."""
+    from wildduck.app import Server, build_services, open_services
 
     config = test_config(data_dir, overrides)
     async with open_services(config) as services:
+        if wrap is not None:
+            services = build_services(config, wrap(services.backends))
         server = Server(services)
         async with trio.open_nursery() as nursery:
             bound = await nursery.start(server.run)
             try:
-                yield RunningServer(services, bound)
+                yield RunningServer(services, bound, server.stop, server.stopped)
             finally:
                 server.stop()
 
