@@ -16,6 +16,7 @@ import trio
 from wildduck import __version__
 from wildduck._speedups import active as active_speedups
 from wildduck.adapters.local.counters import LocalCounters
+from wildduck.adapters.local.node import ForwardingPubSub, serve_node_pubsub
 from wildduck.adapters.local.pubsub import LocalPubSub
 from wildduck.adapters.sqlite import open_sqlite_store
 from wildduck.config import Config
@@ -73,16 +74,24 @@ def build_services(config: Config, backends: Backends) -> Services:
     )
 
 
+def node_socket(config: Config) -> Path:
+    """Where the server of this data directory takes nudges from the node's other processes."""
+    return config.data_dir / "wildduck.sock"
+
+
 @asynccontextmanager
-async def open_services(config: Config) -> AsyncIterator[Services]:
-    """Open the backends described by ``config`` and the services over them; close them on exit."""
+async def open_services(config: Config, *, server: bool = False) -> AsyncIterator[Services]:
+    """Open the backends described by ``config`` and the services over them; close them on exit.
+
+    ``server``: for ``wildduck serve``. Other processes (the CLI) forward their nudges to the running server, so
+    that what they deliver or change reaches its sessions at once."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = await open_sqlite_store(
         config.resolve_data_path(config.store.path),
         synchronous=config.store.synchronous,
         readers=config.store.readers,
     )
-    pubsub = LocalPubSub()
+    pubsub = LocalPubSub() if server else ForwardingPubSub(node_socket(config))
     try:
         backends = Backends(accounts=store, mailboxes=store, messages=store, journal=store, search=store,
                             blobs=store, maintenance=store, counters=LocalCounters(), pubsub=pubsub)
@@ -197,6 +206,9 @@ class Server:
             nursery.start_soon(self._signals)
             nursery.start_soon(self._maintenance)
             await nursery.start(self.services.login.keep_slots)
+            pubsub = self.services.backends.pubsub
+            if isinstance(pubsub, LocalPubSub):  # the single node: other processes' nudges come over a socket
+                await nursery.start(serve_node_pubsub, node_socket(self.config), pubsub)
             for listener in self.listeners:
                 self.bound[listener.name] = await nursery.start(listener.run)
             log.info(
@@ -252,7 +264,7 @@ class Server:
 async def serve(config: Config, *, task_status: trio.TaskStatus[dict[str, Bound]] = trio.TASK_STATUS_IGNORED,
                 stop: trio.Event | None = None) -> None:
     """Open the services and run the server until SIGTERM/SIGINT (or ``stop``, for tests) ends it."""
-    async with open_services(config) as services:
+    async with open_services(config, server=True) as services:
         server = Server(services)
         async with trio.open_nursery() as nursery:
             if stop is not None:

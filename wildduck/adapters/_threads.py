@@ -1,8 +1,10 @@
 """Blocking storage calls on worker threads.
 
-Each call is one thread hop to a dedicated thread. Calls are never abandoned on cancellation: a cancelled caller
+Each call is one thread hop to a dedicated thread. Writes are never abandoned on cancellation: a cancelled caller
 waits for its worker to finish (the cancellation is delivered at its next checkpoint), so a transaction that
-started always completes or rolls back inside the worker.
+started always completes or rolls back inside the worker. Reads may be abandoned (``abandon_on_cancel``): the
+caller returns at once, the worker's result is dropped, and ``on_abandon`` may stop the work early (SQLite's
+``interrupt``).
 """
 
 from __future__ import annotations
@@ -19,21 +21,33 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def _never_abort(_raise_cancel: Any) -> trio.lowlevel.Abort:
-    return trio.lowlevel.Abort.FAILED
-
-
-async def wait_for_thread(start: Callable[[Callable[[outcome.Outcome[T]], None]], None]) -> T:
+async def wait_for_thread(start: Callable[[Callable[[outcome.Outcome[T]], None]], None], *,
+                          abandon_on_cancel: bool = False, on_abandon: Callable[[], None] | None = None) -> T:
     """Call ``start(deliver)``, which hands work to another thread; that thread calls ``deliver`` with the outcome
-    once. Returns the outcome's value (or raises its error). Cancellation waits for the outcome."""
+    once. Returns the outcome's value (or raises its error). Cancellation waits for the outcome, unless
+    ``abandon_on_cancel``: then the caller is cancelled at once and ``on_abandon`` is called (from this thread)."""
     token = trio.lowlevel.current_trio_token()
     task = trio.lowlevel.current_task()
+    abandoned = False
 
     def deliver(result: outcome.Outcome[T]) -> None:
-        token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+        def resume() -> None:
+            if not abandoned:
+                trio.lowlevel.reschedule(task, result)
+
+        token.run_sync_soon(resume)
+
+    def abort(_raise_cancel: Any) -> trio.lowlevel.Abort:
+        nonlocal abandoned
+        if not abandon_on_cancel:
+            return trio.lowlevel.Abort.FAILED
+        abandoned = True
+        if on_abandon is not None:
+            on_abandon()
+        return trio.lowlevel.Abort.SUCCEEDED
 
     start(deliver)
-    value: T = await trio.lowlevel.wait_task_rescheduled(_never_abort)
+    value: T = await trio.lowlevel.wait_task_rescheduled(abort)
     return value
 
 
@@ -60,6 +74,12 @@ class WorkerThreads:
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` on one of the threads. Cancellation waits for the call to finish."""
         return await wait_for_thread(lambda deliver: self._jobs.put((lambda: fn(*args, **kwargs), deliver)))
+
+    async def run_abandonable(self, fn: Callable[[], T], on_abandon: Callable[[], None] | None = None) -> T:
+        """Run ``fn()`` on one of the threads; a cancelled caller returns at once (the result is dropped and
+        ``on_abandon`` may stop the work). For reads only: a write must never be abandoned."""
+        return await wait_for_thread(lambda deliver: self._jobs.put((fn, deliver)), abandon_on_cancel=True,
+                                     on_abandon=on_abandon)
 
     def stop(self) -> None:
         """Let the threads end after the queued jobs."""

@@ -12,11 +12,8 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import trio
-
 from wildduck.model import FlagChange, JournalOp, Mailbox, Nudge, Resync
 from wildduck.ports import Journal, Messages
-from wildduck.ports.pubsub import Subscription
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +76,11 @@ class MailboxView:
 
     @classmethod
     async def open(cls, messages: Messages, journal: Journal, mailbox: Mailbox, *, readonly: bool,
-                   origin: str = "", subscription: Subscription | None = None) -> MailboxView:
+                   origin: str = "") -> MailboxView:
         """Read the mailbox and its messages in one snapshot and, unless ``readonly``, claim its \\Recent
-        messages. Nudges already queued on ``subscription`` are applied afterwards, so a delivery committed while
-        the snapshot was read is reported, not lost."""
+        messages. The caller then gives the view (:meth:`note`) the nudges queued meanwhile: one about a change
+        committed while the snapshot was read has a higher MODSEQ and marks the view dirty, so the change is
+        reported, not lost."""
         snapshot = await messages.mailbox_snapshot(mailbox.id)
         box = snapshot.mailbox
         view = cls(box, readonly, messages, journal, origin, [m.uid for m in snapshot.messages],
@@ -92,8 +90,6 @@ class MailboxView:
         if not readonly and view.uids and view.uids[-1] >= first_recent:
             first_recent = await messages.claim_recent(box.id, box.uid_next)
         view.recent = {u for u in view.uids[bisect_left(view.uids, first_recent):]}
-        if subscription is not None:
-            view.drain(subscription)
         return view
 
     # -- nudges ---------------------------------------------------------------------------------------------------
@@ -108,15 +104,6 @@ class MailboxView:
             self.dirty = True
             return True
         return False
-
-    def drain(self, subscription: Subscription) -> None:
-        """Apply every queued nudge (without waiting)."""
-        while True:
-            try:
-                item = subscription.receive_nowait()
-            except trio.WouldBlock:
-                return
-            self.note(item)
 
     # -- questions ------------------------------------------------------------------------------------------------
     def seq_of(self, uid: int) -> int:
@@ -254,7 +241,5 @@ class SyncService:
         self.messages = messages
         self.journal = journal
 
-    async def open_view(self, mailbox: Mailbox, *, readonly: bool, origin: str = "",
-                        subscription: Subscription | None = None) -> MailboxView:
-        return await MailboxView.open(self.messages, self.journal, mailbox, readonly=readonly, origin=origin,
-                                      subscription=subscription)
+    async def open_view(self, mailbox: Mailbox, *, readonly: bool, origin: str = "") -> MailboxView:
+        return await MailboxView.open(self.messages, self.journal, mailbox, readonly=readonly, origin=origin)

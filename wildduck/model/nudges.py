@@ -15,6 +15,15 @@ class Nudge:
     #: the mailbox was deleted or renamed (sessions that selected it must find out at once)
     gone: bool = False
 
+    @classmethod
+    def account_gone(cls) -> Nudge:
+        """The user's account was deleted or disabled: every session of the user must end."""
+        return cls("", gone=True)
+
+    @property
+    def ends_account(self) -> bool:
+        return self.gone and not self.mailbox_id
+
     def encode(self) -> str:
         """A compact string form for pub/sub engines that carry strings (Redis)."""
         return f"{self.mailbox_id} {self.modseq} {self.origin} {int(self.gone)}"

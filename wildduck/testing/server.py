@@ -67,7 +67,7 @@ async def running_server(data_dir: Path, overrides: dict[str, Any] | None = None
     from wildduck.app import Server, build_services, open_services
 
     config = test_config(data_dir, overrides)
-    async with open_services(config) as services:
+    async with open_services(config, server=True) as services:
         if wrap is not None:
             services = build_services(config, wrap(services.backends))
         server = Server(services)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -114,9 +115,16 @@ class StoreBase:
         return await self._group_writer.transaction(fn)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` on a reader connection inside one read transaction (a consistent snapshot)."""
+        """Run ``fn`` on a reader connection inside one read transaction (a consistent snapshot).
+
+        Cancellation abandons the read at once and interrupts its query (a cancelled SEARCH stops using CPU)."""
+        using: list[sqlite3.Connection] = []
+        guard = threading.Lock()  # an interrupt reaches this call's connection only while this call uses it
+
         def tx() -> T:
             conn = self._readers.get()
+            with guard:
+                using.append(conn)
             try:
                 conn.execute("BEGIN")
                 try:
@@ -124,6 +132,18 @@ class StoreBase:
                 finally:
                     conn.execute("COMMIT")
             finally:
+                with guard:
+                    using.clear()
+                if conn.in_transaction:  # an interrupted COMMIT
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
                 self._readers.put(conn)
 
-        return await self._reader_threads.run(mapped, tx)
+        def interrupt() -> None:
+            with guard:
+                for conn in using:
+                    conn.interrupt()
+
+        return await self._reader_threads.run_abandonable(lambda: mapped(tx), interrupt)

@@ -150,8 +150,7 @@ async def select(s: IMAPSession, cmd: g.Command) -> None:
     mailbox = await s.mailbox(cmd.mailbox)
     if cmd.condstore:
         s.condstore = True
-    view = await s.s.sync.open_view(mailbox, readonly=cmd.readonly, origin=s.origin,
-                                    subscription=s.login.subscription)
+    view = await s.s.sync.open_view(mailbox, readonly=cmd.readonly, origin=s.origin)
     mailbox = view.mailbox
     s.keywords = {f for flags in view.flags.values() for f in flags if not f.startswith("\\")}
     s.view = view

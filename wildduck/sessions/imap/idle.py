@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import trio
 
+from wildduck.model import Nudge
 from wildduck.protocols.imap import grammar as g
 from wildduck.protocols.imap import serializer
 from wildduck.protocols.imap.receiver import ConnectionClosed, IdleDone, Mode
@@ -22,6 +23,7 @@ class _Idle:
         self.s = s
         self.ring, self.doorbell = trio.open_memory_channel[None](1)
         self.nudged = False
+        self.account_gone = False
         self.lost: BaseException | None = None
 
     def wake(self) -> None:
@@ -48,7 +50,10 @@ class _Idle:
         s = self.s
         assert s.login is not None
         async for item in s.login.subscription:  # nudges name mailboxes; the journal says what changed
-            if s.view is not None and s.view.note(item):
+            if isinstance(item, Nudge) and item.ends_account:
+                self.account_gone = True
+                self.wake()
+            elif s.view is not None and s.view.note(item):
                 self.nudged = True
                 self.wake()
 
@@ -63,6 +68,8 @@ class _Idle:
                 return "done" if event.valid else "bad"
             if isinstance(event, ConnectionClosed) or self.lost is not None:
                 return "closed"
+            if self.account_gone:
+                return "account gone"
             if self.nudged:
                 self.nudged = False
                 await s.sync()
@@ -102,6 +109,9 @@ async def idle(s: IMAPSession, cmd: g.Command) -> None:
         s.bad(cmd.tag, "expected DONE")
     elif outcome == "timeout":
         s.send(serializer.untagged("BYE IDLE timed out"))
+        raise SessionEnded
+    elif outcome == "account gone":
+        s.send(serializer.untagged("BYE this account is no longer available"))
         raise SessionEnded
     else:
         raise SessionEnded

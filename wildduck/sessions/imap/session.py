@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
+import trio
+
 from wildduck.domain.auth import LoginService, UserSession
 from wildduck.domain.mailboxes import MailboxService, NoSuchMailbox
 from wildduck.domain.messages import MessageService
@@ -35,7 +37,7 @@ from wildduck.errors import (
     TooManyConnections,
 )
 from wildduck.log import connection_id
-from wildduck.model import Mailbox, User
+from wildduck.model import Mailbox, Nudge, Resync, User
 from wildduck.protocols.imap import grammar as g
 from wildduck.protocols.imap import mutf7, serializer
 from wildduck.protocols.imap.receiver import (
@@ -249,6 +251,7 @@ class IMAPSession:
         self.send(serializer.continuation("Ready for literal data"))
 
     async def command(self, raw: RawCommand) -> None:
+        self.drain_nudges()
         entry = self.registry.get(raw.name)
         if entry is not None and self.state not in entry.states:
             self.bad(raw.tag, f"{raw.name} is not allowed in the {self.state} state")
@@ -329,8 +332,24 @@ class IMAPSession:
 
     # -- sync -----------------------------------------------------------------------------------------------------
     def drain_nudges(self) -> None:
-        if self.view is not None and self.login is not None:
-            self.view.drain(self.login.subscription)
+        """Take in every queued nudge: the selected view notes those of its mailbox; an account that was deleted
+        or disabled ends the session (``* BYE``)."""
+        if self.login is None:
+            return
+        sub = self.login.subscription
+        while True:
+            try:
+                item = sub.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+            self.note(item)
+
+    def note(self, item: Nudge | Resync) -> bool:
+        """Take in one nudge; True if it concerns this session."""
+        if isinstance(item, Nudge) and item.ends_account:
+            self.send(serializer.untagged("BYE this account is no longer available"))
+            raise SessionEnded
+        return self.view is not None and self.view.note(item)
 
     async def sync(self, *, expunge: bool = True, force: bool = False) -> None:
         """Replay the journal of the selected mailbox and queue the untagged responses it calls for.

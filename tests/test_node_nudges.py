@@ -1,0 +1,56 @@
+"""Other processes of the node (``wildduck deliver``, the administrative CLI) reach the running server's sessions
+at once: their nudges go over the server's socket in the data directory."""
+
+from __future__ import annotations
+
+import imaplib
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from wildduck.testing.server import ServerProcess
+
+MESSAGE = b"From: a@example.net\r\nTo: alice@example.com\r\nSubject: from the LDA\r\n\r\nhello\r\n"
+
+
+def write_config(tmp_path: Path) -> Path:
+    path = tmp_path / "wildduck.toml"
+    path.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\nshutdown_timeout = 2.0\n'
+                    f"[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n")
+    return path
+
+
+def cli(config: Path, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "wildduck", "--config", str(config), *args], input=stdin,
+                          capture_output=True, timeout=60, check=True)
+
+
+def test_deliver_from_the_cli_wakes_idle_clients(tmp_path: Path) -> None:
+    """Defect: ``wildduck deliver`` stored the message and an IDLEing client saw nothing for 40 s."""
+    config = write_config(tmp_path)
+    server = ServerProcess(config).start()
+    try:
+        cli(config, "user", "create", "alice", "--password", "pw", "--address", "alice@example.com")
+        sock_path = tmp_path / "data" / "wildduck.sock"
+        assert stat.S_IMODE(os.stat(sock_path).st_mode) == 0o600  # only the server's account may publish
+        m = imaplib.IMAP4(*server.address("imap"))
+        m.login("alice", "pw")
+        m.select("INBOX")
+        tag = m._new_tag().decode()  # type: ignore[attr-defined]
+        m.send(f"{tag} IDLE\r\n".encode())
+        assert m.readline().startswith(b"+ ")
+        m.sock.settimeout(10)  # a deadline, not a measurement: the push normally takes milliseconds
+        cli(config, "deliver", "alice@example.com", stdin=MESSAGE)
+        lines = []
+        while not lines or not lines[-1].startswith(b"* 1 EXISTS"):
+            try:
+                lines.append(m.readline().rstrip())
+            except TimeoutError:
+                raise AssertionError(f"no EXISTS while idling: {lines}") from None
+        m.send(b"DONE\r\n")
+        m.logout()
+    finally:
+        assert server.terminate() == 0
+    assert not (tmp_path / "data" / "wildduck.sock").exists()  # removed when the server stops
