@@ -18,7 +18,7 @@ MESSAGE = b"From: a@example.net\r\nTo: alice@example.com\r\nSubject: from the LD
 def write_config(tmp_path: Path) -> Path:
     path = tmp_path / "wildduck.toml"
     path.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\nshutdown_timeout = 2.0\n'
-                    f"[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n")
+                    f"[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n[metrics]\nport = 0\n")
     return path
 
 
@@ -54,3 +54,20 @@ def test_deliver_from_the_cli_wakes_idle_clients(tmp_path: Path) -> None:
     finally:
         assert server.terminate() == 0
     assert not (tmp_path / "data" / "wildduck.sock").exists()  # removed when the server stops
+
+
+async def test_status_is_read_from_the_running_server(tmp_path: Path) -> None:
+    import json
+
+    from wildduck.adapters.local.node import ask
+    from wildduck.testing.server import running_server
+
+    async with running_server(tmp_path) as srv:
+        sock = srv.services.config.data_dir / "wildduck.sock"
+        answer = await ask(sock, "status")
+        assert answer is not None
+        status = json.loads(answer)
+        assert set(status["listeners"]) >= {"lmtp", "imap", "metrics"}
+        assert status["connections"]["imap"] == 0 and status["database_bytes"] > 0
+        assert json.loads(await ask(sock, "nonsense") or "{}") == {"error": "unknown query"}
+    assert await ask(sock, "status") is None  # no server any more

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
 import secrets
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import trio
 
-from wildduck import __version__
+from wildduck import __version__, metrics
 from wildduck._speedups import active as active_speedups
 from wildduck.adapters.local.counters import LocalCounters
 from wildduck.adapters.local.node import ForwardingPubSub, serve_node_pubsub
@@ -28,6 +31,8 @@ from wildduck.domain.search import SearchService
 from wildduck.domain.sync import SyncService
 from wildduck.domain.users import UserService
 from wildduck.errors import ConfigError
+from wildduck.log import reopen_log_files
+from wildduck.metrics import serve_metrics
 from wildduck.net.listeners import Bound, Listener
 from wildduck.net.tls import ReloadableTLS, generate_self_signed
 from wildduck.ports import Backends
@@ -37,6 +42,8 @@ from wildduck.sessions.lmtp import LMTPSettings, serve_lmtp_connection
 
 log = logging.getLogger(__name__)
 
+#: how often the size gauges of the metrics are refreshed, in seconds
+GAUGE_INTERVAL = 60.0
 #: how often the background maintenance (blob GC, journal pruning) runs, in seconds
 MAINTENANCE_INTERVAL = 900.0
 #: journal entries older than this are pruned (sessions that were away longer resync fully). It must exceed the
@@ -206,9 +213,15 @@ class Server:
             nursery.start_soon(self._signals)
             nursery.start_soon(self._maintenance)
             await nursery.start(self.services.login.keep_slots)
+            if self.config.metrics.enabled:
+                mhost, mport = await nursery.start(serve_metrics, self.config.metrics.host,
+                                                   self.config.metrics.port)
+                self.bound["metrics"] = Bound("metrics", mhost, mport)
+                nursery.start_soon(self._gauges)
             pubsub = self.services.backends.pubsub
             if isinstance(pubsub, LocalPubSub):  # the single node: other processes' nudges come over a socket
-                await nursery.start(serve_node_pubsub, node_socket(self.config), pubsub)
+                await nursery.start(partial(serve_node_pubsub, queries={"status": self.status_json}),
+                                    node_socket(self.config), pubsub)
             for listener in self.listeners:
                 self.bound[listener.name] = await nursery.start(listener.run)
             log.info(
@@ -234,15 +247,41 @@ class Server:
     def stop(self) -> None:
         self._stop.set()
 
+    async def status_json(self) -> str:
+        """What ``wildduck status`` shows: listeners, open connections per listener, database size, last
+        delivery, version."""
+        last = self.services.delivery.last_delivery
+        return json.dumps({
+            "version": __version__,
+            "pid": os.getpid(),
+            "listeners": {b.name: f"{b.host}:{b.port}" for b in self.bound.values()},
+            "connections": {listener.name: listener.active for listener in self.listeners},
+            "database_bytes": await self.services.backends.maintenance.storage_bytes(),
+            "last_delivery": last.isoformat() if last else None,
+            "stopping": self._stop.is_set(),
+        })
+
     async def _signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     for holder in self.tls.values():
                         holder.reload()
+                    reopen_log_files()
                 else:
                     log.info("received %s", signal.Signals(signum).name)
                     self.stop()
+
+    async def _gauges(self) -> None:
+        """Refresh the size gauges (the blob store, the database file) once a minute."""
+        backends = self.services.backends
+        while True:
+            try:
+                metrics.BLOB_BYTES.set((await backends.blobs.blob_stats()).stored_bytes)
+                metrics.DATABASE_BYTES.set(await backends.maintenance.storage_bytes())
+            except Exception:
+                log.exception("reading the store's size failed")
+            await trio.sleep(GAUGE_INTERVAL)
 
     async def _maintenance(self) -> None:
         """Blob GC and journal pruning, under a lease so that one instance of a deployment does them."""

@@ -25,6 +25,8 @@ class ServerConfig:
     hostname: str
     data_dir: str
     log_level: str
+    log_format: str
+    log_file: str
     shutdown_timeout: float
     email_domain: str
 
@@ -99,6 +101,13 @@ class APIConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    enabled: bool
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig
     tls: TLSFiles
@@ -109,6 +118,7 @@ class Config:
     imap: MailProtocolConfig
     pop3: MailProtocolConfig
     api: APIConfig
+    metrics: MetricsConfig
     #: files merged to build this configuration, defaults first
     sources: tuple[str, ...] = field(default=(), compare=False)
 
@@ -124,6 +134,7 @@ class Config:
 
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("server", "log_level"): ("debug", "info", "warning", "error"),
+    ("server", "log_format"): ("text", "json"),
     ("store", "backend"): ("sqlite",),
     ("store", "synchronous"): ("full", "normal"),
     ("pubsub", "backend"): ("local",),

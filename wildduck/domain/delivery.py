@@ -36,6 +36,8 @@ class DeliveryService:
         self.accounts = accounts
         self.mailboxes = mailboxes
         self.messages = messages
+        #: when this process last stored a delivery (for ``wildduck status``)
+        self.last_delivery: dt.datetime | None = None
 
     @property
     def max_message_size(self) -> int:
@@ -85,4 +87,6 @@ class DeliveryService:
                 order[r.mailbox_id] = len(targets)
                 targets.append((r.user, r.mailbox_id))
         outcomes = await self.messages.store_prepared(targets, prepared, flags=flags, internal_date=internal_date)
+        if any(isinstance(o, AppendResult) for o in outcomes):
+            self.last_delivery = dt.datetime.now(dt.UTC)
         return [outcomes[order[r.mailbox_id]] for r in recipients]

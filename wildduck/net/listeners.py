@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import trio
 
+from wildduck import metrics
 from wildduck.log import connection_id
 from wildduck.net.tls import ReloadableTLS
 
@@ -133,6 +134,8 @@ class Listener:
                 await trio.aclose_forcefully(stream)
             return
         self.active += 1
+        gauge = metrics.CONNECTIONS.labels(self.name)
+        gauge.inc()
         conn: trio.abc.Stream | None = stream
         try:
             conn = await self._handshake(stream, TLS_HANDSHAKE_TIMEOUT)
@@ -146,6 +149,7 @@ class Listener:
             log.exception("connection from %s failed", peer)
         finally:
             self.active -= 1
+            gauge.dec()
             await trio.aclose_forcefully(conn or stream)
 
 

@@ -11,6 +11,7 @@ from typing import Protocol
 
 import trio
 
+from wildduck import metrics
 from wildduck.domain.delivery import Recipient
 from wildduck.errors import DomainError, InvalidInput, MessageTooLarge, NotFound, QuotaExceeded, StoreError
 from wildduck.model import AppendResult
@@ -149,6 +150,7 @@ class _Session:
             recipient = await self.backend.resolve(address, self.size_hint)
         except DomainError as exc:
             reply = _error_reply(exc, after_data=False, address=address)
+            metrics.DELIVERIES.labels(str(reply.code)).inc()
             log.info("from <%s> to <%s>: refused at RCPT, %d %s: %s", self.sender, address, reply.code,
                      reply.enhanced, exc)
             self.out += self.proto.send(reply)
@@ -182,11 +184,13 @@ class _Session:
         for rcpt, outcome in zip(recipients, outcomes, strict=True):
             if isinstance(outcome, AppendResult):
                 self.out += reply_bytes(250, "2.0.0", f"<{rcpt.address}> Delivered (uid {outcome.uid})")
+                metrics.DELIVERIES.labels("250").inc()
                 log.info("from <%s> to <%s>: 250 delivered, %d bytes, uid %d", self.sender, rcpt.address,
                          len(data), outcome.uid)
             else:
                 reply = _error_reply(outcome, after_data=True, address=rcpt.address)
                 self.out += self.proto.send(reply)
+                metrics.DELIVERIES.labels(str(reply.code)).inc()
                 log.info("from <%s> to <%s>: %d %s after DATA: %s", self.sender, rcpt.address, reply.code,
                          reply.enhanced, outcome)
 

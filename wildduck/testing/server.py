@@ -33,6 +33,7 @@ def test_config(data_dir: Path, overrides: dict[str, Any] | None = None) -> Conf
         "imap": {"port": 0, "tls_port": 0},  # 0 disables implicit TLS: tests that want it pick a port
         "pop3": {"port": 0, "tls_port": 0},
         "api": {"port": 0},
+        "metrics": {"port": 0},
     }
     for section, values in (overrides or {}).items():
         merged.setdefault(section, {}).update(values)

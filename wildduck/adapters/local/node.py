@@ -4,6 +4,7 @@ delivery from any process reaches the server's sessions at once.
 
 The socket is created with mode 0600 (only the account that runs the server may publish). The wire format is one
 line per nudge: ``channel TAB nudge`` (see :meth:`wildduck.model.Nudge.encode`), at most :data:`MAX_LINE` bytes.
+A line ``?name`` asks the server one of its ``queries`` (``wildduck status``); the answer is one line.
 Delivery stays best effort, as for every nudge: the journal is the truth.
 """
 
@@ -13,6 +14,7 @@ import errno
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import trio
@@ -59,9 +61,34 @@ class ForwardingPubSub(LocalPubSub):
                     pass
 
 
-async def serve_node_pubsub(socket_path: Path, pubsub: LocalPubSub, *,
+Query = Callable[[], Awaitable[str]]
+
+
+async def ask(socket_path: Path, name: str) -> str | None:
+    """The running server's answer to query ``name`` (None when no server runs there)."""
+    if not _exists(socket_path):
+        return None
+    with trio.move_on_after(10):
+        try:
+            stream = await trio.open_unix_socket(str(socket_path))
+        except OSError:
+            return None
+        async with stream:
+            await stream.send_all(f"?{name}\n".encode())
+            answer = b""
+            while not answer.endswith(b"\n"):
+                data = await stream.receive_some(65536)
+                if not data:
+                    break
+                answer += data
+            return answer.decode("utf-8", "replace").strip()
+    return None
+
+
+async def serve_node_pubsub(socket_path: Path, pubsub: LocalPubSub, *, queries: Mapping[str, Query] | None = None,
                             task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """Accept nudges from other processes of this node and publish them on ``pubsub`` until cancelled."""
+    """Accept nudges from other processes of this node and publish them on ``pubsub`` until cancelled; answer
+    ``queries``."""
     _remove(socket_path)  # left by a server that did not stop cleanly (the data directory is ours)
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -83,7 +110,7 @@ async def serve_node_pubsub(socket_path: Path, pubsub: LocalPubSub, *,
         raise
     task_status.started()
     async def handle(stream: trio.SocketStream) -> None:
-        await _one(stream, pubsub)
+        await _one(stream, pubsub, queries or {})
 
     try:
         async with trio.open_nursery() as nursery:
@@ -105,7 +132,7 @@ def _remove(path: Path) -> None:
         pass
 
 
-async def _one(stream: trio.abc.Stream, pubsub: LocalPubSub) -> None:
+async def _one(stream: trio.abc.Stream, pubsub: LocalPubSub, queries: Mapping[str, Query]) -> None:
     buf = b""
     lines = 0
     with trio.move_on_after(10):
@@ -121,6 +148,11 @@ async def _one(stream: trio.abc.Stream, pubsub: LocalPubSub) -> None:
                 while b"\n" in buf:
                     line, _, buf = buf.partition(b"\n")
                     lines += 1
+                    if line.startswith(b"?"):
+                        query = queries.get(line[1:].decode("ascii", "replace").strip())
+                        answer = await query() if query is not None else '{"error": "unknown query"}'
+                        await stream.send_all(answer.encode() + b"\n")
+                        continue
                     channel, sep, text = line.decode("utf-8", "replace").partition("\t")
                     if sep:
                         await pubsub.publish(channel, Nudge.decode(text))

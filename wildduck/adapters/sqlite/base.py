@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from wildduck import metrics
 from wildduck.adapters._threads import WorkerThreads
 from wildduck.adapters.sqlite.schema import migrate
 from wildduck.adapters.sqlite.writer import GroupCommitWriter
@@ -112,7 +113,8 @@ class StoreBase:
 
         Cancellation: the transaction runs to its end (commit or rollback) on the writer thread.
         """
-        return await self._group_writer.transaction(fn)
+        with metrics.STORE_CALLS.labels("write").time():
+            return await self._group_writer.transaction(fn)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on a reader connection inside one read transaction (a consistent snapshot).
@@ -146,4 +148,5 @@ class StoreBase:
                 for conn in using:
                     conn.interrupt()
 
-        return await self._reader_threads.run_abandonable(lambda: mapped(tx), interrupt)
+        with metrics.STORE_CALLS.labels("read").time():
+            return await self._reader_threads.run_abandonable(lambda: mapped(tx), interrupt)

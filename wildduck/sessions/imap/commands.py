@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import Sequence
 
+from wildduck import metrics
 from wildduck.domain.mailboxes import Hierarchy
 from wildduck.errors import AuthFailed, NotFound, RateLimited, TooManyConnections
 from wildduck.log import connection_user
@@ -59,10 +60,12 @@ async def _login(s: IMAPSession, tag: str, username: str, password: str) -> None
     try:
         user = await s.s.login.authenticate(username, password)
     except RateLimited as exc:
+        metrics.LOGINS.labels("imap", "limited").inc()
         log.warning("login for %r from %s refused: %s", username[:100], s.conn.peer, exc)
         s.no(tag, str(exc), "ALERT")
         return
     except AuthFailed:
+        metrics.LOGINS.labels("imap", "failed").inc()
         log.info("failed login for %r from %s", username[:100], s.conn.peer)
         s.no(tag, "invalid credentials", "AUTHENTICATIONFAILED")
         return
@@ -70,10 +73,12 @@ async def _login(s: IMAPSession, tag: str, username: str, password: str) -> None
         s.login = await s.stack.enter_async_context(
             s.s.login.session(user, "imap", s.settings.max_connections_per_user))
     except TooManyConnections as exc:
+        metrics.LOGINS.labels("imap", "busy").inc()
         log.warning("%s from %s: too many simultaneous connections", user.username, s.conn.peer)
         s.no(tag, str(exc), "ALERT")
         return
     s.state = g.AUTHENTICATED
+    metrics.LOGINS.labels("imap", "ok").inc()
     connection_user.set(user.username)
     log.info("%s logged in from %s", user.username, s.conn.peer)
     s.ok(tag, "logged in", f"CAPABILITY {s.capabilities()}")

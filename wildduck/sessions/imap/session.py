@@ -12,12 +12,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import trio
 
+from wildduck import metrics
 from wildduck.domain.auth import LoginService, UserSession
 from wildduck.domain.mailboxes import MailboxService, NoSuchMailbox
 from wildduck.domain.messages import MessageService
@@ -265,6 +267,7 @@ class IMAPSession:
             return
         handler = self.registry[cmd.name.removeprefix("UID ")].handler
         assert handler is not None
+        started = time.perf_counter()
         try:
             await handler(self, cmd)
         except (DomainError, StoreError) as exc:
@@ -273,6 +276,9 @@ class IMAPSession:
             code = next(c for kind, c in _ERRORS if isinstance(exc, kind))
             text = "storage is unavailable, try again later" if isinstance(exc, StoreError) else str(exc)
             self.no(cmd.tag, text, code)
+        finally:
+            if cmd.name != "IDLE":  # IDLE lasts as long as the client wants
+                metrics.COMMANDS.labels("imap", cmd.name).observe(time.perf_counter() - started)
 
     def tagged(self, tag: str, status: str, text: str, code: str | None = None) -> None:
         """A tagged (or, without a tag, untagged BAD) response. A run of MAX_BAD_IN_A_ROW BADs ends the session:

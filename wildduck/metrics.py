@@ -1,0 +1,74 @@
+"""Prometheus metrics, in one registry of this process; ``serve_metrics`` answers ``GET /metrics`` on its own
+loopback port ([metrics] in the configuration) until the HTTP API serves them too.
+
+A leaf module (it imports nothing of wildduck), so that every layer may count what it does.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+log = logging.getLogger(__name__)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+CONNECTIONS = Gauge("wildduck_connections", "Open client connections", ["listener"], registry=REGISTRY)
+LOGINS = Counter("wildduck_logins", "Login attempts by outcome (ok, failed, limited, busy)",
+                 ["protocol", "result"], registry=REGISTRY)
+DELIVERIES = Counter("wildduck_deliveries", "LMTP recipients by reply code (250 delivered; 4xx/5xx refused)",
+                     ["code"], registry=REGISTRY)
+COMMANDS = Histogram("wildduck_command_seconds", "Time to answer one command", ["protocol", "command"],
+                     registry=REGISTRY, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                                                 5, 10))
+STORE_CALLS = Histogram("wildduck_store_call_seconds", "Time of one storage call (thread hop and transaction)",
+                        ["kind"], registry=REGISTRY,
+                        buckets=(0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
+BLOB_BYTES = Gauge("wildduck_blob_stored_bytes", "Bytes the blob store keeps (after compression)",
+                   registry=REGISTRY)
+DATABASE_BYTES = Gauge("wildduck_database_bytes", "Bytes the database takes on disk", registry=REGISTRY)
+
+#: longest request head accepted by the metrics endpoint
+_MAX_REQUEST = 8192
+
+
+def render() -> bytes:
+    """The metrics in Prometheus' text format."""
+    return generate_latest(REGISTRY)
+
+
+async def _answer(stream: trio.abc.Stream) -> None:
+    head = b""
+    with trio.move_on_after(10):
+        while b"\r\n\r\n" not in head and b"\n\n" not in head and len(head) < _MAX_REQUEST:
+            data = await stream.receive_some(4096)
+            if not data:
+                return
+            head += data
+        request = head.split(b"\r\n", 1)[0].split()
+        if len(request) >= 2 and request[0] == b"GET" and request[1].split(b"?")[0] == b"/metrics":
+            body, status, kind = render(), b"200 OK", CONTENT_TYPE_LATEST.encode()
+        else:
+            body, status, kind = b"not found: try /metrics\n", b"404 Not Found", b"text/plain"
+        await stream.send_all(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind + b"\r\nContent-Length: "
+                              + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+
+async def serve_metrics(host: str, port: int, *,
+                        task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Answer ``GET /metrics`` on ``host:port`` until cancelled; reports the bound address."""
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()
+    task_status.started((bound[0], bound[1]))
+
+    async def one(stream: trio.SocketStream) -> None:
+        try:
+            async with stream:
+                await _answer(stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    await trio.serve_listeners(one, listeners)
