@@ -327,7 +327,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-idle-") as tmp:
         workdir = Path(tmp)
         config = workdir / "wildduck.toml"
-        config.write_text(config_text(workdir / "data", args.connections))
+        config.write_text(config_text(workdir / "data", args.connections) + "[metrics]\nenabled = false\n")
+        subprocess.run([sys.executable, "-m", "wildduck", "--config", str(config), "init"], check=True,
+                       capture_output=True)
         for u in range(args.users):
             subprocess.run([sys.executable, "-m", "wildduck", "--config", str(config), "user", "create", f"idle{u}",
                             "--password", PASSWORD, "--address", f"idle{u}@example.com"],

@@ -19,6 +19,14 @@ get them and exits with status 2.
 
 runs ImapTest's scripted protocol tests (the ``src/tests`` directory of its source tree; by default the ``tests``
 directory next to the binary) against a fresh wildduck instead, and fails unless every test passes.
+
+    python bench/bench_imap.py --against REV [--build REV2] [--repeat 3]
+
+also measures wildduck at git revision REV in the same run (a checkout with its own venv and Cython extensions
+under /tmp, made or reused by bench/_builds.py), started and driven exactly like the current one; the runs
+alternate between the builds and Dovecot, and the table adds the ratio current/REV. ``--build REV2`` measures a
+fixed revision instead of this tree (checked out the same way). With ``--scripted`` both builds run the scripts;
+only the current build's failures fail the benchmark.
 """
 
 from __future__ import annotations
@@ -39,8 +47,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from _builds import Build, BuildServer, current_build, revision_build  # noqa: E402
+
 from wildduck.testing.dovecot import private_dovecot  # noqa: E402
-from wildduck.testing.server import ServerProcess, process_memory  # noqa: E402
+from wildduck.testing.server import process_memory  # noqa: E402
 
 DEFAULT_MBOX = REPO / "tests" / "data" / "imaptest.mbox"
 DOVECOT_LIBDIR = "/usr/lib/dovecot"
@@ -151,11 +161,9 @@ def parse_totals(out: str) -> dict[str, int] | None:
 
 # --- wildduck ----------------------------------------------------------------------------------------------------
 
-def wildduck_overrides(clients: int) -> str:
+def wildduck_overrides(clients: int, build: Build) -> str:
     """Listener and limit settings; a per-user connection cap, if this version has one, is lifted."""
-    import wildduck
-
-    defaults = tomllib.loads((Path(wildduck.__file__).parent / "default.toml").read_text())
+    defaults = tomllib.loads((build.root / "wildduck" / "default.toml").read_text())
     text = f"[imap]\nport = 0\ntls_port = 0\n[limits]\nmax_connections = {clients * 4 + 100}\n"
     for key in ("max_connections_per_user", "max_connections_per_ip"):
         if key in defaults.get("imap", {}):
@@ -163,25 +171,32 @@ def wildduck_overrides(clients: int) -> str:
     return text
 
 
-def wildduck_server(args: argparse.Namespace, workdir: Path) -> ServerProcess:
-    """A fresh data directory with the benchmark user; the server, not yet started."""
+def wildduck_server(args: argparse.Namespace, workdir: Path, build: Build) -> BuildServer:
+    """A fresh data directory with the benchmark user; the server of ``build``, not yet started."""
     data_dir = workdir / "data"
     config = workdir / "wildduck.toml"
-    config.write_text(f'[server]\ndata_dir = "{data_dir}"\n[lmtp]\nport = 0\n' + wildduck_overrides(args.clients))
-    subprocess.run([sys.executable, "-m", "wildduck", "--config", str(config), "user", "create", USER,
-                    "--password", PASSWORD, "--address", f"{USER}@example.com", "--quota", "100G"],
-                   check=True, capture_output=True)
-    return ServerProcess(config)
+    config.write_text(f'[server]\ndata_dir = "{data_dir}"\n[lmtp]\nport = 0\n'
+                      + wildduck_overrides(args.clients, build))
+    build.init_store(config)
+    build.run("--config", str(config), "user", "create", USER, "--password", PASSWORD,
+              "--address", f"{USER}@example.com", "--quota", "100G")
+    return build.server(config)
 
 
-def run_wildduck(args: argparse.Namespace, workdir: Path) -> Result:
-    with wildduck_server(args, workdir) as server:
+def profile_path(args: argparse.Namespace, build: Build) -> Path:
+    """Where py-spy writes the profile of ``build``: --profile-out, with the label before the suffix for REV."""
+    out: Path = args.profile_out
+    return out if build is args.builds[0] else out.with_name(f"{out.stem}-{build.label}{out.suffix}")
+
+
+def run_wildduck(args: argparse.Namespace, workdir: Path, build: Build) -> Result:
+    with wildduck_server(args, workdir, build) as server:
         assert server.proc is not None
         _host, port = server.address("imap")
         if args.profile:
             profile = subprocess.Popen(
                 [args.profile, "record", "--pid", str(server.proc.pid), "--rate", "200", "--format", "raw", "--gil",
-                 "--duration", str(args.seconds), "-o", str(args.profile_out)],
+                 "--duration", str(args.seconds), "-o", str(profile_path(args, build))],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         result = run_imaptest(args.imaptest, port, args.mbox, args.clients, args.seconds, server.proc.pid, workdir)
         if args.profile:
@@ -197,22 +212,28 @@ def run_wildduck(args: argparse.Namespace, workdir: Path) -> Result:
 
 
 def run_scripted(args: argparse.Namespace) -> None:
-    """ImapTest's scripted protocol tests (``test=DIR``) against a fresh wildduck; exit status 1 if any fails."""
+    """ImapTest's scripted protocol tests (``test=DIR``) against a fresh wildduck of each build; exit status 1 if
+    any fails against the current one."""
     tests = Path(args.scripted)
     if not tests.is_dir():
         raise SystemExit(f"no ImapTest test directory {tests} (the src/tests directory of the ImapTest source tree)")
-    with tempfile.TemporaryDirectory(prefix="bench-imap-scripted-") as tmp, \
-            wildduck_server(args, Path(tmp)) as server:
-        _host, port = server.address("imap")
-        proc = subprocess.run([args.imaptest, "host=127.0.0.1", f"port={port}", f"user={USER}",
-                               f"pass={PASSWORD}", f"test={tests}"],
-                              capture_output=True, env=imaptest_env(), cwd=tmp, timeout=1800)
-    out = (proc.stdout + proc.stderr).decode(errors="replace")
-    print(f"ImapTest scripted tests ({tests}) against wildduck:")
-    print(out.rstrip())
-    summary = re.search(r"(\d+) test groups: (\d+) failed", out)
-    commands = re.findall(r"(\d+)/(\d+) individual commands failed", out)
-    if proc.returncode != 0 or summary is None or summary.group(2) != "0" or any(f != "0" for f, _n in commands):
+    passed: dict[str, bool] = {}
+    for build in args.builds:
+        with tempfile.TemporaryDirectory(prefix="bench-imap-scripted-") as tmp, \
+                wildduck_server(args, Path(tmp), build) as server:
+            _host, port = server.address("imap")
+            proc = subprocess.run([args.imaptest, "host=127.0.0.1", f"port={port}", f"user={USER}",
+                                   f"pass={PASSWORD}", f"test={tests}"],
+                                  capture_output=True, env=imaptest_env(), cwd=tmp, timeout=1800)
+        out = (proc.stdout + proc.stderr).decode(errors="replace")
+        print(f"ImapTest scripted tests ({tests}) against wildduck {build.describe()}:")
+        print(out.rstrip())
+        summary = re.search(r"(\d+) test groups: (\d+) failed", out)
+        commands = re.findall(r"(\d+)/(\d+) individual commands failed", out)
+        passed[build.label] = not (proc.returncode != 0 or summary is None or summary.group(2) != "0"
+                                   or any(f != "0" for f, _n in commands))
+        print(f"=> {'passed' if passed[build.label] else 'FAILED'} ({build.label})\n")
+    if not passed[args.builds[0].label]:
         print("FAILED: ImapTest scripted tests failed against wildduck", file=sys.stderr)
         raise SystemExit(1)
 
@@ -246,6 +267,7 @@ class Summary:
     errors: list[str]
     server_log_errors: list[str]
     failed_log_tail: list[str]  # the server log's end, from the first run with errors
+    logins: list[float]  # logins/s of every run, in run order (for the spread)
 
     @classmethod
     def of(cls, runs: list[Result]) -> Summary:
@@ -256,6 +278,7 @@ class Summary:
             errors=[e for r in runs for e in r.errors],
             server_log_errors=[e for r in runs for e in r.server_log_errors],
             failed_log_tail=next((r.server_log_tail for r in runs if r.errors or r.server_log_errors), []),
+            logins=[r.rates["Logi"] for r in runs],
         )
 
 
@@ -263,19 +286,34 @@ def ratio(a: float, b: float) -> float:
     return a / b if b else 0.0
 
 
-def print_table(results: dict[str, Summary], seconds: int) -> None:
-    print(f"{'per second':12}" + "".join(f"{k:>7}" for k in COUNTERS) + f"{'errors':>7}{'srv CPU':>9}{'cli CPU':>9}")
+def print_table(results: dict[str, Summary], seconds: int, builds: list[Build]) -> None:
+    """Medians per server, then the ratios: every wildduck build over Dovecot, and the current build over REV."""
+    pairs = [(b.label, "dovecot") for b in builds if "dovecot" in results]
+    pairs += [(builds[0].label, b.label) for b in builds[1:]]
+    w = max([12] + [len(a) + len(b) + 2 for a, b in pairs])
+    print(f"{'per second':{w}}" + "".join(f"{k:>7}" for k in COUNTERS) + f"{'errors':>7}{'srv CPU':>9}{'cli CPU':>9}")
     for name, r in results.items():
-        print(f"{name:12}" + "".join(f"{r.rates[k]:7.1f}" for k in COUNTERS)
+        print(f"{name:{w}}" + "".join(f"{r.rates[k]:7.1f}" for k in COUNTERS)
               + f"{len(r.errors):7d}{r.server_cpu:8.1f}s{r.client_cpu:8.1f}s")
-    if "wildduck" in results and "dovecot" in results:
-        w, d = results["wildduck"], results["dovecot"]
-        print(f"{'ratio':12}" + "".join(f"{ratio(w.rates[k], d.rates[k]):6.2f}x" for k in COUNTERS))
-        w_ms = 1000 * w.server_cpu / max(w.rates["Logi"] * seconds, 1)
-        d_ms = 1000 * d.server_cpu / max(d.rates["Logi"] * seconds, 1)
-        print(f"server CPU per login cycle: wildduck {w_ms:.2f} ms, dovecot {d_ms:.2f} ms")
-        print(f"wildduck / dovecot: logins/s {ratio(w.rates['Logi'], d.rates['Logi']):.2f}x, "
-              f"FETCH/s {ratio(w.rates['Fetc'], d.rates['Fetc']):.2f}x")
+    for a, b in pairs:
+        ra, rb = results[a], results[b]
+        print(f"{a + '/' + b:{w}}" + "".join(f"{ratio(ra.rates[k], rb.rates[k]):6.2f}x" for k in COUNTERS))
+    print("server CPU per login cycle: " + ", ".join(
+        f"{name} {1000 * r.server_cpu / max(r.rates['Logi'] * seconds, 1):.2f} ms" for name, r in results.items()))
+    if len(next(iter(results.values())).logins) > 1:
+        print("logins/s per run (spread = (max - min) / median): " + "; ".join(
+            f"{name} " + " ".join(f"{x:.1f}" for x in r.logins)
+            + f" ({(max(r.logins) - min(r.logins)) / statistics.median(r.logins):.0%})"
+            for name, r in results.items()))
+    for a, b in pairs:
+        ra, rb = results[a], results[b]
+        line = (f"{a} / {b}: logins/s {ratio(ra.rates['Logi'], rb.rates['Logi']):.2f}x, "
+                f"FETCH/s {ratio(ra.rates['Fetc'], rb.rates['Fetc']):.2f}x")
+        if len(ra.logins) > 1 and len(ra.logins) == len(rb.logins):
+            # runs i of both servers were neighbours in time: the ratio per round shows how much of it is noise
+            line += "; logins/s ratio per round " + " ".join(f"{ratio(x, y):.2f}" for x, y in zip(ra.logins,
+                                                                                            rb.logins, strict=True))
+        print(("** " if b != "dovecot" else "") + line)
 
 
 def error_kinds(errors: list[str]) -> list[tuple[str, int]]:
@@ -302,6 +340,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", metavar="PY_SPY", help="record the wildduck server with this py-spy binary")
     parser.add_argument("--profile-out", type=Path, default=Path("wildduck-imap.pyspy.txt"))
     parser.add_argument("--show-errors", type=int, default=20, help="error lines to print per server")
+    parser.add_argument("--against", metavar="REV", action="append", default=[],
+                        help="also measure wildduck at git revision REV in the same run (its own checkout and venv "
+                             "under /tmp, see bench/_builds.py); the table adds current/REV; may be repeated")
+    parser.add_argument("--build", metavar="REV",
+                        help="measure wildduck at REV (checked out like --against) as the current build, instead of "
+                             "this tree")
     parser.add_argument("--scripted", metavar="TESTS_DIR", nargs="?", const="",
                         help="instead of the stress run, run ImapTest's scripted tests (default directory: "
                              "tests/ next to the imaptest binary, as in a build tree) against wildduck")
@@ -313,6 +357,12 @@ def main(argv: list[str] | None = None) -> None:
         print(HOW_TO_GET_IMAPTEST.format(where=args.imaptest), file=sys.stderr)
         raise SystemExit(2)
     args.imaptest = found
+    args.builds = [revision_build(args.build) if args.build else current_build()]
+    args.builds += [revision_build(rev) for rev in args.against]
+    if len({b.commit for b in args.builds}) < len(args.builds):
+        raise SystemExit("--against names the same commit as the current build")
+    for b in args.builds:
+        print(("current " if b is args.builds[0] else "against ") + b.describe())
     if args.scripted is not None:
         args.scripted = args.scripted or str(Path(args.imaptest).resolve().parent / "tests")
         run_scripted(args)
@@ -326,23 +376,26 @@ def main(argv: list[str] | None = None) -> None:
     if not args.mbox.is_file():
         raise SystemExit(f"mbox {args.mbox} not found (--mbox or IMAPTEST_MBOX)")
 
-    servers = ["wildduck"] + ([] if args.no_dovecot else ["dovecot"])
+    builds = {b.label: b for b in args.builds}
+    servers = list(builds) + ([] if args.no_dovecot else ["dovecot"])
     print(f"ImapTest stress: clients={args.clients} secs={args.seconds} user={USER} mbox={args.mbox.name}, "
-          f"{args.repeat} run(s) per server")
+          f"{args.repeat} run(s) per server, alternating (" + ", ".join(servers) + ", then the reverse order)")
     runs: dict[str, list[Result]] = {name: [] for name in servers}
     for i in range(args.repeat):
-        for name in servers:
+        for name in servers if i % 2 == 0 else servers[::-1]:
             with tempfile.TemporaryDirectory(prefix=f"bench-imap-{name}-") as tmp:
-                r = (run_wildduck if name == "wildduck" else run_dovecot)(args, Path(tmp))
+                r = (run_dovecot(args, Path(tmp)) if name == "dovecot"
+                     else run_wildduck(args, Path(tmp), builds[name]))
             runs[name].append(r)
             print(f"  run {i + 1} {name:9} Logi {r.totals.get('Logi', 0):6d}  Fetc {r.totals.get('Fetc', 0):6d}  "
                   f"errors {len(r.errors)}  server CPU {r.server_cpu:.1f} s"
                   + (f"  RSS {r.rss / 2**20:.0f} MiB" if r.rss else ""), flush=True)
     results = {name: Summary.of(rs) for name, rs in runs.items()}
     print()
-    print_table(results, args.seconds)
+    print_table(results, args.seconds, args.builds)
     if args.profile:
-        print(f"py-spy profile of the wildduck server (last run): {args.profile_out}")
+        for b in args.builds:
+            print(f"py-spy profile of the wildduck server {b.label} (last run): {profile_path(args, b)}")
 
     failed = False
     for name, summary in results.items():
@@ -358,10 +411,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"\n{name}: the end of the server log of the first run with errors:")
             for line in summary.failed_log_tail:
                 print("  | " + line[:300])
-        if name == "wildduck" and (summary.errors or summary.server_log_errors):
+        if name == args.builds[0].label and (summary.errors or summary.server_log_errors):
             failed = True
     if failed:
-        print("\nFAILED: ImapTest found errors against wildduck", file=sys.stderr)
+        print(f"\nFAILED: ImapTest found errors against wildduck ({args.builds[0].label})", file=sys.stderr)
         raise SystemExit(1)
 
 

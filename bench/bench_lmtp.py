@@ -8,6 +8,13 @@ server acknowledges them. Two workloads: every message carries the SAME attachme
 or each carries its own random one (compression only). The baseline in the same run is the same server with the
 pure-Python speedups (WILDDUCK_NO_EXTENSIONS=1); the ratio is Cython over pure. Clients and server share the
 machine's cores, so these are figures for the whole loop, not for the server alone.
+
+    python bench/bench_lmtp.py --against REV [--build REV2] [--repeat 3]
+
+measures this tree's server (Cython) against wildduck at git revision REV (Cython; its own checkout and venv
+under /tmp, made or reused by bench/_builds.py) instead of against the pure-Python build: same clients, same
+messages, the runs alternating between the two; the ratio is current over REV. ``--build REV2`` measures a fixed
+revision instead of this tree. With ``--repeat N`` every row is run N times (alternating) and medians are printed.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import subprocess
+import statistics
 import sys
 import tempfile
 import threading
@@ -24,8 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _builds import Build, current_build, revision_build  # noqa: E402
+
 from wildduck.testing.lmtp_client import LMTPClient  # noqa: E402
-from wildduck.testing.server import ServerProcess  # noqa: E402
 
 SHARED_ATTACHMENT = os.urandom(30_000)
 
@@ -42,20 +50,21 @@ def message(n: int, shared: bool) -> bytes:
             b"Content-Transfer-Encoding: base64\r\n\r\n" + b64 + b"--BB--\r\n")
 
 
-def run_server(workdir: Path, env: dict[str, str], clients: int, seconds: float, shared: bool) -> dict[str, float]:
+def run_server(workdir: Path, build: Build, env: dict[str, str], clients: int, seconds: float,
+               shared: bool) -> dict[str, float]:
     data_dir = workdir / "data"
     config = workdir / "wildduck.toml"
     config.write_text(f'[server]\ndata_dir = "{data_dir}"\n[lmtp]\nport = 0\n[imap]\nenabled = false\n'
                       f"[limits]\nmax_connections = {clients + 10}\n")
-    subprocess.run([sys.executable, "-m", "wildduck", "--config", str(config), "user", "create", "user",
-                    "--password", "pw", "--address", "user@example.com", "--quota", "100G"],
-                   check=True, capture_output=True, env={**os.environ, **env})
+    build.init_store(config, env=env)
+    build.run("--config", str(config), "user", "create", "user", "--password", "pw",
+              "--address", "user@example.com", "--quota", "100G", env=env)
     messages = [message(i, shared) for i in range(200)] if shared else []
     raw_bytes = 0
     done = 0
     lock = threading.Lock()
     stop = threading.Event()
-    with ServerProcess(config, env=env) as server:
+    with build.server(config, env=env) as server:
         host, port = server.address("lmtp")
 
         def client(k: int) -> None:
@@ -92,19 +101,52 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per row (alternating); medians are printed")
+    parser.add_argument("--against", metavar="REV",
+                        help="baseline: wildduck at git revision REV (Cython) instead of the pure-Python build")
+    parser.add_argument("--build", metavar="REV", help="measure wildduck at REV instead of this tree")
     args = parser.parse_args(argv)
     seconds = args.seconds or (3.0 if args.quick else 20.0)
-    print(f"{args.clients} clients, {seconds:.0f} s per run, 50 KB messages with a 30 KB attachment")
-    print(f"{'run':34} {'msgs':>6} {'msgs/s':>8} {'MB/s':>6} {'disk/msg':>9} {'disk/raw':>9} {'ratio':>6}")
+    current = revision_build(args.build) if args.build else current_build()
+    print("current " + current.describe())
+    if args.against:
+        against = revision_build(args.against)
+        if against.commit == current.commit:
+            raise SystemExit("--against names the same commit as the current build")
+        print("against " + against.describe())
+        # the baseline first, as in the pure/Cython comparison: the ratio is the second row over the first
+        impls = [(against.label, against, {}), (current.label, current, {})]
+    else:
+        impls = [("pure", current, {"WILDDUCK_NO_EXTENSIONS": "1"}), ("cython", current, {})]
+    print(f"{args.clients} clients, {seconds:.0f} s per run, 50 KB messages with a 30 KB attachment, "
+          f"{args.repeat} run(s) per row" + (", alternating" if args.repeat > 1 else ""))
     for shared in (True, False):
         label = "same attachment" if shared else "unique attachments"
-        results = {}
-        for impl, env in (("pure", {"WILDDUCK_NO_EXTENSIONS": "1"}), ("cython", {})):
-            with tempfile.TemporaryDirectory() as tmp:
-                results[impl] = r = run_server(Path(tmp), env, args.clients, seconds, shared)
-            ratio = r["rate"] / results["pure"]["rate"]
-            print(f"{label + ', ' + impl:34} {r['msgs']:6.0f} {r['rate']:8.1f} {r['mbps']:6.2f} "
-                  f"{r['disk'] / max(r['msgs'], 1) / 1024:7.1f}KB {r['disk'] / max(r['raw'], 1):9.1%} {ratio:5.2f}x")
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name, _b, _e in impls}
+        for i in range(args.repeat):
+            for name, build, env in impls if i % 2 == 0 else impls[::-1]:
+                with tempfile.TemporaryDirectory() as tmp:
+                    r = run_server(Path(tmp), build, env, args.clients, seconds, shared)
+                runs[name].append(r)
+                if args.repeat > 1:
+                    print(f"  run {i + 1} {label + ', ' + name:34} {r['msgs']:6.0f} msgs {r['rate']:8.1f} msgs/s",
+                          flush=True)
+        print(f"{'run':34} {'msgs':>6} {'msgs/s':>8} {'MB/s':>6} {'disk/msg':>9} {'disk/raw':>9} {'ratio':>6}"
+              + ("  msgs/s per run (spread)" if args.repeat > 1 else ""))
+        base = statistics.median(r["rate"] for r in runs[impls[0][0]])
+        for name, rs in runs.items():
+            med = {k: statistics.median(r[k] for r in rs) for k in ("msgs", "rate", "mbps", "raw", "disk")}
+            rates = [r["rate"] for r in rs]
+            spread = (f"  {' '.join(f'{x:.1f}' for x in rates)} ({(max(rates) - min(rates)) / med['rate']:.0%})"
+                      if args.repeat > 1 else "")
+            print(f"{label + ', ' + name:34} {med['msgs']:6.0f} {med['rate']:8.1f} {med['mbps']:6.2f} "
+                  f"{med['disk'] / max(med['msgs'], 1) / 1024:7.1f}KB {med['disk'] / max(med['raw'], 1):9.1%} "
+                  f"{med['rate'] / base:5.2f}x" + spread)
+        if args.against and args.repeat > 1:
+            pairs = zip(runs[impls[1][0]], runs[impls[0][0]], strict=True)
+            cur = statistics.median(r["rate"] for r in runs[impls[1][0]])
+            print(f"** {label}: {impls[1][0]} / {impls[0][0]} msgs/s {cur / base:.2f}x (medians); "
+                  "per round " + " ".join(f"{a['rate'] / b['rate']:.2f}" for a, b in pairs))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
     python3 examples/push-message.py user@example.com [--host 127.0.0.1] [--port 2424] [--save sent.eml]
 
 Only the standard library is used, so it runs with any Python 3.11+. ``--save`` writes the exact bytes that were
-sent, to compare with ``wildduck message export``.
+sent, to compare with ``wildduck message export``. An address with non-ASCII characters (``jörg@bücher.example``)
+is sent with SMTPUTF8 (RFC 6531: ``MAIL FROM:<...> SMTPUTF8``, UTF-8 in the envelope and the headers).
 """
 
 from __future__ import annotations
@@ -13,12 +14,18 @@ import argparse
 import smtplib
 import sys
 from datetime import UTC, datetime
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 
+def needs_smtputf8(*addresses: str) -> bool:
+    """Whether an address can only be sent with SMTPUTF8 (it has a character outside ASCII)."""
+    return not all(a.isascii() for a in addresses)
+
+
 def build_message(to: str) -> bytes:
-    msg = EmailMessage()
+    msg = EmailMessage(policy=policy.SMTPUTF8 if needs_smtputf8(to) else policy.default)
     msg["From"] = "Sample Sender <sender@example.net>"
     msg["To"] = to
     msg["Subject"] = "Hello from wildduck's push-message.py"
@@ -48,9 +55,13 @@ def main() -> int:
         with open(args.save, "wb") as f:
             f.write(data)
     # smtplib.LMTP is fine for ONE recipient (it reads a single reply after DATA)
+    options = ["SMTPUTF8"] if needs_smtputf8(args.sender, args.address) else []
     try:
         with smtplib.LMTP(args.host, args.port) as lmtp:
-            refused = lmtp.sendmail(args.sender, [args.address], data)
+            refused = lmtp.sendmail(args.sender, [args.address], data, mail_options=options)
+    except smtplib.SMTPNotSupportedError as exc:
+        print(f"the server cannot take this address: {exc}", file=sys.stderr)
+        return 1
     except smtplib.SMTPRecipientsRefused as exc:
         for rcpt, (code, text) in exc.recipients.items():
             print(f"{rcpt}: refused: {code} {text.decode(errors='replace')}", file=sys.stderr)

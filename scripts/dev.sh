@@ -3,6 +3,7 @@
 #   scripts/dev.sh serve   create .venv, build (with the Cython speedups), run `wildduck serve` with data in ./data
 #   scripts/dev.sh test    create .venv with the test tools, build, run the whole test suite (Cython and pure Python)
 #   scripts/dev.sh bench   run every benchmark in bench/
+#   scripts/dev.sh installed   exit 0 if `serve` would start without reinstalling (nothing that needs a build changed)
 # Works on a fresh Debian 12 machine: missing system packages (python3-venv, a C compiler, python3-dev; swaks, isync,
 # offlineimap3 and curl for the tests) are installed with apt-get (as root, or through sudo).
 set -euo pipefail
@@ -34,16 +35,41 @@ fi
 if [ ! -x "$VENV/bin/python" ]; then
   $PY -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel "cython>=3.0"
+
+# The package is installed in editable mode: a change to a .py file needs no reinstall. What does need one (the
+# metadata, the build, the Cython sources) is hashed into a stamp; `serve` installs only when the hash changed.
+STAMP="$VENV/.wildduck-install-stamp"
+source_hash() {
+  {
+    "$VENV/bin/python" -c 'import sys; print(sys.version)'
+    find pyproject.toml setup.py wildduck/_speedups -type f \
+      \( -name '*.toml' -o -name 'setup.py' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.py' \) -print0 \
+      | sort -z | xargs -0 sha256sum
+  } | sha256sum | cut -d' ' -f1
+}
+install() {  # install "$1" (".", ".[dev]") with the build tools, and record what was installed
+  "$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel "cython>=3.0"
+  "$VENV/bin/python" -m pip install -q --no-build-isolation -e "$1"
+  source_hash >"$STAMP"
+}
+
+up_to_date() { [ -x "$VENV/bin/wildduck" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(source_hash)" ]; }
 
 case "${1:-}" in
+  installed)  # exit 0 when `serve` would start without installing
+    up_to_date
+    ;;
   serve)
-    "$VENV/bin/python" -m pip install -q --no-build-isolation -e .
+    if up_to_date; then
+      echo "wildduck is installed and up to date in $VENV (sources unchanged since the last build)" >&2
+    else
+      install .
+    fi
     shift
     exec "$VENV/bin/wildduck" serve "$@"
     ;;
   test)
-    "$VENV/bin/python" -m pip install -q --no-build-isolation -e ".[dev]"
+    install ".[dev]"
     shift
     echo "== test suite, Cython speedups" >&2
     "$VENV/bin/wildduck" --version
@@ -53,12 +79,12 @@ case "${1:-}" in
     WILDDUCK_NO_EXTENSIONS=1 "$VENV/bin/python" -m pytest "$@"
     ;;
   bench)
-    "$VENV/bin/python" -m pip install -q --no-build-isolation -e ".[dev]"
+    install ".[dev]"
     shift
     exec "$VENV/bin/python" bench/run.py "$@"
     ;;
   *)
-    echo "usage: scripts/dev.sh serve|test|bench [args...]" >&2
+    echo "usage: scripts/dev.sh serve|test|bench|installed [args...]" >&2
     exit 2
     ;;
 esac

@@ -29,7 +29,8 @@ def _value(text: str, name: str, **labels: str) -> float:
 async def test_metrics_count_logins_deliveries_and_commands(tmp_path: Path) -> None:
     async with running_server(tmp_path) as srv:
         await srv.services.users.create("alice", "pw", address="alice@example.com")
-        url = "http://%s:%d/metrics" % srv.address("metrics")
+        host, port = srv.address("metrics")
+        url = f"http://{host}:{port}/metrics"
 
         def scrape() -> str:
             with urllib.request.urlopen(url, timeout=10) as r:

@@ -71,3 +71,38 @@ async def test_status_is_read_from_the_running_server(tmp_path: Path) -> None:
         assert status["connections"]["imap"] == 0 and status["database_bytes"] > 0
         assert json.loads(await ask(sock, "nonsense") or "{}") == {"error": "unknown query"}
     assert await ask(sock, "status") is None  # no server any more
+
+
+def test_status_command_and_serve_with_data_dir_and_json_log(tmp_path: Path) -> None:
+    import json
+
+    data = tmp_path / "elsewhere"
+    log = tmp_path / "wd.log"
+    config = tmp_path / "wildduck.toml"
+    config.write_text(f'[server]\nlog_format = "json"\nlog_file = "{log}"\n'
+                      "[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n[metrics]\nport = 0\n")
+    assert subprocess.run([sys.executable, "-m", "wildduck", "--config", str(config), "status"],
+                          capture_output=True, timeout=60).returncode == 1  # no server yet
+    proc = subprocess.Popen([sys.executable, "-m", "wildduck", "serve", "--config", str(config), "--data-dir",
+                             str(data)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        import time
+
+        deadline = time.monotonic() + 60
+        while not (data / "wildduck.sock").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.05)
+        # the administrative commands name the same data directory through the configuration's override
+        cfg2 = tmp_path / "admin.toml"
+        cfg2.write_text(config.read_text().replace("[server]\n", f'[server]\ndata_dir = "{data}"\n'))
+        out = cli(cfg2, "status").stdout.decode()
+        assert "imap" in out and "lmtp" in out and "connections" in out and "last delivery" in out
+        st = json.loads(cli(cfg2, "status", "--json").stdout)
+        assert st["pid"] == proc.pid
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any("ready" in r["message"] for r in records) and all({"time", "level", "logger"} <= set(r)
+                                                                   for r in records)

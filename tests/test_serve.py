@@ -102,3 +102,32 @@ def test_generated_certificate_is_valid_for_localhost(tmp_path: Path) -> None:
         x509.SubjectAlternativeName).value
     assert "localhost" in names.get_values_for_type(x509.DNSName)
     assert "mail.example.org" in names.get_values_for_type(x509.DNSName)
+
+
+def test_user_unlock_clears_a_lockout_in_the_running_server(tmp_path: Path) -> None:
+    """The failed-login counts live in the server; ``wildduck user unlock`` asks it over its node socket."""
+    import imaplib
+
+    config = write_config(tmp_path, "[limits]\nauth_failures = 2\n")
+    wd = [sys.executable, "-m", "wildduck", "--config", str(config)]
+    subprocess.run([*wd, "init"], check=True, capture_output=True, timeout=60)
+    subprocess.run([*wd, "user", "create", "alice", "--password", "right", "--address", "alice@example.com"],
+                   check=True, capture_output=True, timeout=60)
+
+    def login(password: str) -> str:
+        imap = imaplib.IMAP4(*server.address("imap"), timeout=30)
+        try:
+            imap.login("alice", password)
+            return "ok"
+        except imaplib.IMAP4.error as exc:
+            return str(exc)
+        finally:
+            imap.shutdown()
+
+    with ServerProcess(config) as server:
+        assert "invalid" in login("wrong").lower()
+        assert "invalid" in login("wrong").lower()
+        assert "too many failed logins" in login("right")  # locked out, right password or not
+        unlocked = subprocess.run([*wd, "user", "unlock", "alice"], capture_output=True, timeout=60)
+        assert unlocked.returncode == 0 and b"unlocked alice" in unlocked.stdout
+        assert login("right") == "ok"

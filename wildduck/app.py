@@ -19,7 +19,7 @@ import trio
 from wildduck import __version__, metrics
 from wildduck._speedups import active as active_speedups
 from wildduck.adapters.local.counters import LocalCounters
-from wildduck.adapters.local.node import ForwardingPubSub, serve_node_pubsub
+from wildduck.adapters.local.node import ForwardingPubSub, Query, serve_node_pubsub
 from wildduck.adapters.local.pubsub import LocalPubSub
 from wildduck.adapters.sqlite import open_sqlite_store
 from wildduck.config import Config
@@ -30,7 +30,7 @@ from wildduck.domain.messages import MessageService
 from wildduck.domain.search import SearchService
 from wildduck.domain.sync import SyncService
 from wildduck.domain.users import UserService
-from wildduck.errors import ConfigError
+from wildduck.errors import ConfigError, NotFound
 from wildduck.log import reopen_log_files
 from wildduck.metrics import serve_metrics
 from wildduck.net.listeners import Bound, Listener
@@ -220,7 +220,8 @@ class Server:
                 nursery.start_soon(self._gauges)
             pubsub = self.services.backends.pubsub
             if isinstance(pubsub, LocalPubSub):  # the single node: other processes' nudges come over a socket
-                await nursery.start(partial(serve_node_pubsub, queries={"status": self.status_json}),
+                queries: dict[str, Query] = {"status": self.status_json, "unlock": self.unlock_json}
+                await nursery.start(partial(serve_node_pubsub, queries=queries),
                                     node_socket(self.config), pubsub)
             for listener in self.listeners:
                 self.bound[listener.name] = await nursery.start(listener.run)
@@ -247,7 +248,16 @@ class Server:
     def stop(self) -> None:
         self._stop.set()
 
-    async def status_json(self) -> str:
+    async def unlock_json(self, user_id: str) -> str:
+        """``wildduck user unlock``: forget the failed logins of the user in this server's counters."""
+        try:
+            user = await self.services.users.find(user_id)
+        except NotFound as exc:
+            return json.dumps({"error": str(exc)})
+        await self.services.login.unlock(user)
+        return json.dumps({"unlocked": user.username})
+
+    async def status_json(self, _argument: str = "") -> str:
         """What ``wildduck status`` shows: listeners, open connections per listener, database size, last
         delivery, version."""
         last = self.services.delivery.last_delivery

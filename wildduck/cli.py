@@ -1,10 +1,15 @@
-"""The ``wildduck`` command: serve, check-config, user/address/message administration, deliver."""
+"""The ``wildduck`` command: serve, init, check-config, backup/restore, user/address/message administration,
+deliver."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import json
 import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -13,7 +18,7 @@ import trio
 from wildduck import __version__
 from wildduck._speedups import active as active_speedups
 from wildduck.config import Config, as_dict, load_config
-from wildduck.errors import ConfigError, DomainError
+from wildduck.errors import ConfigError, DomainError, InvalidInput, NotFound, StoreError
 
 T = TypeVar("T")
 
@@ -45,19 +50,61 @@ def _parse_size(text: str | None) -> int | None:
 class _Obj:
     def __init__(self, config_path: str | None) -> None:
         self.config_path = config_path
+        #: ``serve --data-dir``: overrides [server] data_dir
+        self.data_dir: str | None = None
 
     def config(self) -> Config:
         try:
-            return load_config(self.config_path)
+            overrides = {"server": {"data_dir": self.data_dir}} if self.data_dir else None
+            return load_config(self.config_path, overrides=overrides)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
 
 
+def human_size(n: int) -> str:
+    """``532 B``, ``1.5 KiB``, ``10 MiB``, ``2.3 GiB`` (binary multiples, one decimal at most)."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in "KMGT":
+        value /= 1024
+        if value < 1024 or unit == "T":
+            break
+    return f"{value:.1f}".removesuffix(".0") + f" {unit}iB"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print ``rows`` under ``header`` in columns two spaces apart (the last column is not padded)."""
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, str(row[-1])]).rstrip())
+
+
+def _store_path(config: Config) -> Path:
+    """The absolute path of the configuration's database file."""
+    return config.resolve_data_path(config.store.path).absolute()
+
+
+def _existing_store(config: Config) -> Path:
+    """The database of ``config``, announced on stderr; a one-line error if it does not exist (administrative
+    commands never create a store: ``serve`` and ``init`` do)."""
+    path = _store_path(config)
+    if not path.is_file():
+        raise click.ClickException(
+            f"no database at {path}: create one with `wildduck init`, or point --config (or WILDDUCK_CONFIG) at "
+            f"the configuration of the server whose data you mean")
+    click.echo(f"using {path}", err=True)
+    return path
+
+
 def _run(obj: _Obj, fn: Callable[[Any], Awaitable[T]]) -> T:
-    """Open the services of the configuration, run ``fn(services)`` under trio, map domain errors to messages."""
+    """Open the services of the configuration's existing store, run ``fn(services)`` under trio, map domain
+    errors to messages."""
     from wildduck.app import open_services
 
     config = obj.config()
+    _existing_store(config)
 
     async def main() -> T:
         async with open_services(config) as services:
@@ -65,7 +112,7 @@ def _run(obj: _Obj, fn: Callable[[Any], Awaitable[T]]) -> T:
 
     try:
         return trio.run(main)
-    except (DomainError, ConfigError) as exc:
+    except (DomainError, ConfigError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -83,16 +130,18 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 @cli.command()
 @click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False), help="TOML configuration file.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (overrides [server] data_dir).")
 @click.pass_obj
-def serve(obj: _Obj, config_path: str | None) -> None:
-    """Run the server until SIGTERM or SIGINT (SIGHUP reloads TLS certificates)."""
+def serve(obj: _Obj, config_path: str | None, data_dir: str | None) -> None:
+    """Run the server until SIGTERM or SIGINT (SIGHUP reloads TLS certificates and reopens the log file)."""
     from wildduck.app import serve as serve_app
     from wildduck.log import setup_logging
 
     if config_path:
         obj.config_path = config_path
+    obj.data_dir = data_dir
     config = obj.config()
-    setup_logging(config.server.log_level)
+    setup_logging(config.server.log_level, fmt=config.server.log_format, file=config.server.log_file)
     try:
         trio.run(serve_app, config)
     except BaseException as exc:  # noqa: BLE001 - errors from the nursery arrive grouped
@@ -142,6 +191,116 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
+# the store -----------------------------------------------------------------------------------------------------
+@cli.command()
+@click.pass_obj
+def init(obj: _Obj) -> None:
+    """Create the data directory and an empty database (an existing one is left as it is)."""
+    from wildduck.app import open_services
+
+    config = obj.config()
+    path = _store_path(config)
+    if path.exists():
+        click.echo(f"{path} exists already; nothing to do")
+        return
+
+    async def create() -> None:
+        async with open_services(config):
+            pass
+
+    try:
+        trio.run(create)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {path}")
+
+
+@contextlib.contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback ``(done, total)`` drawing a bar on stderr when it is a terminal (else None)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with contextlib.ExitStack() as stack:
+        bar: Any = None
+        shown = 0
+
+        def update(done: int, total: int) -> None:
+            nonlocal bar, shown
+            if bar is None:
+                bar = stack.enter_context(click.progressbar(length=total, label=label, file=sys.stderr))
+            bar.update(done - shown)
+            shown = done
+
+        yield update
+
+
+def _contents(info: Any) -> str:
+    def count(n: int, what: str) -> str:
+        return f"{n} {what}{'' if n == 1 else 's'}"
+
+    return (f"{count(info.users, 'user')}, {count(info.messages, 'message')}, schema v{info.schema_version}, "
+            f"{human_size(info.size)}")
+
+
+@cli.command()
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace DEST if it exists.")
+@click.pass_obj
+def backup(obj: _Obj, dest: Path, force: bool) -> None:
+    """Copy the database to DEST while the server keeps running (SQLite's online backup: one consistent
+    snapshot), then verify the copy with PRAGMA integrity_check. DEST is a file, or a directory to write
+    wildduck-YYYYmmdd-HHMMSS.db into."""
+    from wildduck.adapters.sqlite.backup import backup_database
+
+    source = _existing_store(obj.config())
+    if dest.is_dir():
+        dest = dest / f"wildduck-{dt.datetime.now():%Y%m%d-%H%M%S}.db"
+    if dest.absolute() == source:
+        raise click.ClickException(f"{dest} is the database itself")
+    if dest.exists() and not force:
+        raise click.ClickException(f"{dest} exists; pass --force to replace it")
+    try:
+        with _progress("backup") as progress:
+            info = backup_database(source, dest, progress=progress)
+    except (StoreError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backed up to {dest} ({_contents(info)}); integrity check ok")
+
+
+@cli.command()
+@click.argument("src", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the existing database (it is kept aside, renamed).")
+@click.pass_obj
+def restore(obj: _Obj, src: Path, force: bool) -> None:
+    """Replace the database with the backup SRC, after verifying SRC. Refused while a server (or any process)
+    has the database open; an existing database is replaced only with --force and is kept aside as
+    NAME.before-restore-<time>. An older schema is migrated when the store is next opened."""
+    from wildduck.adapters.sqlite.backup import database_holder, restore_database, verify_database
+    from wildduck.adapters.sqlite.schema import SCHEMA_VERSION
+
+    target = _store_path(obj.config())
+    click.echo(f"using {target}", err=True)
+    try:
+        holder = database_holder(target)
+        if holder is not None:
+            raise click.ClickException(
+                f"{target} is in use by process {holder} (is `wildduck serve` running?); stop it and retry")
+        if target.exists() and not force:
+            raise click.ClickException(
+                f"{target} exists; pass --force to replace it (it is kept aside, not deleted)")
+        info = verify_database(src)
+        with _progress("restore") as progress:
+            aside = restore_database(src, target, progress=progress, verified=True)
+    except (StoreError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored {src} to {target} ({_contents(info)})")
+    if aside is not None:
+        click.echo(f"the previous database is kept as {aside}")
+    if info.schema_version < SCHEMA_VERSION:
+        click.echo(f"schema v{info.schema_version} is migrated to v{SCHEMA_VERSION} when the store is next opened")
+
+
 # users ---------------------------------------------------------------------------------------------------------
 @cli.group()
 def user() -> None:
@@ -167,7 +326,12 @@ def user_create(obj: _Obj, username: str, password: str, address: str | None, qu
     quota_bytes = _parse_size(quota)
 
     async def go(s: Any) -> None:
-        u = await s.users.create(username, password, address=address, quota=quota_bytes, name=name)
+        try:
+            u = await s.users.create(username, password, address=address, quota=quota_bytes, name=name)
+        except InvalidInput as exc:
+            if exc.field == "email_domain":
+                raise InvalidInput(f"{exc} (--address)", exc.field) from None
+            raise
         addrs = await s.users.addresses(u)
         click.echo(f"created user {u.username} id={u.id} address={addrs[0].address}")
 
@@ -177,14 +341,16 @@ def user_create(obj: _Obj, username: str, password: str, address: str | None, qu
 @user.command("list")
 @click.pass_obj
 def user_list(obj: _Obj) -> None:
-    """List users: id, username, main address, storage used / quota."""
+    """List users: id, username, main address, storage used, quota."""
 
     async def go(s: Any) -> None:
+        rows = []
         for u in await s.users.all():
             addrs = await s.users.addresses(u)
             main = next((a.address for a in addrs if a.main), "-")
-            quota = s.messages.quota_of(u)
-            click.echo(f"{u.id}  {u.username}  {main}  {u.storage_used}/{quota}")
+            rows.append((u.id, u.username, main, human_size(u.storage_used), human_size(s.messages.quota_of(u))
+                         + ("  (disabled)" if u.disabled else "")))
+        _table(("ID", "USERNAME", "ADDRESS", "USED", "QUOTA"), rows)
 
     _run(obj, go)
 
@@ -218,17 +384,66 @@ def user_quota(obj: _Obj, username: str, quota: str) -> None:
     _run(obj, go)
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+@click.pass_obj
+def status(obj: _Obj, as_json: bool) -> None:
+    """Show the running server of this data directory: listeners, open connections, database size, last
+    delivery (exit status 1 when no server runs)."""
+    from wildduck.adapters.local.node import ask
+    from wildduck.app import node_socket
+
+    config = obj.config()
+    answer = trio.run(ask, node_socket(config), "status")
+    if answer is None:
+        click.echo(f"no server is running on {config.data_dir}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(answer)
+        return
+    st = json.loads(answer)
+    click.echo(f"wildduck {st['version']} (pid {st['pid']}){' stopping' if st['stopping'] else ''}")
+    for name, address in st["listeners"].items():
+        click.echo(f"  {name:<8} {address:<22} {st['connections'].get(name, '-')} connections")
+    click.echo(f"database  {human_size(st['database_bytes'])}")
+    click.echo(f"last delivery  {st['last_delivery'] or 'none since start'}")
+
+
+@user.command("unlock")
+@click.argument("username")
+@click.pass_obj
+def user_unlock(obj: _Obj, username: str) -> None:
+    """Clear the login lockout of USERNAME (failed logins from every source address are forgotten); takes effect
+    in the running server at once."""
+
+    from wildduck.adapters.local.node import ask
+    from wildduck.app import node_socket
+
+    async def go(s: Any) -> None:
+        u = await s.users.find(username)
+        answer = await ask(node_socket(s.config), "unlock", u.id)
+        if answer is None:  # the single node counts failed logins in the server's memory: none without a server
+            click.echo(f"no server is running on {s.config.data_dir}: {u.username} has no lockout to clear")
+            return
+        reply = json.loads(answer)
+        if "error" in reply:
+            raise click.ClickException(reply["error"])
+        click.echo(f"unlocked {u.username}: failed logins forgotten")
+
+    _run(obj, go)
+
+
 @user.command("delete")
 @click.argument("username")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def user_delete(obj: _Obj, username: str, yes: bool) -> None:
     """Delete USERNAME with all its mail."""
-    if not yes:
-        click.confirm(f"Delete {username} and all its mail?", abort=True)
 
     async def go(s: Any) -> None:
-        u = await s.users.find(username)
+        u = await s.users.find(username)  # "no such user" comes before the question
+        if not yes:
+            click.confirm(f"Delete {u.username} and all its mail?", abort=True)
         await s.users.delete(u)
         click.echo(f"deleted user {u.username}")
 
@@ -289,13 +504,22 @@ def message() -> None:
 
 
 async def _mailbox(s: Any, username: str, path: str) -> Any:
-    from wildduck.errors import NotFound
-
     u = await s.users.find(username)
     mbox = await s.mailboxes.find(u.id, path)
     if mbox is None:
-        raise NotFound(f"{username} has no mailbox {path!r}")
+        raise NotFound(f"{u.username} has no mailbox {path!r}")
     return mbox
+
+
+@contextlib.contextmanager
+def _naming(username: str, path: str, uid: int | None = None) -> Iterator[None]:
+    """A NotFound in the block (the mailbox was deleted meanwhile, the message does not exist) names the mailbox by
+    its path, never by the internal id the store reports."""
+    try:
+        yield
+    except NotFound:
+        what = "no mailbox" if uid is None else f"no message with UID {uid} in"
+        raise NotFound(f"{username} has {what} {path!r}") from None
 
 
 @message.command("list")
@@ -307,8 +531,10 @@ def message_list(obj: _Obj, username: str, mailbox: str) -> None:
 
     async def go(s: Any) -> None:
         mbox = await _mailbox(s, username, mailbox)
-        for m in await s.messages.summaries(mbox.id):
-            click.echo(f"{m.uid}\t{m.size}\t{m.internal_date.isoformat()}\t{' '.join(m.flags) or '-'}\t{m.subject}")
+        with _naming(username, mailbox):
+            rows = [(str(m.uid), human_size(m.size), f"{m.internal_date:%Y-%m-%d %H:%M}",
+                     " ".join(m.flags) or "-", m.subject) for m in await s.messages.summaries(mbox.id)]
+        _table(("UID", "SIZE", "DATE", "FLAGS", "SUBJECT"), rows)
 
     _run(obj, go)
 
@@ -323,7 +549,8 @@ def message_export(obj: _Obj, username: str, uid: int, mailbox: str, output: Any
     """Write the stored message UID, recomposed byte for byte, to stdout or --output."""
     async def go(s: Any) -> bytes:
         mbox = await _mailbox(s, username, mailbox)
-        content: bytes = (await s.messages.open_message(mbox.id, uid)).content()
+        with _naming(username, mailbox, uid):
+            content: bytes = (await s.messages.open_message(mbox.id, uid)).content()
         return content
 
     output.write(_run(obj, go))

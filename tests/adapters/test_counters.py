@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import trio
 
 from wildduck.adapters.local.counters import LocalCounters
+from wildduck.adapters.sqlite import open_sqlite_store
 from wildduck.ports.counters import Counters, Window
 
 
@@ -31,14 +33,22 @@ class Env:
     advance: Callable[[float], None]
 
 
-@pytest.fixture(params=["local"])
-async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+@pytest.fixture(params=["local", "sqlite"])
+async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
     clock = Clock()
 
     def advance(seconds: float) -> None:
         clock.now += seconds
 
-    yield Env(LocalCounters(clock), advance)
+    if request.param == "local":
+        yield Env(LocalCounters(clock), advance)
+        return
+    store = await open_sqlite_store(tmp_path / "counters.db")
+    store.counters_clock = clock
+    try:
+        yield Env(store, advance)
+    finally:
+        await store.close()
 
 
 async def test_fixed_window(env: Env) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import math
 import secrets
@@ -32,6 +33,35 @@ AUTH_CACHE_SECONDS = 300.0
 AUTH_CACHE_SIZE = 10_000
 #: a connection slot lives this long unless renewed; the keeper renews every third of it
 SLOT_TTL = 60.0
+#: the window of a user's unlock counter (``LoginService.unlock``): in practice, forever
+UNLOCK_WINDOW = 10 * 365 * 86400.0
+
+
+def source_of(peer: str | None) -> str | None:
+    """The source that failed logins are counted for: the address of ``peer`` (``"203.0.113.5:41000"``,
+    ``"[2001:db8::1]:41000"``, ``"::1"``, or a bare address) without the port; an IPv6 address stands for its /64
+    (one host or home network), an IPv4-mapped one for the IPv4 address. None when there is no peer."""
+    if not peer:
+        return None
+    text = peer.strip()
+    candidates = [text]
+    if text.startswith("["):
+        candidates.append(text[1:].partition("]")[0])
+    elif text.count(":") == 1:
+        candidates.append(text.partition(":")[0])
+    elif ":" in text:
+        candidates.append(text.rpartition(":")[0])
+    for candidate in candidates:
+        try:
+            ip = ipaddress.ip_address(candidate)
+        except ValueError:
+            continue
+        if isinstance(ip, ipaddress.IPv6Address):
+            if ip.ipv4_mapped is not None:
+                return str(ip.ipv4_mapped)
+            return str(ipaddress.IPv6Network((ip, 64), strict=False))
+        return str(ip)
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,25 +100,43 @@ class LoginService:
         self._held: dict[tuple[str, str], None] = {}
 
     @staticmethod
-    def _attempt_key(user: User | None, username: str) -> str:
-        if user is not None:
-            return "auth:" + user.id
-        return "auth:" + hashlib.sha256(username.strip().lower().encode("utf-8", "replace")).hexdigest()[:32]
+    def _unlock_key(user: User) -> str:
+        return "auth-unlocks:" + user.id
 
-    async def authenticate(self, username: str, password: str) -> User:
+    async def _attempt_key(self, user: User | None, username: str, source: str | None) -> str:
+        """``auth:<user id>[:u<unlocks>][:<source>]``; an unknown name counts under a hash of itself. The number of
+        unlocks so far is part of a known user's key, so one ``unlock`` retires every window counted before it,
+        from every source, on every instance that shares the counters."""
+        if user is None:
+            parts = ["auth", hashlib.sha256(username.strip().lower().encode("utf-8", "replace")).hexdigest()[:32]]
+        else:
+            parts = ["auth", user.id]
+            unlocks = (await self.counters.window(self._unlock_key(user))).count
+            if unlocks:
+                parts.append(f"u{unlocks}")
+        if source is not None:
+            parts.append(source)
+        return ":".join(parts)
+
+    async def authenticate(self, username: str, password: str, *, peer: str | None = None) -> User:
         """The user whose password this is (legacy hashes are rehashed to argon2id).
 
         The attempt is counted **before** the password is checked (one atomic increment), so parallel guesses
         cannot overrun the limit: past ``max_failures`` in the window, every attempt is refused with
         ``RateLimited`` whatever the password. A correct password clears the count. Raises ``AuthFailed`` after
         the failure penalty.
+
+        Attempts are counted per account **and** source: ``peer`` is the client's address (``"ip:port"`` as the
+        listeners give it, or a bare address; IPv6 counts per /64, see :func:`source_of`), so a stranger's wrong
+        guesses lock the account for the stranger's address only. Without ``peer`` every attempt on the account
+        counts together. Cancellation: a counted attempt stays counted.
         """
         try:
             user: User | None = await self.users.find(username)
         except NotFound:
             user = None
-        key = self._attempt_key(user, username)
         policy = self.policy
+        key = await self._attempt_key(user, username, source_of(peer)) if policy.max_failures else ""
         if policy.max_failures:
             window = await self.counters.increment(key, policy.failure_window)
             if window.count > policy.max_failures:
@@ -101,6 +149,13 @@ class LoginService:
         if policy.max_failures:
             await self.counters.reset(key)
         return found
+
+    async def unlock(self, user: User) -> None:
+        """Forget the failed logins counted against ``user`` from every source: its next login is checked as if it
+        had never failed. Effective wherever the counters are shared (every process of a single node with the
+        SQLite counters; every instance with Redis)."""
+        await self.counters.increment(self._unlock_key(user), UNLOCK_WINDOW)
+        log.info("unlocked logins of %s (%s)", user.username, user.id)
 
     async def _verify(self, user: User | None, password: str) -> User | None:
         if user is None:

@@ -24,8 +24,13 @@ class Expunged:
 
 @dataclass(frozen=True, slots=True)
 class FlagsChanged:
+    """A message's flags (with \\Recent where this session has it) and MODSEQ as of this point of the report: a
+    later change in the same replay (an expunge) must not alter what is said here."""
+
     seq: int
     uid: int
+    flags: tuple[str, ...]
+    modseq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +188,7 @@ class MailboxView:
                     self.flags[uid] = entry.flags
                     self.modseqs[uid] = entry.modseq
                     if changed and seq <= reported:
-                        out.append(FlagsChanged(seq, uid))
+                        out.append(FlagsChanged(seq, uid, self.flags_of(uid), entry.modseq))
             self.known_modseq = entry.modseq
         if applied_all:
             self.known_modseq = max(self.known_modseq, page.watermark)
@@ -224,7 +229,7 @@ class MailboxView:
             self.flags[m.uid] = m.flags
             self.modseqs[m.uid] = m.modseq
         self.uids.sort()
-        out.extend(FlagsChanged(self.seq_of(u), u) for u in changed)
+        out.extend(FlagsChanged(self.seq_of(u), u, self.flags_of(u), self.modseqs[u]) for u in changed)
         self.mailbox = snapshot.mailbox
         self.known_modseq = snapshot.mailbox.highest_modseq
         arrived = tuple(self.uids[reported:])

@@ -46,7 +46,19 @@ class UserService:
 
     def __init__(self, store: Accounts, *, email_domain: str | None = None) -> None:
         self.store = store
+        #: True when the domain was configured, False when it is this machine's name
+        self.email_domain_configured = bool(email_domain)
         self.email_domain = email_domain or socket.getfqdn() or "localhost"
+
+    def _default_address(self, username: str) -> str:
+        """``username@<email_domain>``; InvalidInput (field ``email_domain``) when no domain was configured and
+        this machine's name is ``localhost`` (addresses nobody can send to)."""
+        domain = self.email_domain.lower()
+        if not self.email_domain_configured and (domain == "localhost" or domain.startswith("localhost.")):
+            raise InvalidInput(
+                f"no address for {username!r}: [server] email_domain is empty and this machine's name is "
+                f"{self.email_domain!r}; set [server] email_domain, or give the user an address", "email_domain")
+        return f"{username}@{self.email_domain}"
 
     async def create(
         self,
@@ -59,15 +71,15 @@ class UserService:
     ) -> User:
         """Create a user, its main address and the default mailboxes.
 
-        Without ``address``, an email-like username is its own address; otherwise ``username@<email_domain>``.
-        Raises InvalidInput or AlreadyExists.
+        Without ``address``, an email-like username is its own address; otherwise ``username@<email_domain>``
+        (refused when that domain would be ``localhost``). Raises InvalidInput or AlreadyExists.
         """
         view = addresses.unameview(username)
         _check_password(password)
         if quota is not None and quota < 0:
             raise InvalidInput("quota must be a positive number of bytes", "quota")
         if address is None:
-            address = username if "@" in username else f"{username}@{self.email_domain}"
+            address = username if "@" in username else self._default_address(username)
         norm, addrview = addresses.validate_new(address)
         if await self.store.find_user(view) is not None:
             raise AlreadyExists(f"username {username!r} is taken")

@@ -4,7 +4,8 @@ delivery from any process reaches the server's sessions at once.
 
 The socket is created with mode 0600 (only the account that runs the server may publish). The wire format is one
 line per nudge: ``channel TAB nudge`` (see :meth:`wildduck.model.Nudge.encode`), at most :data:`MAX_LINE` bytes.
-A line ``?name`` asks the server one of its ``queries`` (``wildduck status``); the answer is one line.
+A line ``?name argument`` asks the server one of its ``queries`` (``wildduck status``, ``wildduck user unlock``);
+the answer is one line.
 Delivery stays best effort, as for every nudge: the journal is the truth.
 """
 
@@ -61,10 +62,10 @@ class ForwardingPubSub(LocalPubSub):
                     pass
 
 
-Query = Callable[[], Awaitable[str]]
+Query = Callable[[str], Awaitable[str]]
 
 
-async def ask(socket_path: Path, name: str) -> str | None:
+async def ask(socket_path: Path, name: str, argument: str = "") -> str | None:
     """The running server's answer to query ``name`` (None when no server runs there)."""
     if not _exists(socket_path):
         return None
@@ -74,7 +75,7 @@ async def ask(socket_path: Path, name: str) -> str | None:
         except OSError:
             return None
         async with stream:
-            await stream.send_all(f"?{name}\n".encode())
+            await stream.send_all(f"?{name} {argument}".rstrip().encode() + b"\n")
             answer = b""
             while not answer.endswith(b"\n"):
                 data = await stream.receive_some(65536)
@@ -149,8 +150,9 @@ async def _one(stream: trio.abc.Stream, pubsub: LocalPubSub, queries: Mapping[st
                     line, _, buf = buf.partition(b"\n")
                     lines += 1
                     if line.startswith(b"?"):
-                        query = queries.get(line[1:].decode("ascii", "replace").strip())
-                        answer = await query() if query is not None else '{"error": "unknown query"}'
+                        name, _, argument = line[1:].decode("utf-8", "replace").strip().partition(" ")
+                        query = queries.get(name)
+                        answer = await query(argument) if query is not None else '{"error": "unknown query"}'
                         await stream.send_all(answer.encode() + b"\n")
                         continue
                     channel, sep, text = line.decode("utf-8", "replace").partition("\t")

@@ -163,11 +163,25 @@ UPDATE mailboxes SET pruned_modseq = COALESCE(
     (SELECT MIN(modseq) - 1 FROM journal WHERE mailbox_id = mailboxes.id), highest_modseq)
 """
 
+# v7: rate-limit windows (the ``Counters`` role's ``increment``/``window``/``reset``) shared by every process of the
+# single node: failed-login counts that ``wildduck user unlock`` clears in a running server, and that survive a
+# restart. ``closes`` is in seconds since the epoch.
+SCHEMA_V7 = """
+CREATE TABLE rate_windows (
+    key TEXT PRIMARY KEY,
+    count INTEGER NOT NULL,
+    closes REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX rate_windows_closes ON rate_windows(closes)
+"""
+
 
 #: a step is an SQL script (statements separated by ";"), a list of statements, or a function of the connection
 Step = str | list[str] | Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[list[Step]] = [[SCHEMA_V1], [SCHEMA_V2], [SCHEMA_V3], [SCHEMA_V4, _index_existing_text], [SCHEMA_V5],
-                                [SCHEMA_V6]]
+                                [SCHEMA_V6], [SCHEMA_V7]]
+#: the schema this version of wildduck writes; every older version (from 1 on) is migrated on open
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def _statements(step: str | list[str]) -> list[str]:
@@ -178,8 +192,8 @@ def _statements(step: str | list[str]) -> list[str]:
 def migrate(conn: sqlite3.Connection) -> None:
     """Bring the database to the newest schema, one transaction per version."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(MIGRATIONS):
-        raise RuntimeError(f"database schema version {version} is newer than this wildduck ({len(MIGRATIONS)})")
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(f"database schema version {version} is newer than this wildduck ({SCHEMA_VERSION})")
     for number, steps in enumerate(MIGRATIONS[version:], start=version + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -58,7 +58,7 @@ async def starttls(s: IMAPSession, cmd: g.Command) -> None:
 # -- not authenticated -----------------------------------------------------------------------------------------------
 async def _login(s: IMAPSession, tag: str, username: str, password: str) -> None:
     try:
-        user = await s.s.login.authenticate(username, password)
+        user = await s.s.login.authenticate(username, password, peer=s.conn.peer)
     except RateLimited as exc:
         metrics.LOGINS.labels("imap", "limited").inc()
         log.warning("login for %r from %s refused: %s", username[:100], s.conn.peer, exc)

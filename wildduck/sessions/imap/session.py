@@ -372,7 +372,7 @@ class IMAPSession:
             if isinstance(change, Expunged):
                 self.send(b"* %d EXPUNGE\r\n" % change.seq)
             elif isinstance(change, FlagsChanged):
-                self.send(self.flags_response(change.seq, change.uid))
+                self.send(self.flags_response(change.seq, change.uid, flags=change.flags, modseq=change.modseq))
             elif isinstance(change, Appeared):
                 self.send(self.keyword_announcement(change.uids))
                 self.send(b"* %d EXISTS\r\n" % change.exists)
@@ -383,16 +383,19 @@ class IMAPSession:
                 self.send(serializer.untagged("BYE the selected mailbox was deleted, have to disconnect"))
                 raise SessionEnded
 
-    def flags_response(self, seq: int, uid: int, *, with_uid: bool = False) -> bytes:
-        """An untagged FETCH with the message's flags, preceded by FLAGS/PERMANENTFLAGS when it uses a keyword the
-        client has not been told about."""
+    def flags_response(self, seq: int, uid: int, *, with_uid: bool = False, flags: tuple[str, ...] | None = None,
+                       modseq: int | None = None) -> bytes:
+        """An untagged FETCH with the message's flags (the view's current ones unless given), preceded by
+        FLAGS/PERMANENTFLAGS when they use a keyword the client has not been told about."""
         view = self.selected
-        announce = self.keyword_announcement((uid,))
-        items = [b"FLAGS " + serializer.flag_list(view.flags_of(uid))]
+        if flags is None:
+            flags = view.flags_of(uid)
+        announce = self._announce({f for f in flags if not f.startswith("\\")})
+        items = [b"FLAGS " + serializer.flag_list(flags)]
         if with_uid:
             items.insert(0, b"UID %d" % uid)
         if self.condstore:
-            items.append(b"MODSEQ (%d)" % view.modseqs.get(uid, 0))
+            items.append(b"MODSEQ (%d)" % (modseq if modseq is not None else view.modseqs.get(uid, 0)))
         return announce + b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"
 
     def keyword_announcement(self, uids: Iterable[int]) -> bytes:
@@ -401,7 +404,9 @@ class IMAPSession:
         if self.view is None:
             return b""
         flags = self.view.flags
-        keywords = {f for uid in uids for f in flags.get(uid, ()) if not f.startswith("\\")}
+        return self._announce({f for uid in uids for f in flags.get(uid, ()) if not f.startswith("\\")})
+
+    def _announce(self, keywords: set[str]) -> bytes:
         if keywords <= self.keywords:
             return b""
         self.keywords |= keywords
