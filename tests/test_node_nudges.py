@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from wildduck.testing.server import ServerProcess
 
 MESSAGE = b"From: a@example.net\r\nTo: alice@example.com\r\nSubject: from the LDA\r\n\r\nhello\r\n"
@@ -106,3 +108,28 @@ def test_status_command_and_serve_with_data_dir_and_json_log(tmp_path: Path) -> 
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert any("ready" in r["message"] for r in records) and all({"time", "level", "logger"} <= set(r)
                                                                    for r in records)
+
+
+def test_sessions_of_a_deleted_user_end_with_bye(tmp_path: Path) -> None:
+    """Defect: after ``wildduck user delete dave`` dave's open IMAP session still answered NOOP and STORE with OK,
+    and APPEND dropped the connection with a traceback."""
+    config = write_config(tmp_path)
+    server = ServerProcess(config).start()
+    try:
+        cli(config, "user", "create", "dave", "--password", "pw", "--address", "dave@example.com")
+        idle = imaplib.IMAP4(*server.address("imap"))
+        idle.login("dave", "pw")
+        idle.select("INBOX")
+        tag = idle._new_tag().decode()  # type: ignore[attr-defined]
+        idle.send(f"{tag} IDLE\r\n".encode())
+        assert idle.readline().startswith(b"+ ")
+        busy = imaplib.IMAP4(*server.address("imap"))
+        busy.login("dave", "pw")
+        cli(config, "user", "delete", "dave", "--yes")
+        idle.sock.settimeout(10)
+        assert idle.readline().startswith(b"* BYE this account is no longer available")
+        with pytest.raises(imaplib.IMAP4.abort):  # BYE instead of OK, then the connection closes
+            busy.noop()
+        assert not any("Traceback" in line for line in server.log)
+    finally:
+        assert server.terminate() == 0

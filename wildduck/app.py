@@ -69,7 +69,8 @@ class Services:
 def build_services(config: Config, backends: Backends) -> Services:
     """Compose the domain services over ``backends`` with the policies of ``config``."""
     limits = config.limits
-    users = UserService(backends.accounts, email_domain=config.server.email_domain or None)
+    users = UserService(backends.accounts, email_domain=config.server.email_domain or None,
+                        pubsub=backends.pubsub)
     login = LoginService(users, backends.counters, backends.pubsub,
                          LoginPolicy(limits.auth_failures, limits.auth_failure_window))
     messages = MessageService(backends.messages, backends.accounts, backends.blobs, backends.pubsub,

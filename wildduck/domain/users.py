@@ -9,8 +9,8 @@ import trio
 
 from wildduck.domain import addresses, passwords
 from wildduck.errors import AlreadyExists, InvalidInput, NotFound
-from wildduck.model import Address, MailboxSpec, User
-from wildduck.ports import Accounts
+from wildduck.model import Address, MailboxSpec, Nudge, User, user_channel
+from wildduck.ports import Accounts, PubSub
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,10 @@ def _check_password(password: str) -> None:
 class UserService:
     """Creates and manages users and their addresses on the ``Accounts`` role."""
 
-    def __init__(self, store: Accounts, *, email_domain: str | None = None) -> None:
+    def __init__(self, store: Accounts, *, email_domain: str | None = None, pubsub: PubSub | None = None) -> None:
         self.store = store
+        #: where the end of an account is announced (its sessions end at once)
+        self.pubsub = pubsub
         #: True when the domain was configured, False when it is this machine's name
         self.email_domain_configured = bool(email_domain)
         self.email_domain = email_domain or socket.getfqdn() or "localhost"
@@ -133,12 +135,21 @@ class UserService:
             raise InvalidInput("quota must be a positive number of bytes", "quota")
         await self.store.set_quota(user.id, quota)
 
+    async def _account_gone(self, user: User) -> None:
+        if self.pubsub is not None:
+            await self.pubsub.publish(user_channel(user.id), Nudge.account_gone())
+
     async def set_disabled(self, user: User, disabled: bool) -> None:
+        """Disable (or enable) logins and deliveries; the sessions of a disabled user end with BYE."""
         await self.store.set_disabled(user.id, disabled)
+        if disabled:
+            await self._account_gone(user)
 
     async def delete(self, user: User) -> None:
-        """Delete the user with every mailbox, message and address (blob references released)."""
+        """Delete the user with every mailbox, message and address (blob references released); the user's
+        open sessions end with BYE."""
         await self.store.delete_user(user.id)
+        await self._account_gone(user)
         log.info("deleted user %s (%s)", user.username, user.id)
 
     async def add_address(self, user: User, address: str, *, main: bool = False) -> Address:
