@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from wildduck.testing.server import ServerProcess
 
 
@@ -85,7 +87,7 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         proc = subprocess.run([sys.executable, "-m", "wildduck", "serve", "--config", str(config)],
                               capture_output=True, timeout=60)
     assert proc.returncode == 1
-    assert b"cannot start" in proc.stderr
+    assert f"lmtp 127.0.0.1:{port}: ".encode() in proc.stderr and b"in use" in proc.stderr
 
 
 def test_generated_certificate_is_valid_for_localhost(tmp_path: Path) -> None:
@@ -131,3 +133,37 @@ def test_user_unlock_clears_a_lockout_in_the_running_server(tmp_path: Path) -> N
         unlocked = subprocess.run([*wd, "user", "unlock", "alice"], capture_output=True, timeout=60)
         assert unlocked.returncode == 0 and b"unlocked alice" in unlocked.stdout
         assert login("right") == "ok"
+
+
+@pytest.mark.parametrize(("extra", "complaint"), [
+    ("[imap]\nport = 2424\n[lmtp]\nport = 2424\n", "port 2424 on 127.0.0.1 is also used by [lmtp]"),
+    ('[tls]\ncert = "/nonexistent/c.pem"\nkey = "/nonexistent/k.pem"\n', "[tls] cert: no such file"),
+    ('[imap]\nhost = "no such host.invalid"\n', "[imap] host: cannot listen on"),
+    ("[pop3]\nenabled = true\n", "has no POP3 server yet"),
+])
+def test_check_config_refuses_what_serve_refuses(tmp_path: Path, extra: str, complaint: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n[metrics]\nport = 0\n{extra}')
+    wd = [sys.executable, "-m", "wildduck", "--config", str(path)]
+    checked = subprocess.run([*wd, "check-config"], capture_output=True, timeout=60)
+    served = subprocess.run([*wd, "serve"], capture_output=True, timeout=60)
+    for proc in (checked, served):
+        assert proc.returncode != 0 and complaint in proc.stderr.decode(), proc.stderr
+        assert len(proc.stderr.decode().strip().splitlines()) == 1  # one line, no traceback
+    assert not (tmp_path / "data").exists()  # nothing created for a configuration serve refuses
+
+
+def test_a_newer_schema_is_one_line(tmp_path: Path) -> None:
+    import sqlite3
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with sqlite3.connect(data / "wildduck.db") as conn:
+        conn.execute("PRAGMA user_version = 999")
+    path = tmp_path / "c.toml"
+    path.write_text(f'[server]\ndata_dir = "{data}"\n[metrics]\nport = 0\n[lmtp]\nport = 0\n[imap]\nport = 0\n'
+                    "tls_port = 0\n")
+    served = subprocess.run([sys.executable, "-m", "wildduck", "--config", str(path), "serve"],
+                            capture_output=True, timeout=60)
+    lines = served.stderr.decode().strip().splitlines()
+    assert served.returncode != 0 and "newer than this wildduck" in lines[-1] and len(lines) <= 2, lines

@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -82,6 +83,39 @@ def build_services(config: Config, backends: Backends) -> Services:
     )
 
 
+def check_startable(config: Config) -> None:
+    """Refuse (ConfigError, naming the key) what ``serve`` cannot start with: protocols this build has no server
+    for, certificate files that are not there, listen addresses that are no addresses, two listeners on one port.
+    ``check-config`` runs the same checks."""
+    for name in ("pop3", "api"):
+        if getattr(config, name).enabled:
+            raise ConfigError(f"[{name}] enabled = true, but this release of wildduck has no {name.upper()} "
+                              "server yet")
+    pairs = [("tls", config.tls.cert, config.tls.key)] + [
+        (name, getattr(config, name).cert, getattr(config, name).key) for name in ("lmtp", "imap")]
+    for section, cert, key in pairs:
+        for what, path in (("cert", cert), ("key", key)):
+            if path and not Path(path).is_file():
+                raise ConfigError(f"[{section}] {what}: no such file {path}")
+    ports: dict[tuple[str, int], str] = {}
+    listeners = [("lmtp", config.lmtp.enabled, config.lmtp.host, config.lmtp.port),
+                 ("imap", config.imap.enabled, config.imap.host, config.imap.port),
+                 ("imap", config.imap.enabled, config.imap.host, config.imap.tls_port),
+                 ("metrics", config.metrics.enabled, config.metrics.host, config.metrics.port)]
+    for section, enabled, host, port in listeners:
+        if not enabled:
+            continue
+        try:
+            socket.getaddrinfo(host or None, None, flags=socket.AI_PASSIVE | socket.AI_NUMERICSERV)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise ConfigError(f"[{section}] host: cannot listen on {host!r}: {exc}") from None
+        if not port:
+            continue  # 0: any free port (tests), or an implicit-TLS port turned off
+        if (host, port) in ports:
+            raise ConfigError(f"[{section}] port {port} on {host} is also used by [{ports[host, port]}]")
+        ports[host, port] = section
+
+
 def node_socket(config: Config) -> Path:
     """Where the server of this data directory takes nudges from the node's other processes."""
     return config.data_dir / "wildduck.sock"
@@ -144,11 +178,7 @@ class Server:
 
     def build_listeners(self) -> None:
         cfg = self.config
-        for name in ("pop3", "api"):
-            if getattr(cfg, name).enabled:
-                raise ConfigError(
-                    f"[{name}] enabled = true, but this release of wildduck has no {name.upper()} server yet"
-                )
+        check_startable(cfg)
         limits = cfg.limits
         # the default certificate exists from the first start on (self-signed when [tls] names none), so that
         # every TLS listener has one and SIGHUP has something to reload
@@ -314,6 +344,7 @@ class Server:
 async def serve(config: Config, *, task_status: trio.TaskStatus[dict[str, Bound]] = trio.TASK_STATUS_IGNORED,
                 stop: trio.Event | None = None) -> None:
     """Open the services and run the server until SIGTERM/SIGINT (or ``stop``, for tests) ends it."""
+    check_startable(config)  # before anything is created on disk
     async with open_services(config, server=True) as services:
         server = Server(services)
         async with trio.open_nursery() as nursery:

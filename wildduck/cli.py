@@ -153,7 +153,7 @@ def serve(obj: _Obj, config_path: str | None, data_dir: str | None) -> None:
 
 def _startup_error(exc: BaseException) -> str | None:
     """A one-line reason for a configuration or OS error (e.g. address in use), found inside exception groups."""
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, (ConfigError, StoreError)):
         return str(exc)
     if isinstance(exc, OSError):
         return f"cannot start: {exc}"
@@ -174,6 +174,12 @@ def check_config(obj: _Obj, config_path: str | None, print_it: bool) -> None:
     if config_path:
         obj.config_path = config_path
     config = obj.config()
+    from wildduck.app import check_startable
+
+    try:
+        check_startable(config)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     if print_it:
         for section, values in as_dict(config).items():
             click.echo(f"[{section}]")

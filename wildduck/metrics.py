@@ -60,7 +60,10 @@ async def _answer(stream: trio.abc.Stream) -> None:
 async def serve_metrics(host: str, port: int, *,
                         task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
     """Answer ``GET /metrics`` on ``host:port`` until cancelled; reports the bound address."""
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        raise OSError(exc.errno, f"metrics {host}:{port}: {exc.strerror or exc}") from None
     bound = listeners[0].socket.getsockname()
     task_status.started((bound[0], bound[1]))
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import trio
 
 from wildduck import metrics
+from wildduck.errors import ConfigError
 from wildduck.log import connection_id
 from wildduck.net.tls import ReloadableTLS
 
@@ -71,7 +72,10 @@ class Listener:
 
         Cancellation closes the listening socket and every connection at once.
         """
-        listeners = await trio.open_tcp_listeners(self.port, host=self.host)
+        try:
+            listeners = await trio.open_tcp_listeners(self.port, host=self.host)
+        except OSError as exc:
+            raise ConfigError(f"{self.name} {self.host}:{self.port}: {exc.strerror or exc}") from None
         sockname = listeners[0].socket.getsockname()
         bound = Bound(self.name, sockname[0], sockname[1])
         try:

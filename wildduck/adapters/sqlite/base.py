@@ -94,6 +94,8 @@ class StoreBase:
             await self._group_writer.call(self._open_sync)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        except StoreError as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from None
 
     async def close(self) -> None:
         """Close every connection (after the running calls finish) and end the threads."""

@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Callable
 
 from wildduck.adapters.sqlite.codec import stored_header
+from wildduck.errors import StoreError
 
 SCHEMA_V1 = """
 CREATE TABLE users (
@@ -193,7 +194,8 @@ def migrate(conn: sqlite3.Connection) -> None:
     """Bring the database to the newest schema, one transaction per version."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise RuntimeError(f"database schema version {version} is newer than this wildduck ({SCHEMA_VERSION})")
+        raise StoreError(f"database schema version {version} is newer than this wildduck ({SCHEMA_VERSION}): "
+                         "upgrade wildduck, or restore a backup made by this version")
     for number, steps in enumerate(MIGRATIONS[version:], start=version + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
