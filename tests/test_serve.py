@@ -88,6 +88,7 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
                               capture_output=True, timeout=60)
     assert proc.returncode == 1
     assert f"lmtp 127.0.0.1:{port}: ".encode() in proc.stderr and b"in use" in proc.stderr
+    assert not (tmp_path / "data").exists()  # no database, no certificate before the ports are known to be good
 
 
 def test_generated_certificate_is_valid_for_localhost(tmp_path: Path) -> None:

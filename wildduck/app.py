@@ -34,7 +34,7 @@ from wildduck.domain.users import UserService
 from wildduck.errors import ConfigError, NotFound
 from wildduck.log import reopen_log_files
 from wildduck.metrics import serve_metrics
-from wildduck.net.listeners import Bound, Listener
+from wildduck.net.listeners import Bound, Listener, bind
 from wildduck.net.tls import ReloadableTLS, generate_self_signed
 from wildduck.ports import Backends
 from wildduck.sessions._runner import Lifecycle
@@ -116,6 +116,25 @@ def check_startable(config: Config) -> None:
         ports[host, port] = section
 
 
+async def bind_ports(config: Config) -> dict[str, list[trio.SocketListener]]:
+    """Bind every listening port of ``config`` (ConfigError naming the listener and address if one fails)."""
+    wanted = [("lmtp", config.lmtp.enabled, config.lmtp.host, config.lmtp.port),
+              ("imap", config.imap.enabled, config.imap.host, config.imap.port),
+              ("imaps", config.imap.enabled and bool(config.imap.tls_port), config.imap.host, config.imap.tls_port),
+              ("metrics", config.metrics.enabled, config.metrics.host, config.metrics.port)]
+    bound: dict[str, list[trio.SocketListener]] = {}
+    try:
+        for name, enabled, host, port in wanted:
+            if enabled:
+                bound[name] = await bind(name, host, port)
+    except BaseException:
+        for sockets in bound.values():
+            for s in sockets:
+                await s.aclose()
+        raise
+    return bound
+
+
 def node_socket(config: Config) -> Path:
     """Where the server of this data directory takes nudges from the node's other processes."""
     return config.data_dir / "wildduck.sock"
@@ -147,8 +166,10 @@ async def open_services(config: Config, *, server: bool = False) -> AsyncIterato
 class Server:
     """The running server: listeners under one nursery, signal handling, maintenance."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, prebound: dict[str, list[trio.SocketListener]] | None = None) -> None:
         self.services = services
+        #: sockets :func:`bind_ports` bound before anything was created (by listener name)
+        self.prebound = prebound or {}
         self.config = services.config
         self.listeners: list[Listener] = []
         self.tls: dict[tuple[str, str], ReloadableTLS] = {}
@@ -245,8 +266,9 @@ class Server:
             nursery.start_soon(self._maintenance)
             await nursery.start(self.services.login.keep_slots)
             if self.config.metrics.enabled:
-                mhost, mport = await nursery.start(serve_metrics, self.config.metrics.host,
-                                                   self.config.metrics.port)
+                sockets = self.prebound.get("metrics") or await bind(
+                    "metrics", self.config.metrics.host, self.config.metrics.port)
+                mhost, mport = await nursery.start(serve_metrics, sockets)
                 self.bound["metrics"] = Bound("metrics", mhost, mport)
                 nursery.start_soon(self._gauges)
             pubsub = self.services.backends.pubsub
@@ -255,6 +277,7 @@ class Server:
                 await nursery.start(partial(serve_node_pubsub, queries=queries),
                                     node_socket(self.config), pubsub)
             for listener in self.listeners:
+                listener.sockets = self.prebound.get(listener.name)
                 self.bound[listener.name] = await nursery.start(listener.run)
             log.info(
                 "wildduck %s ready (%s): %s",
@@ -345,8 +368,9 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[dict[str, Bound]
                 stop: trio.Event | None = None) -> None:
     """Open the services and run the server until SIGTERM/SIGINT (or ``stop``, for tests) ends it."""
     check_startable(config)  # before anything is created on disk
+    prebound = await bind_ports(config)  # a port in use stops the start before the database or a certificate
     async with open_services(config, server=True) as services:
-        server = Server(services)
+        server = Server(services, prebound)
         async with trio.open_nursery() as nursery:
             if stop is not None:
                 async def watch() -> None:

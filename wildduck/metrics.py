@@ -57,13 +57,9 @@ async def _answer(stream: trio.abc.Stream) -> None:
                               + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
 
 
-async def serve_metrics(host: str, port: int, *,
+async def serve_metrics(listeners: list[trio.SocketListener], *,
                         task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
-    """Answer ``GET /metrics`` on ``host:port`` until cancelled; reports the bound address."""
-    try:
-        listeners = await trio.open_tcp_listeners(port, host=host)
-    except OSError as exc:
-        raise OSError(exc.errno, f"metrics {host}:{port}: {exc.strerror or exc}") from None
+    """Answer ``GET /metrics`` on the bound ``listeners`` until cancelled; reports the bound address."""
     bound = listeners[0].socket.getsockname()
     task_status.started((bound[0], bound[1]))
 

@@ -87,6 +87,9 @@ class DeliveryService:
                 order[r.mailbox_id] = len(targets)
                 targets.append((r.user, r.mailbox_id))
         outcomes = await self.messages.store_prepared(targets, prepared, flags=flags, internal_date=internal_date)
-        if any(isinstance(o, AppendResult) for o in outcomes):
+        stored = sum(isinstance(o, AppendResult) for o in outcomes)
+        if stored:
             self.last_delivery = dt.datetime.now(dt.UTC)
+        log.info("message %s, %d bytes: stored in %d of %d mailboxes", prepared.message_id or "(no Message-ID)",
+                 len(raw), stored, len(targets))
         return [outcomes[order[r.mailbox_id]] for r in recipients]

@@ -41,6 +41,14 @@ def _peer_of(stream: trio.SocketStream) -> str:
     return f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
 
 
+async def bind(name: str, host: str, port: int) -> list[trio.SocketListener]:
+    """Listening sockets for ``host:port``; a ConfigError naming the listener and the address when that fails."""
+    try:
+        return await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        raise ConfigError(f"{name} {host}:{port}: {exc.strerror or exc}") from None
+
+
 class Listener:
     """One listening service. Run :meth:`run` with ``nursery.start``; it reports the bound address."""
 
@@ -63,6 +71,8 @@ class Listener:
         self.tls = tls
         self.on_overload = on_overload
         self.active = 0
+        #: sockets bound before the listener runs (``serve`` binds every port before it creates anything)
+        self.sockets: list[trio.SocketListener] | None = None
         self._accept_scope = trio.CancelScope()
         self._conn_scope: trio.CancelScope | None = None
         self.drained = trio.Event()
@@ -72,10 +82,8 @@ class Listener:
 
         Cancellation closes the listening socket and every connection at once.
         """
-        try:
-            listeners = await trio.open_tcp_listeners(self.port, host=self.host)
-        except OSError as exc:
-            raise ConfigError(f"{self.name} {self.host}:{self.port}: {exc.strerror or exc}") from None
+        listeners = self.sockets or await bind(self.name, self.host, self.port)
+        self.sockets = None
         sockname = listeners[0].socket.getsockname()
         bound = Bound(self.name, sockname[0], sockname[1])
         try:
