@@ -112,19 +112,24 @@ async def test_delivery_during_select_is_reported_by_select(tmp_path: Path) -> N
         assert not racing[0].armed
 
 
+async def _watch_work(srv: RunningServer) -> Client:
+    """A mailbox "Work" with one message, and a session idling on it."""
+    alice = await srv.services.users.find("alice")
+    await srv.services.mailboxes.create(alice.id, "Work")
+    await _append(srv, path="Work")
+    return await _idle(srv, "Work")
+
+
 async def test_delete_of_a_mailbox_selected_elsewhere_ends_that_session(server: RunningServer) -> None:
     """Defect: DELETE of a mailbox another session had selected told nobody; that session kept serving it."""
-    alice = await server.services.users.find("alice")
-    await server.services.mailboxes.create(alice.id, "Work")
-    await _append(server, path="Work")
     with trio.fail_after(20):
-        watcher = await _idle(server, "Work")
+        watcher = await _watch_work(server)
         other = await Client.connect(server)
         await other.login()
         await other.command("s", "SELECT Work")
-        other_dm = await Client.connect(server)
-        await other_dm.login()
-        assert (await other_dm.command("d", "DELETE Work"))[-1].startswith(b"d OK")
+        deleter = await Client.connect(server)
+        await deleter.login()
+        assert (await deleter.command("d", "DELETE Work"))[-1].startswith(b"d OK")
         assert (await watcher.until(b"* BYE"))[-1].startswith(b"* BYE the selected mailbox was deleted")
         assert await watcher.closed()
         # a session not idling learns it at its next command, and is served nothing of the deleted mailbox
@@ -135,11 +140,8 @@ async def test_delete_of_a_mailbox_selected_elsewhere_ends_that_session(server: 
 
 
 async def test_rename_of_a_mailbox_selected_elsewhere_is_told(server: RunningServer) -> None:
-    alice = await server.services.users.find("alice")
-    await server.services.mailboxes.create(alice.id, "Work")
-    await _append(server, path="Work")
     with trio.fail_after(20):
-        watcher = await _idle(server, "Work")
+        watcher = await _watch_work(server)
         renamer = await Client.connect(server)
         await renamer.login()
         assert (await renamer.command("r", "RENAME Work Play"))[-1].startswith(b"r OK")
