@@ -29,6 +29,19 @@ def cli(config: Path, *args: str, stdin: bytes = b"") -> subprocess.CompletedPro
                           capture_output=True, timeout=60, check=True)
 
 
+def idling(server: ServerProcess, user: str) -> imaplib.IMAP4:
+    """A client of ``user`` (password "pw") in IDLE on INBOX, reading with a 10 s deadline (a deadline, not a
+    measurement: a push normally takes milliseconds)."""
+    m = imaplib.IMAP4(*server.address("imap"))
+    m.login(user, "pw")
+    m.select("INBOX")
+    tag = m._new_tag().decode()  # type: ignore[attr-defined]
+    m.send(f"{tag} IDLE\r\n".encode())
+    assert m.readline().startswith(b"+ ")
+    m.sock.settimeout(10)
+    return m
+
+
 def test_deliver_from_the_cli_wakes_idle_clients(tmp_path: Path) -> None:
     """Defect: ``wildduck deliver`` stored the message and an IDLEing client saw nothing for 40 s."""
     config = write_config(tmp_path)
@@ -37,13 +50,7 @@ def test_deliver_from_the_cli_wakes_idle_clients(tmp_path: Path) -> None:
         cli(config, "user", "create", "alice", "--password", "pw", "--address", "alice@example.com")
         sock_path = tmp_path / "data" / "wildduck.sock"
         assert stat.S_IMODE(os.stat(sock_path).st_mode) == 0o600  # only the server's account may publish
-        m = imaplib.IMAP4(*server.address("imap"))
-        m.login("alice", "pw")
-        m.select("INBOX")
-        tag = m._new_tag().decode()  # type: ignore[attr-defined]
-        m.send(f"{tag} IDLE\r\n".encode())
-        assert m.readline().startswith(b"+ ")
-        m.sock.settimeout(10)  # a deadline, not a measurement: the push normally takes milliseconds
+        m = idling(server, "alice")  # a deadline, not a measurement: the push normally takes milliseconds
         cli(config, "deliver", "alice@example.com", stdin=MESSAGE)
         lines = []
         while not lines or not lines[-1].startswith(b"* 1 EXISTS"):
@@ -117,16 +124,10 @@ def test_sessions_of_a_deleted_user_end_with_bye(tmp_path: Path) -> None:
     server = ServerProcess(config).start()
     try:
         cli(config, "user", "create", "dave", "--password", "pw", "--address", "dave@example.com")
-        idle = imaplib.IMAP4(*server.address("imap"))
-        idle.login("dave", "pw")
-        idle.select("INBOX")
-        tag = idle._new_tag().decode()  # type: ignore[attr-defined]
-        idle.send(f"{tag} IDLE\r\n".encode())
-        assert idle.readline().startswith(b"+ ")
+        idle = idling(server, "dave")
         busy = imaplib.IMAP4(*server.address("imap"))
         busy.login("dave", "pw")
         cli(config, "user", "delete", "dave", "--yes")
-        idle.sock.settimeout(10)
         assert idle.readline().startswith(b"* BYE this account is no longer available")
         with pytest.raises(imaplib.IMAP4.abort):  # BYE instead of OK, then the connection closes
             busy.noop()

@@ -96,8 +96,8 @@ class LoginService:
         self._auth_cache: dict[tuple[str, str, bytes], float] = {}
         self._auth_key = secrets.token_bytes(32)
         self._verifying: dict[tuple[str, str, bytes], trio.Lock] = {}
-        #: slots this process holds: (key, token) -> nothing; the keeper renews them
-        self._held: dict[tuple[str, str], None] = {}
+        #: slots this process holds, as (key, token); the keeper renews them
+        self._held: set[tuple[str, str]] = set()
 
     @staticmethod
     def _unlock_key(user: User) -> str:
@@ -201,12 +201,12 @@ class LoginService:
         if token is None:
             raise TooManyConnections(f"too many simultaneous connections for this account (at most "
                                      f"{max_connections})")
-        self._held[(key, token)] = None
+        self._held.add((key, token))
         try:
             async with self.pubsub.subscribe(user_channel(user.id)) as sub:
                 yield UserSession(user, protocol, sub, secrets.token_hex(8))
         finally:
-            self._held.pop((key, token), None)
+            self._held.discard((key, token))
             with trio.CancelScope(shield=True):
                 await self.counters.release_slot(key, token)
 
