@@ -23,7 +23,8 @@ async def test_a_reader_following_concurrent_writers_misses_nothing(store: Any) 
     other = await store.create_mailbox(user.id, MailboxSpec("Other"))
     await store.append_messages([NewMessage(user.id, other.id, prepared(f"o{i}")) for i in range(10)])
     await store.append_messages([NewMessage(user.id, inbox.id, prepared(f"seed{i}")) for i in range(5)])
-    since = (await store.get_mailbox(inbox.id)).highest_modseq
+    before = await store.get_mailbox(inbox.id)  # read before any writer starts: where the reader begins
+    since = before.highest_modseq
     start = since
     writers_left = 0
     seen: list[JournalEntry] = []
@@ -64,7 +65,7 @@ async def test_a_reader_following_concurrent_writers_misses_nothing(store: Any) 
     async def reader() -> None:
         nonlocal since, pages
         last_modseq = since
-        last_exists = (await store.get_mailbox(inbox.id)).uid_next - 1
+        last_exists = before.uid_next - 1
         while True:
             finished = writers_left == 0  # read once more after the last writer is done
             page = await store.read_journal(inbox.id, since)
