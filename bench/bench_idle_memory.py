@@ -60,7 +60,7 @@ def config_text(data_dir: Path, connections: int) -> str:
     for key in ("max_connections_per_user", "max_connections_per_ip"):
         if key in defaults.get("imap", {}):
             imap += f"{key} = {connections + 100}\n"
-    return (f'[server]\ndata_dir = "{data_dir}"\n[lmtp]\nport = 0\n[imap]\n{imap}'
+    return (f'[server]\ndata_dir = "{data_dir}"\n[lmtp]\nport = 0\n[pop3]\nport = 0\ntls_port = 0\n[imap]\n{imap}'
             f"[limits]\nmax_connections = {connections + 100}\nidle_timeout = 3600.0\n")
 
 

@@ -164,7 +164,8 @@ def parse_totals(out: str) -> dict[str, int] | None:
 def wildduck_overrides(clients: int, build: Build) -> str:
     """Listener and limit settings; a per-user connection cap, if this version has one, is lifted."""
     defaults = tomllib.loads((build.root / "wildduck" / "default.toml").read_text())
-    text = f"[imap]\nport = 0\ntls_port = 0\n[limits]\nmax_connections = {clients * 4 + 100}\n"
+    text = (f"[imap]\nport = 0\ntls_port = 0\n[pop3]\nport = 0\ntls_port = 0\n"
+            f"[limits]\nmax_connections = {clients * 4 + 100}\n")
     for key in ("max_connections_per_user", "max_connections_per_ip"):
         if key in defaults.get("imap", {}):
             text = text.replace("[imap]\n", f"[imap]\n{key} = {clients * 4 + 100}\n")

@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"| {label} `{needle}` | {matches:,} | {base * 1000:,.1f} | {took * 1000:,.1f} | "
                   f"{base / took:,.1f}× |")
         config = Path(tmp) / "wildduck.toml"
-        config.write_text(f'[server]\ndata_dir = "{data_dir}"\n[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n')
+        config.write_text(f'[server]\ndata_dir = "{data_dir}"\n[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n'
+                          "[pop3]\nport = 0\ntls_port = 0\n")
         with ServerProcess(config) as server:
             imap = imaplib.IMAP4(*server.address("imap"))
             imap.login("user", "pw")

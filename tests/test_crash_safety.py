@@ -38,7 +38,7 @@ def test_kill_minus_nine_during_deliveries(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     config = tmp_path / "wildduck.toml"
     config.write_text(f'[server]\ndata_dir = "{data_dir}"\n[lmtp]\nport = 0\n[imap]\nenabled = false\n'
-                      "[metrics]\nenabled = false\n")
+                      "[pop3]\nenabled = false\n[metrics]\nenabled = false\n")
     subprocess.run([sys.executable, "-m", "wildduck", "--config", str(config), "init"], check=True, capture_output=True)
     for user in ("crash", "other"):
         subprocess.run([sys.executable, "-m", "wildduck", "--config", str(config), "user", "create", user,

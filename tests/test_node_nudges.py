@@ -20,7 +20,8 @@ MESSAGE = b"From: a@example.net\r\nTo: alice@example.com\r\nSubject: from the LD
 def write_config(tmp_path: Path) -> Path:
     path = tmp_path / "wildduck.toml"
     path.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\nshutdown_timeout = 2.0\n'
-                    f"[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n[metrics]\nport = 0\n")
+                    f"[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n[pop3]\nport = 0\ntls_port = 0\n"
+                    "[metrics]\nport = 0\n")
     return path
 
 
@@ -89,7 +90,8 @@ def test_status_command_and_serve_with_data_dir_and_json_log(tmp_path: Path) -> 
     log = tmp_path / "wd.log"
     config = tmp_path / "wildduck.toml"
     config.write_text(f'[server]\nlog_format = "json"\nlog_file = "{log}"\n'
-                      "[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n[metrics]\nport = 0\n")
+                      "[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n[pop3]\nport = 0\ntls_port = 0\n"
+                      "[metrics]\nport = 0\n")
     assert subprocess.run([sys.executable, "-m", "wildduck", "--config", str(config), "status"],
                           capture_output=True, timeout=60).returncode == 1  # no server yet
     proc = subprocess.Popen([sys.executable, "-m", "wildduck", "serve", "--config", str(config), "--data-dir",

@@ -18,7 +18,7 @@ from wildduck.testing.server import ServerProcess
 def write_config(tmp_path: Path, extra: str = "") -> Path:
     path = tmp_path / "wildduck.toml"
     path.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\nshutdown_timeout = 2.0\n'
-                    f"[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n{extra}")
+                    f"[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n[pop3]\nport = 0\ntls_port = 0\n{extra}")
     return path
 
 
@@ -69,11 +69,11 @@ def test_sighup_reloads_certificates(tmp_path: Path) -> None:
 
 
 def test_enabling_a_listener_that_does_not_exist_yet_is_refused(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "[pop3]\nenabled = true\nport = 0\ntls_port = 0\n")
+    config = write_config(tmp_path, "[api]\nenabled = true\nport = 0\n")
     proc = subprocess.run([sys.executable, "-m", "wildduck", "serve", "--config", str(config)],
                           capture_output=True, timeout=60)
     assert proc.returncode == 1
-    assert b"[pop3] enabled = true" in proc.stderr
+    assert b"[api] enabled = true" in proc.stderr
 
 
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
@@ -140,7 +140,8 @@ def test_user_unlock_clears_a_lockout_in_the_running_server(tmp_path: Path) -> N
     ("[imap]\nport = 2424\n[lmtp]\nport = 2424\n", "port 2424 on 127.0.0.1 is also used by [lmtp]"),
     ('[tls]\ncert = "/nonexistent/c.pem"\nkey = "/nonexistent/k.pem"\n', "[tls] cert: no such file"),
     ('[imap]\nhost = "no such host.invalid"\n', "[imap] host: cannot listen on"),
-    ("[pop3]\nenabled = true\n", "has no POP3 server yet"),
+    ("[api]\nenabled = true\n", "has no API server yet"),
+    ("[pop3]\nport = 2424\n[lmtp]\nport = 2424\n", "port 2424 on 127.0.0.1 is also used by [lmtp]"),
 ])
 def test_check_config_refuses_what_serve_refuses(tmp_path: Path, extra: str, complaint: str) -> None:
     path = tmp_path / "c.toml"
@@ -163,7 +164,7 @@ def test_a_newer_schema_is_one_line(tmp_path: Path) -> None:
         conn.execute("PRAGMA user_version = 999")
     path = tmp_path / "c.toml"
     path.write_text(f'[server]\ndata_dir = "{data}"\n[metrics]\nport = 0\n[lmtp]\nport = 0\n[imap]\nport = 0\n'
-                    "tls_port = 0\n")
+                    "tls_port = 0\n[pop3]\nport = 0\ntls_port = 0\n")
     served = subprocess.run([sys.executable, "-m", "wildduck", "--config", str(path), "serve"],
                             capture_output=True, timeout=60)
     lines = served.stderr.decode().strip().splitlines()

@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,10 +24,11 @@ from wildduck.adapters.local.counters import LocalCounters
 from wildduck.adapters.local.node import ForwardingPubSub, Query, serve_node_pubsub
 from wildduck.adapters.local.pubsub import LocalPubSub
 from wildduck.adapters.sqlite import open_sqlite_store
-from wildduck.config import Config
+from wildduck.config import Config, MailProtocolConfig
 from wildduck.domain.auth import LoginPolicy, LoginService
 from wildduck.domain.delivery import DeliveryService
 from wildduck.domain.mailboxes import MailboxService
+from wildduck.domain.maildrop import MaildropService
 from wildduck.domain.messages import MessageService
 from wildduck.domain.search import SearchService
 from wildduck.domain.sync import SyncService
@@ -40,6 +42,7 @@ from wildduck.ports import Backends
 from wildduck.sessions._runner import Lifecycle
 from wildduck.sessions.imap import IMAPServices, IMAPSettings, serve_imap_connection
 from wildduck.sessions.lmtp import LMTPSettings, serve_lmtp_connection
+from wildduck.sessions.pop3 import POP3Services, POP3Settings, serve_pop3_connection
 
 log = logging.getLogger(__name__)
 
@@ -83,26 +86,32 @@ def build_services(config: Config, backends: Backends) -> Services:
     )
 
 
+def listen_specs(config: Config) -> list[tuple[str, str, bool, str, int]]:
+    """Every listener ``serve`` may open: (listener name, config section, enabled, host, port). An implicit-TLS
+    port of 0 is disabled."""
+    specs = [("lmtp", "lmtp", config.lmtp.enabled, config.lmtp.host, config.lmtp.port)]
+    for name in ("imap", "pop3"):
+        section = getattr(config, name)
+        specs += [(name, name, section.enabled, section.host, section.port),
+                  (name + "s", name, section.enabled and bool(section.tls_port), section.host, section.tls_port)]
+    specs.append(("metrics", "metrics", config.metrics.enabled, config.metrics.host, config.metrics.port))
+    return specs
+
+
 def check_startable(config: Config) -> None:
     """Refuse (ConfigError, naming the key) what ``serve`` cannot start with: protocols this build has no server
     for, certificate files that are not there, listen addresses that are no addresses, two listeners on one port.
     ``check-config`` runs the same checks."""
-    for name in ("pop3", "api"):
-        if getattr(config, name).enabled:
-            raise ConfigError(f"[{name}] enabled = true, but this release of wildduck has no {name.upper()} "
-                              "server yet")
+    if config.api.enabled:
+        raise ConfigError("[api] enabled = true, but this release of wildduck has no API server yet")
     pairs = [("tls", config.tls.cert, config.tls.key)] + [
-        (name, getattr(config, name).cert, getattr(config, name).key) for name in ("lmtp", "imap")]
+        (name, getattr(config, name).cert, getattr(config, name).key) for name in ("lmtp", "imap", "pop3")]
     for section, cert, key in pairs:
         for what, path in (("cert", cert), ("key", key)):
             if path and not Path(path).is_file():
                 raise ConfigError(f"[{section}] {what}: no such file {path}")
     ports: dict[tuple[str, int], str] = {}
-    listeners = [("lmtp", config.lmtp.enabled, config.lmtp.host, config.lmtp.port),
-                 ("imap", config.imap.enabled, config.imap.host, config.imap.port),
-                 ("imap", config.imap.enabled, config.imap.host, config.imap.tls_port),
-                 ("metrics", config.metrics.enabled, config.metrics.host, config.metrics.port)]
-    for section, enabled, host, port in listeners:
+    for _name, section, enabled, host, port in listen_specs(config):
         if not enabled:
             continue
         try:
@@ -118,13 +127,9 @@ def check_startable(config: Config) -> None:
 
 async def bind_ports(config: Config) -> dict[str, list[trio.SocketListener]]:
     """Bind every listening port of ``config`` (ConfigError naming the listener and address if one fails)."""
-    wanted = [("lmtp", config.lmtp.enabled, config.lmtp.host, config.lmtp.port),
-              ("imap", config.imap.enabled, config.imap.host, config.imap.port),
-              ("imaps", config.imap.enabled and bool(config.imap.tls_port), config.imap.host, config.imap.tls_port),
-              ("metrics", config.metrics.enabled, config.metrics.host, config.metrics.port)]
     bound: dict[str, list[trio.SocketListener]] = {}
     try:
-        for name, enabled, host, port in wanted:
+        for name, _section, enabled, host, port in listen_specs(config):
             if enabled:
                 bound[name] = await bind(name, host, port)
     except BaseException:
@@ -225,34 +230,59 @@ class Server:
             )
         if cfg.imap.enabled:
             self._imap_listeners()
+        if cfg.pop3.enabled:
+            self._pop3_listeners()
 
     def _imap_listeners(self) -> None:
         cfg = self.config
-        tls = self._tls_for(cfg.imap.cert, cfg.imap.key)
         settings = IMAPSettings(hostname=cfg.server.hostname, max_message_size=cfg.limits.max_message_size,
                                 max_line_length=cfg.imap.max_line_length, idle_timeout=cfg.imap.idle_timeout,
                                 max_connections_per_user=cfg.imap.max_connections_per_user)
         sv = self.services
         services = IMAPServices(sv.login, sv.mailboxes, sv.messages, sv.search, sv.sync)
-        send_timeout = cfg.limits.send_timeout
-        lifecycle = self.lifecycle
 
-        def handler(implicit_tls: bool) -> Callable[[trio.abc.Stream, str], Awaitable[None]]:
-            async def serve(stream: trio.abc.Stream, peer: str) -> None:
-                await serve_imap_connection(
-                    stream, services, settings, peer=peer,
-                    tls_context=tls.context if cfg.imap.starttls and not implicit_tls else None,
-                    tls_active=implicit_tls, send_timeout=send_timeout, lifecycle=lifecycle)
-            return serve
+        def serve(stream: trio.abc.Stream, peer: str, tls: ssl.SSLContext | None, implicit: bool) -> Awaitable[None]:
+            return serve_imap_connection(stream, services, settings, peer=peer, tls_context=tls, tls_active=implicit,
+                                         send_timeout=cfg.limits.send_timeout, lifecycle=self.lifecycle)
+
+        self._mail_listeners("imap", cfg.imap, serve, b"* BYE too many connections\r\n")
+
+    def _pop3_listeners(self) -> None:
+        cfg = self.config
+        settings = POP3Settings(hostname=cfg.server.hostname, max_line_length=cfg.pop3.max_line_length,
+                                idle_timeout=cfg.pop3.idle_timeout,
+                                max_connections_per_user=cfg.pop3.max_connections_per_user)
+        sv = self.services
+        services = POP3Services(sv.login, MaildropService(sv.mailboxes, sv.messages,
+                                                          max_messages=cfg.pop3.max_messages), sv.messages)
+
+        def serve(stream: trio.abc.Stream, peer: str, tls: ssl.SSLContext | None, implicit: bool) -> Awaitable[None]:
+            return serve_pop3_connection(stream, services, settings, peer=peer, tls_context=tls, tls_active=implicit,
+                                         send_timeout=cfg.limits.send_timeout, lifecycle=self.lifecycle)
+
+        self._mail_listeners("pop3", cfg.pop3, serve, b"-ERR [SYS/TEMP] too many connections\r\n")
+
+    def _mail_listeners(self, name: str, section: MailProtocolConfig,
+                        serve: Callable[[trio.abc.Stream, str, ssl.SSLContext | None, bool], Awaitable[None]],
+                        busy_reply: bytes) -> None:
+        """The plain port (with STARTTLS/STLS when ``starttls``) and the implicit-TLS port of IMAP or POP3."""
+        tls = self._tls_for(section.cert, section.key)
+        starttls = tls if section.starttls else None
+
+        async def plain(stream: trio.abc.Stream, peer: str) -> None:
+            await serve(stream, peer, starttls.context if starttls else None, False)
+
+        async def implicit(stream: trio.abc.Stream, peer: str) -> None:
+            await serve(stream, peer, None, True)
 
         async def busy(stream: trio.abc.Stream, peer: str) -> None:
-            await stream.send_all(b"* BYE too many connections\r\n")
+            await stream.send_all(busy_reply)
 
-        limit = cfg.limits.max_connections
-        self.listeners.append(Listener("imap", cfg.imap.host, cfg.imap.port, handler(False), max_connections=limit,
+        limit = self.config.limits.max_connections
+        self.listeners.append(Listener(name, section.host, section.port, plain, max_connections=limit,
                                        on_overload=busy))
-        if cfg.imap.tls_port:  # 0 disables the implicit-TLS port
-            self.listeners.append(Listener("imaps", cfg.imap.host, cfg.imap.tls_port, handler(True), tls=tls,
+        if section.tls_port:  # 0 disables the implicit-TLS port
+            self.listeners.append(Listener(name + "s", section.host, section.tls_port, implicit, tls=tls,
                                            max_connections=limit, on_overload=busy))
 
     async def run(self, *, task_status: trio.TaskStatus[dict[str, Bound]] = trio.TASK_STATUS_IGNORED) -> None:

@@ -91,6 +91,12 @@ class MailProtocolConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class POP3Config(MailProtocolConfig):
+    #: the newest messages of INBOX a POP3 session sees (WildDuck: 250)
+    max_messages: int
+
+
+@dataclass(frozen=True, slots=True)
 class APIConfig:
     enabled: bool
     host: str
@@ -116,7 +122,7 @@ class Config:
     limits: LimitsConfig
     lmtp: LMTPConfig
     imap: MailProtocolConfig
-    pop3: MailProtocolConfig
+    pop3: POP3Config
     api: APIConfig
     metrics: MetricsConfig
     #: files merged to build this configuration, defaults first
@@ -232,6 +238,9 @@ def _check_consistency(config: Config, origins: dict[tuple[str, str], str]) -> N
         if getattr(config, section).idle_timeout <= 0:
             origin = origins.get((section, "idle_timeout"), DEFAULTS_NAME)
             raise ConfigError(f"{origin}: [{section}] idle_timeout: must be positive")
+    if config.pop3.max_messages < 1:
+        raise ConfigError(f"{origins.get(('pop3', 'max_messages'), DEFAULTS_NAME)}: [pop3] max_messages: "
+                          "must be at least 1")
     if config.limits.send_timeout <= 0:
         raise ConfigError(f"{origins.get(('limits', 'send_timeout'), DEFAULTS_NAME)}: [limits] send_timeout: "
                           "must be positive")

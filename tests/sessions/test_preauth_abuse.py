@@ -7,8 +7,9 @@ import socket
 from pathlib import Path
 
 import trio
+import trio.testing
 
-from wildduck.sessions.imap.session import _is_loopback
+from wildduck.sessions._runner import Connection, Lifecycle
 from wildduck.testing.server import running_server
 
 
@@ -36,6 +37,11 @@ async def test_preauth_abuse(tmp_path: Path) -> None:
     assert lines[4].startswith(b"e BAD line too long") or lines[4].startswith(b"* BAD line too long")
 
 
+def _from_loopback(peer: str) -> bool:
+    stream = trio.testing.memory_stream_pair()[0]
+    return Connection(stream, peer, send_timeout=1, lifecycle=Lifecycle()).from_loopback
+
+
 def test_loopback_detection() -> None:
-    assert _is_loopback("127.0.0.1:1234") and _is_loopback("[::1]:99")
-    assert not _is_loopback("192.0.2.1:143") and not _is_loopback("garbage")
+    assert _from_loopback("127.0.0.1:1234") and _from_loopback("[::1]:99")
+    assert not _from_loopback("192.0.2.1:143") and not _from_loopback("garbage")

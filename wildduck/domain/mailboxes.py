@@ -91,6 +91,10 @@ class MailboxService:
     async def get_by_id(self, mailbox_id: str) -> Mailbox:
         return await self.store.get_mailbox(mailbox_id)
 
+    async def special(self, user_id: str, use: str) -> Mailbox | None:
+        """The user's mailbox with the special-use attribute ``use`` (``"\\Trash"``...), or None."""
+        return next((m for m in await self.all(user_id) if m.special_use == use), None)
+
     async def all(self, user_id: str) -> list[Mailbox]:
         """Every mailbox of the user, INBOX first, then by path."""
         return await self.store.list_mailboxes(user_id)

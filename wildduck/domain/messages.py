@@ -15,6 +15,7 @@ from wildduck.model import (
     AppendResult,
     FlagChange,
     FlagMode,
+    FlagsAndMoves,
     Mailbox,
     MessageRecord,
     MessageSummary,
@@ -181,6 +182,19 @@ class MessageService:
             await self._nudge(source, source.user_id, 0, origin)
         return pairs
 
+    async def seen_and_move(self, mailbox: Mailbox, seen: Sequence[int], moved: Sequence[int],
+                            target: Mailbox | None, *, origin: str = "") -> FlagsAndMoves:
+        """Mark ``seen`` and ``moved`` \\Seen and move ``moved`` to ``target`` (None: delete them for good), in one
+        commit (POP3's QUIT); messages gone meanwhile are skipped. Nudges every mailbox that changed."""
+        outcome = await self.store.flag_and_move(mailbox.id, seen, [SEEN], moved,
+                                                 target.id if target is not None else None)
+        if outcome.moved and target is not None:
+            await self._nudge(target, target.user_id, 0, origin)
+        if outcome.moved or outcome.removed or outcome.flagged.changed:
+            await self._nudge(mailbox, mailbox.user_id, max((c.modseq for c in outcome.flagged.changed), default=0),
+                              origin)
+        return outcome
+
     async def expunge(self, mailbox: Mailbox, uids: Sequence[int], *, origin: str = "") -> list[int]:
         """Remove messages for good; nudges when any went."""
         removed = await self.store.expunge(mailbox.id, uids)
@@ -207,5 +221,6 @@ class MessageService:
         (opened,) = await self.open_records(found)
         return opened
 
-    async def summaries(self, mailbox_id: str) -> list[MessageSummary]:
-        return await self.store.list_messages(mailbox_id)
+    async def summaries(self, mailbox_id: str, *, newest: int | None = None) -> list[MessageSummary]:
+        """The mailbox's messages in UID order (only the ``newest`` ones, if given), without content."""
+        return await self.store.list_messages(mailbox_id, newest=newest)

@@ -12,6 +12,7 @@ from wildduck.model.messages import (
     AppendResult,
     FlagChange,
     FlagMode,
+    FlagsAndMoves,
     Json,
     MessageFlags,
     MessageRecord,
@@ -24,8 +25,8 @@ from wildduck.model.messages import (
 from wildduck.model.nudges import Nudge, Resync, user_channel
 
 __all__ = [
-    "Address", "AppendResult", "BlobStats", "FlagChange", "FlagMode", "JournalEntry", "JournalOp", "JournalPage",
-    "Json", "Mailbox", "MailboxSnapshot", "MailboxSpec", "MailboxStatus", "MessageFlags", "MessageRecord",
-    "MessageSummary", "NewMessage", "Nudge", "PreparedMessage", "Resync", "SearchRow", "StoredPart", "User",
-    "user_channel",
+    "Address", "AppendResult", "BlobStats", "FlagChange", "FlagMode", "FlagsAndMoves", "JournalEntry", "JournalOp",
+    "JournalPage", "Json", "Mailbox", "MailboxSnapshot", "MailboxSpec", "MailboxStatus", "MessageFlags",
+    "MessageRecord", "MessageSummary", "NewMessage", "Nudge", "PreparedMessage", "Resync", "SearchRow", "StoredPart",
+    "User", "user_channel",
 ]

@@ -141,6 +141,16 @@ class FlagChange:
 
 
 @dataclass(frozen=True, slots=True)
+class FlagsAndMoves:
+    """Outcome of :meth:`wildduck.ports.Messages.flag_and_move`: the flag changes in the source mailbox, the moved
+    messages as (source UID, target UID) pairs, and the UIDs removed for good (when there was no target)."""
+
+    flagged: FlagChange
+    moved: list[tuple[int, int]]
+    removed: list[int]
+
+
+@dataclass(frozen=True, slots=True)
 class SearchRow:
     """What SEARCH evaluates for one message."""
 

@@ -21,6 +21,7 @@ from wildduck.model import (
     AppendResult,
     FlagChange,
     FlagMode,
+    FlagsAndMoves,
     MailboxSnapshot,
     MessageRecord,
     MessageSummary,
@@ -47,8 +48,9 @@ class Messages(Protocol):
         recomposing the message takes (skeleton, parts, MIME tree: empty)."""
         ...
 
-    async def list_messages(self, mailbox_id: str) -> list[MessageSummary]:
-        """Every message of the mailbox in UID order, without bodies."""
+    async def list_messages(self, mailbox_id: str, *, newest: int | None = None) -> list[MessageSummary]:
+        """Every message of the mailbox in UID order, without bodies; with ``newest``, only the ``newest`` messages
+        with the highest UIDs (still in UID order), read without touching the others."""
         ...
 
     async def mailbox_snapshot(self, mailbox_id: str) -> MailboxSnapshot:
@@ -69,6 +71,13 @@ class Messages(Protocol):
         range, blob references taken, storage added by one conditional increment against ``quota``
         (QuotaExceeded, nothing copied, when it does not fit; a move does not change storage). Returns (source
         UID, target UID) pairs in source UID order."""
+        ...
+
+    async def flag_and_move(self, mailbox_id: str, flag_uids: Sequence[int], flags: Sequence[str],
+                            move_uids: Sequence[int], target_id: str | None) -> FlagsAndMoves:
+        """Add ``flags`` to the messages ``flag_uids`` and ``move_uids``, then move ``move_uids`` to ``target_id``
+        (None: remove them for good, releasing their storage), all in one transaction (POP3's UPDATE state: what a
+        QUIT commits, it commits whole or not at all). UIDs that no longer exist are skipped."""
         ...
 
     async def claim_recent(self, mailbox_id: str, up_to: int) -> int:

@@ -8,13 +8,16 @@
   protocol renders in its own syntax;
 * :class:`LineBuffer`: CRLF framing with a line length limit enforced while reading;
 * :class:`DotUnstuffer` / :class:`DotStuffer` / :func:`dot_stuff`: the SMTP/POP3 multi-line data codec
-  (RFC 5321 4.5.2, RFC 1939 3), incremental in both directions.
+  (RFC 5321 4.5.2, RFC 1939 3), incremental in both directions;
+* :func:`sasl_plain`: the SASL PLAIN response (RFC 4616), as IMAP AUTHENTICATE and POP3 AUTH receive it.
 
 Nothing here does I/O, logging or imports a network library.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from enum import Enum, StrEnum, auto
 from typing import Final, final
@@ -291,3 +294,22 @@ def dot_stuff(data: bytes) -> bytes:
     """
     stuffer = DotStuffer()
     return stuffer.feed(data) + stuffer.end()
+
+
+def sasl_plain(response: bytes) -> tuple[str, str]:
+    """(authentication identity, password) from a base64 SASL PLAIN response (``=`` is an empty one).
+
+    Raises ValueError with the reason for a malformed response, or for an authorization identity other than the
+    authentication identity (logging in as someone else is not supported). Bytes that are not UTF-8 become U+FFFD.
+    """
+    try:
+        decoded = b"" if response == b"=" else base64.b64decode(response, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("malformed PLAIN response: not base64") from None
+    fields = decoded.split(b"\x00")
+    if len(fields) != 3:
+        raise ValueError("malformed PLAIN response: expected authzid NUL authcid NUL password")
+    authz, authc, password = fields
+    if authz and authz != authc:
+        raise ValueError("logging in as another user is not supported")
+    return authc.decode("utf-8", "replace"), password.decode("utf-8", "replace")

@@ -7,6 +7,7 @@ A session object implements :class:`Session` (``run`` and ``goodbye``); :func:`r
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import ssl
 from collections.abc import Iterator
@@ -77,6 +78,15 @@ class Connection:
         self.tls_active = tls_active
         self.bytes_in = 0
         self.bytes_out = 0
+
+    @property
+    def from_loopback(self) -> bool:
+        """The client connects from this machine (``peer`` is a loopback address)."""
+        host = self.peer.rsplit(":", 1)[0].strip("[]")
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def compressed(self) -> bool:

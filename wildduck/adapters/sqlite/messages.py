@@ -18,6 +18,7 @@ from wildduck.model import (
     AppendResult,
     FlagChange,
     FlagMode,
+    FlagsAndMoves,
     JournalOp,
     MailboxSnapshot,
     MessageFlags,
@@ -67,6 +68,68 @@ def _message_rows(conn: sqlite3.Connection, mailbox_id: str, uids: Sequence[int]
     """``columns`` of the messages of the mailbox with these UIDs, in UID order."""
     return select_in(conn, f"SELECT {columns} FROM messages WHERE mailbox_id = ? AND uid IN ({{in}}) ORDER BY uid",
                      sorted(set(uids)), (mailbox_id,))
+
+
+def _set_flags(conn: sqlite3.Connection, mailbox_id: str, uids: Sequence[int], mode: FlagMode, given: list[str],
+               unchangedsince: int | None, now: float) -> FlagChange:
+    """The flag change of :meth:`MessagesRole.set_flags`, inside a write transaction."""
+    updates: list[tuple[sqlite3.Row, tuple[str, ...]]] = []
+    modified = []
+    for r in _message_rows(conn, mailbox_id, uids, "id, uid, flags, modseq"):
+        if unchangedsince is not None and r["modseq"] > unchangedsince:
+            modified.append(r["uid"])
+            continue
+        current = codec.flags_load(r["flags"])
+        new = _apply(mode, current, given)
+        if new != current:
+            updates.append((r, new))
+    if not updates:
+        return FlagChange([], modified)
+    base = allocate(conn, mailbox_id, 0, len(updates))["base_modseq"]
+    changed = [MessageFlags(r["uid"], new, base + k + 1) for k, (r, new) in enumerate(updates)]
+    texts = [codec.flags_json(c.flags) for c in changed]
+    conn.executemany("UPDATE messages SET flags = ?, modseq = ? WHERE id = ?",
+                     [(text, c.modseq, r["id"]) for (r, _), c, text in zip(updates, changed, texts, strict=True)])
+    write_journal(conn, [(mailbox_id, c.modseq, JournalOp.FLAGS, c.uid, r["id"], text, now)
+                         for (r, _), c, text in zip(updates, changed, texts, strict=True)])
+    return FlagChange(changed, modified)
+
+
+def _copy(conn: sqlite3.Connection, source_id: str, uids: Sequence[int], target_id: str, move: bool,
+          quota: int | None, now: float) -> list[tuple[int, int]]:
+    """The copy or move of :meth:`MessagesRole.copy_messages`, inside a write transaction."""
+    src = mailbox_row(conn, source_id)
+    dst = mailbox_row(conn, target_id)
+    if src["user_id"] != dst["user_id"]:
+        raise InvalidInput("messages can only be copied between mailboxes of one user", "mailbox")
+    rows = _message_rows(conn, source_id, uids, "*")
+    if not rows:
+        return []
+    if not move and not add_storage(conn, dst["user_id"], sum(r["size"] for r in rows), quota):
+        raise QuotaExceeded("copying these messages would exceed the quota")
+    alloc = allocate(conn, target_id, len(rows), len(rows))
+    pairs = []
+    refs: Counter[str] = Counter()
+    journal_rows = []
+    for k, r in enumerate(rows):
+        mid = codec.new_id()
+        uid, modseq = alloc["first_uid"] + k, alloc["base_modseq"] + k + 1
+        values = {**dict(r), "id": mid, "mailbox_id": target_id, "uid": uid, "modseq": modseq}
+        conn.execute(f"INSERT INTO messages ({', '.join(values)}) VALUES ({placeholders(len(values))})",
+                     list(values.values()))
+        blobs = [b[0] for b in conn.execute("SELECT blob FROM message_blobs WHERE message_id = ?", (r["id"],))]
+        conn.executemany("INSERT INTO message_blobs (message_id, blob) VALUES (?, ?)", [(mid, b) for b in blobs])
+        refs.update(blobs)
+        journal_rows.append((target_id, modseq, JournalOp.EXISTS, uid, mid, r["flags"], now))
+        pairs.append((r["uid"], uid))
+    write_journal(conn, journal_rows)
+    if move:
+        # the copies took over the references and the storage; delete the sources without releasing them
+        conn.executemany("DELETE FROM message_blobs WHERE message_id = ?", [(r["id"],) for r in rows])
+        remove_messages(conn, source_id, [r["uid"] for r in rows], now, release=False)
+    else:
+        adjust_refs(conn, refs, now)
+    return pairs
 
 
 class MessagesRole(StoreBase):
@@ -160,14 +223,16 @@ class MessagesRole(StoreBase):
         return await self._read(
             lambda conn: [codec.record(r, content) for r in _message_rows(conn, mailbox_id, uids, columns)])
 
-    async def list_messages(self, mailbox_id: str) -> list[MessageSummary]:
-        return await self._read(lambda conn: [
-            MessageSummary(id=r["id"], uid=r["uid"], modseq=r["modseq"], flags=codec.flags_load(r["flags"]),
-                           internal_date=codec.from_ts(r["internal_date"]), size=r["size"], subject=r["subject"])
-            for r in conn.execute(
-                "SELECT id, uid, modseq, flags, internal_date, size, subject FROM messages "
-                "WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,))
-        ])
+    async def list_messages(self, mailbox_id: str, *, newest: int | None = None) -> list[MessageSummary]:
+        def q(conn: sqlite3.Connection) -> list[MessageSummary]:
+            columns = "SELECT id, uid, modseq, flags, internal_date, size, subject FROM messages WHERE mailbox_id = ?"
+            rows = (conn.execute(columns + " ORDER BY uid", (mailbox_id,)) if newest is None else
+                    reversed(conn.execute(columns + " ORDER BY uid DESC LIMIT ?", (mailbox_id, newest)).fetchall()))
+            return [MessageSummary(id=r["id"], uid=r["uid"], modseq=r["modseq"], flags=codec.flags_load(r["flags"]),
+                                   internal_date=codec.from_ts(r["internal_date"]), size=r["size"],
+                                   subject=r["subject"]) for r in rows]
+
+        return await self._read(q)
 
     async def mailbox_snapshot(self, mailbox_id: str) -> MailboxSnapshot:
         def q(conn: sqlite3.Connection) -> MailboxSnapshot:
@@ -185,72 +250,27 @@ class MessagesRole(StoreBase):
         mode = FlagMode(mode)
         given = list(dict.fromkeys(flags))
         now = time.time()
-
-        def tx(conn: sqlite3.Connection) -> FlagChange:
-            updates: list[tuple[sqlite3.Row, tuple[str, ...]]] = []
-            modified = []
-            for r in _message_rows(conn, mailbox_id, uids, "id, uid, flags, modseq"):
-                if unchangedsince is not None and r["modseq"] > unchangedsince:
-                    modified.append(r["uid"])
-                    continue
-                current = codec.flags_load(r["flags"])
-                new = _apply(mode, current, given)
-                if new != current:
-                    updates.append((r, new))
-            if not updates:
-                return FlagChange([], modified)
-            base = allocate(conn, mailbox_id, 0, len(updates))["base_modseq"]
-            changed = [MessageFlags(r["uid"], new, base + k + 1) for k, (r, new) in enumerate(updates)]
-            texts = [codec.flags_json(c.flags) for c in changed]
-            conn.executemany("UPDATE messages SET flags = ?, modseq = ? WHERE id = ?",
-                             [(text, c.modseq, r["id"]) for (r, _), c, text in zip(updates, changed, texts,
-                                                                                    strict=True)])
-            write_journal(conn, [(mailbox_id, c.modseq, JournalOp.FLAGS, c.uid, r["id"], text, now)
-                                 for (r, _), c, text in zip(updates, changed, texts, strict=True)])
-            return FlagChange(changed, modified)
-
-        return await self._write(tx)
+        return await self._write(lambda conn: _set_flags(conn, mailbox_id, uids, mode, given, unchangedsince, now))
 
     async def copy_messages(self, source_id: str, uids: Sequence[int], target_id: str, *, move: bool = False,
                             quota: int | None = None) -> list[tuple[int, int]]:
         """Copy or move in one transaction (see the port); a copy adds its storage by one conditional increment
         against ``quota`` and fails whole (QuotaExceeded) when it does not fit."""
         now = time.time()
+        return await self._write(lambda conn: _copy(conn, source_id, uids, target_id, move, quota, now))
 
-        def tx(conn: sqlite3.Connection) -> list[tuple[int, int]]:
-            src = mailbox_row(conn, source_id)
-            dst = mailbox_row(conn, target_id)
-            if src["user_id"] != dst["user_id"]:
-                raise InvalidInput("messages can only be copied between mailboxes of one user", "mailbox")
-            rows = _message_rows(conn, source_id, uids, "*")
-            if not rows:
-                return []
-            if not move and not add_storage(conn, dst["user_id"], sum(r["size"] for r in rows), quota):
-                raise QuotaExceeded("copying these messages would exceed the quota")
-            alloc = allocate(conn, target_id, len(rows), len(rows))
-            pairs = []
-            refs: Counter[str] = Counter()
-            journal_rows = []
-            for k, r in enumerate(rows):
-                mid = codec.new_id()
-                uid, modseq = alloc["first_uid"] + k, alloc["base_modseq"] + k + 1
-                values = {**dict(r), "id": mid, "mailbox_id": target_id, "uid": uid, "modseq": modseq}
-                conn.execute(f"INSERT INTO messages ({', '.join(values)}) VALUES ({placeholders(len(values))})",
-                             list(values.values()))
-                blobs = [b[0] for b in conn.execute("SELECT blob FROM message_blobs WHERE message_id = ?", (r["id"],))]
-                conn.executemany("INSERT INTO message_blobs (message_id, blob) VALUES (?, ?)",
-                                 [(mid, b) for b in blobs])
-                refs.update(blobs)
-                journal_rows.append((target_id, modseq, JournalOp.EXISTS, uid, mid, r["flags"], now))
-                pairs.append((r["uid"], uid))
-            write_journal(conn, journal_rows)
-            if move:
-                # the copies took over the references and the storage; delete the sources without releasing them
-                conn.executemany("DELETE FROM message_blobs WHERE message_id = ?", [(r["id"],) for r in rows])
-                remove_messages(conn, source_id, [r["uid"] for r in rows], now, release=False)
-            else:
-                adjust_refs(conn, refs, now)
-            return pairs
+    async def flag_and_move(self, mailbox_id: str, flag_uids: Sequence[int], flags: Sequence[str],
+                            move_uids: Sequence[int], target_id: str | None) -> FlagsAndMoves:
+        """Flags first (the moved messages too, so that their copies carry them), then the move or the removal,
+        in one transaction."""
+        given = list(dict.fromkeys(flags))
+        now = time.time()
+
+        def tx(conn: sqlite3.Connection) -> FlagsAndMoves:
+            flagged = _set_flags(conn, mailbox_id, [*flag_uids, *move_uids], FlagMode.ADD, given, None, now)
+            if target_id is None:
+                return FlagsAndMoves(flagged, [], remove_messages(conn, mailbox_id, move_uids, now))
+            return FlagsAndMoves(flagged, _copy(conn, mailbox_id, move_uids, target_id, True, None, now), [])
 
         return await self._write(tx)
 

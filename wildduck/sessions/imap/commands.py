@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import re
 from collections.abc import Sequence
 
-from wildduck import metrics
 from wildduck.domain.mailboxes import Hierarchy
 from wildduck.errors import AuthFailed, NotFound, RateLimited, TooManyConnections
-from wildduck.log import connection_user
 from wildduck.model import Mailbox
+from wildduck.protocols._base import sasl_plain
 from wildduck.protocols.imap import grammar as g
 from wildduck.protocols.imap import serializer
 from wildduck.protocols.imap.receiver import NEED_DATA, Mode, SaslResponse
+from wildduck.sessions._login import log_in
 from wildduck.sessions._runner import SessionEnded
 from wildduck.sessions.imap.session import SEPARATOR, IMAPSession
 
@@ -58,29 +56,15 @@ async def starttls(s: IMAPSession, cmd: g.Command) -> None:
 # -- not authenticated -----------------------------------------------------------------------------------------------
 async def _login(s: IMAPSession, tag: str, username: str, password: str) -> None:
     try:
-        user = await s.s.login.authenticate(username, password, peer=s.conn.peer)
-    except RateLimited as exc:
-        metrics.LOGINS.labels("imap", "limited").inc()
-        log.warning("login for %r from %s refused: %s", username[:100], s.conn.peer, exc)
+        s.login = await log_in(s.s.login, s.stack, "imap", username, password, peer=s.conn.peer,
+                               max_connections=s.settings.max_connections_per_user)
+    except (RateLimited, TooManyConnections) as exc:
         s.no(tag, str(exc), "ALERT")
         return
     except AuthFailed:
-        metrics.LOGINS.labels("imap", "failed").inc()
-        log.info("failed login for %r from %s", username[:100], s.conn.peer)
         s.no(tag, "invalid credentials", "AUTHENTICATIONFAILED")
         return
-    try:
-        s.login = await s.stack.enter_async_context(
-            s.s.login.session(user, "imap", s.settings.max_connections_per_user))
-    except TooManyConnections as exc:
-        metrics.LOGINS.labels("imap", "busy").inc()
-        log.warning("%s from %s: too many simultaneous connections", user.username, s.conn.peer)
-        s.no(tag, str(exc), "ALERT")
-        return
     s.state = g.AUTHENTICATED
-    metrics.LOGINS.labels("imap", "ok").inc()
-    connection_user.set(user.username)
-    log.info("%s logged in from %s", user.username, s.conn.peer)
     s.ok(tag, "logged in", f"CAPABILITY {s.capabilities()}")
 
 
@@ -121,12 +105,11 @@ async def authenticate(s: IMAPSession, cmd: g.Command) -> None:
         s.bad(cmd.tag, "authentication cancelled")
         return
     try:
-        decoded = b"" if response == b"=" else base64.b64decode(response, validate=True)
-        _authz, authc, password = decoded.split(b"\x00")
-    except (binascii.Error, ValueError):
-        s.bad(cmd.tag, "malformed PLAIN response")
+        username, password = sasl_plain(response)
+    except ValueError as exc:
+        s.bad(cmd.tag, str(exc))
         return
-    await _login(s, cmd.tag, authc.decode("utf-8", "replace"), password.decode("utf-8", "replace"))
+    await _login(s, cmd.tag, username, password)
 
 
 # -- authenticated ---------------------------------------------------------------------------------------------------

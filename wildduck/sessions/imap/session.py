@@ -9,7 +9,6 @@ sequence numbers stay consistent.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import ssl
 import time
@@ -117,14 +116,6 @@ _ERRORS: tuple[tuple[type[Exception], str | None], ...] = (
 )
 
 
-def _is_loopback(peer: str) -> bool:
-    host = peer.rsplit(":", 1)[0].strip("[]")
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class IMAPSession:
     def __init__(self, conn: Connection, services: IMAPServices, settings: IMAPSettings,
                  registry: Mapping[str, Entry], *, tls_context: ssl.SSLContext | None) -> None:
@@ -197,7 +188,7 @@ class IMAPSession:
 
     def login_allowed(self) -> bool:
         return self.conn.tls_active or (self.settings.allow_plaintext_auth_from_loopback
-                                        and _is_loopback(self.conn.peer))
+                                        and self.conn.from_loopback)
 
     async def run(self) -> None:
         """Serve the connection; the login's slot and subscription are released when it ends."""

@@ -1,0 +1,1 @@
+"""POP3 (RFC 1939 and its extensions), sans-I/O: see :mod:`wildduck.protocols.pop3.server`."""
