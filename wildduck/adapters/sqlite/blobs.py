@@ -21,8 +21,8 @@ class BlobsRole(StoreBase):
         wanted = sorted(set(hashes))
 
         def q(conn: sqlite3.Connection) -> dict[str, bytes]:
-            found = {row[0]: codec.unpack(row[1], row[2]) for row in select_in(
-                conn, "SELECT hash, data, compressed FROM blobs WHERE hash IN ({in})", wanted)}
+            found = {row[0]: codec.unpack(row[1], row[2], row[3]) for row in select_in(
+                conn, "SELECT hash, data, compressed, raw_size FROM blobs WHERE hash IN ({in})", wanted)}
             missing = [h for h in wanted if h not in found]
             if missing:
                 raise NotFound(f"missing blob {missing[0]}")
