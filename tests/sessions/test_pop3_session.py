@@ -502,3 +502,21 @@ async def test_poplib(server: RunningServer) -> None:
     assert out["top"][-1] == b".a line starting with a dot"
     assert out["uidl1"].split()[2] == out["uidl"][0].split()[1]
     assert all(out[k].startswith(b"+OK") for k in ("noop", "dele", "rset", "quit"))
+
+
+async def test_pipelined_commands_are_answered_in_order(server: RunningServer) -> None:
+    await deliver(server, message(1), message(2))
+    with trio.fail_after(30):
+        c = await POP3.connect(server)
+        await c.send(b"USER alice\r\nPASS pw\r\nSTAT\r\nRETR 1\r\nLIST 2\r\nTOP 2 0\r\nDELE 1\r\nQUIT\r\n")
+        lines = []
+        while True:
+            lines.append(await c.line())
+            if lines[-1].startswith(b"+OK localhost closing"):
+                break
+    statuses = [line.split()[0] for line in lines if line.startswith((b"+OK", b"-ERR"))]
+    assert statuses == [b"+OK"] * 8
+    assert lines[2].startswith(b"+OK 2 ") and lines[3] == b"+OK %d octets" % len(message(1))
+    retr_end = lines.index(b".")
+    assert lines[retr_end + 1] == b"+OK 2 %d" % len(message(2))
+    assert lines[retr_end + 2].startswith(b"+OK") and lines[-2].startswith(b"+OK message 1 deleted")

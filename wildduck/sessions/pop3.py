@@ -80,11 +80,15 @@ class POP3Session:
 
     # -- plumbing -------------------------------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
+        """Queue ``data`` after every reply the protocol has queued (replies go out in command order)."""
+        queued = self.proto.data_to_send()
+        if queued:
+            self.out.append(queued)
         if data:
             self.out.append(data)
 
     async def flush(self) -> None:
-        self.send(self.proto.data_to_send())
+        self.send(b"")
         if self.out:
             data = b"".join(self.out)
             self.out.clear()

@@ -250,13 +250,14 @@ class POP3Server:
         return self.tls_active or self.plaintext_allowed
 
     def capabilities(self) -> list[str]:
-        caps = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
-        if self.state is State.AUTHORIZATION:
-            caps.append("UTF8 USER")
-            if self.login_allowed:
-                caps += ["USER", "SASL PLAIN"]
-            if self.tls_available and not self.tls_active:
-                caps.append("STLS")
+        """The CAPA list. It is the same before and after logging in: RFC 2449 5 says "capabilities available in
+        the AUTHORIZATION state MUST be announced in both states", and USER, SASL (RFC 2449 6), STLS (RFC 2595 4)
+        and UTF8 (RFC 6856 2) are all "announced in both states, no differences"."""
+        caps = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "UTF8 USER"]
+        if self.login_allowed:
+            caps += ["USER", "SASL PLAIN"]
+        if self.tls_available and not self.tls_active:
+            caps.append("STLS")
         caps.append(f"IMPLEMENTATION {self.implementation}")
         return caps
 
@@ -273,6 +274,8 @@ class POP3Server:
                 return NEED_DATA
             event: Event | None
             if isinstance(line, Rejection):
+                self._sasl = False  # an overlong answer to the AUTH challenge ends the exchange
+                self._user = None
                 event = self._bad_command("line too long" if line.code is Reason.LINE_TOO_LONG else line.text)
             elif self._sasl:
                 self._sasl = False
@@ -295,11 +298,14 @@ class POP3Server:
         return None
 
     def _command(self, line: bytes) -> Event | None:
-        if b"\x00" in line:
-            return self._bad_command("NUL byte in command")
         text = line.decode("utf-8", "surrogateescape")
         name, _, arg = text.partition(" ")
-        name = name.upper()
+        # only ASCII letters spell a command ("ſtat".upper() is "STAT")
+        name = name.upper() if name.isascii() else name
+        if name != "PASS":
+            self._user = None  # PASS is valid only immediately after a successful USER (RFC 1939 7)
+        if b"\x00" in line:
+            return self._bad_command("NUL byte in command")
         if name != "PASS":  # a password may start or end with spaces (RFC 1939 7)
             arg = arg.strip(" ")
         handler = _COMMANDS.get(name)
@@ -344,7 +350,7 @@ class POP3Server:
             self._out += multiline(ok("mechanisms follow"), ["PLAIN"] if self.login_allowed else [])
             return None
         if mechanism.upper() != "PLAIN":
-            raise _Refused(f"unsupported mechanism {mechanism[:20]}")
+            raise _Refused(f"unsupported mechanism {_shown(mechanism)}")
         if not self.login_allowed:
             raise _Refused(_PLAINTEXT_REFUSED, "AUTH")
         if not initial:
@@ -414,6 +420,7 @@ class POP3Server:
         self._out += err(text, code)
         if self._login_failures >= self.max_login_failures:
             self.state = State.CLOSED
+            return True
         return False
 
     def tls_started(self) -> None:
@@ -424,14 +431,20 @@ class POP3Server:
 
     # -- answers to Retrieve --------------------------------------------------------------------------------------
     def begin_message(self, event: Retrieve) -> tuple[bytes, MessageWriter]:
-        """The ``+OK`` line for ``event`` and the writer for its content; send both, then :meth:`message_sent`."""
+        """The ``+OK`` line for ``event`` and the writer for its content; send both, then :meth:`message_sent`.
+
+        The bytes start with the replies still queued (to commands pipelined before this one, PIPELINING), so
+        that sending them before the content keeps the replies in order whatever else the caller sends first.
+        """
         if self._paused is not event:
             raise RuntimeError("this Retrieve is not waiting for an answer")
         first = ok(f"{event.message.size} octets") if event.lines is None else ok("top of message follows")
-        return first, MessageWriter(event.lines)
+        return self.data_to_send() + first, MessageWriter(event.lines)
 
     def message_sent(self, event: Retrieve) -> None:
         """The whole response was sent: a RETR counts as retrieved (marked seen at QUIT)."""
+        if self._paused is not event:
+            raise RuntimeError("this Retrieve is not waiting for an answer")
         self._answer(Retrieve)
         if event.lines is None:
             self.retrieved.add(event.number)
