@@ -5,7 +5,7 @@
 #   scripts/dev.sh bench   run every benchmark in bench/
 #   scripts/dev.sh installed   exit 0 if `serve` would start without reinstalling (nothing that needs a build changed)
 # Works on a fresh Debian 12 machine: missing system packages (python3-venv, a C compiler, python3-dev; swaks, isync,
-# offlineimap3 and curl for the tests) are installed with apt-get (as root, or through sudo).
+# offlineimap3, curl, fetchmail, getmail6, mpop for the tests) are installed with apt-get (as root, or through sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -24,6 +24,9 @@ if [ "${1:-}" = test ]; then
   have_cmd mbsync || need_apt+=(isync)
   have_cmd offlineimap || need_apt+=(offlineimap3)
   have_cmd curl || need_apt+=(curl)
+  have_cmd fetchmail || need_apt+=(fetchmail)
+  have_cmd getmail || need_apt+=(getmail6)
+  have_cmd mpop || need_apt+=(mpop)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing system packages: ${need_apt[*]}" >&2

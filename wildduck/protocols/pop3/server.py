@@ -411,7 +411,7 @@ class POP3Server:
         self._answer(Login)
         self.messages = list(messages)
         self.state = State.TRANSACTION
-        self._out += ok(f"{text}, {len(self.messages)} messages ({sum(m.size for m in self.messages)} octets)")
+        self._out += ok(f"{text}, {_count(len(self.messages))} ({sum(m.size for m in self.messages)} octets)")
 
     def refuse_login(self, text: str, code: str | None = "AUTH") -> bool:
         """The login failed; True when the connection must now be closed (too many failures)."""
@@ -488,7 +488,7 @@ class POP3Server:
             return
         lines = [f"{i} {m.size if value == 'size' else m.uidl}"
                  for i, m in enumerate(self.messages, 1) if i not in self.deleted]
-        self._out += multiline(ok(f"{len(lines)} messages"), lines)
+        self._out += multiline(ok(_count(len(lines))), lines)
 
     def _list(self, arg: str) -> None:
         return self._listing(arg, "size")
@@ -519,12 +519,16 @@ class POP3Server:
         if arg:
             raise _Refused("RSET takes no argument")
         self.deleted.clear()
-        self._out += ok(f"maildrop has {len(self.messages)} messages")
+        self._out += ok(f"maildrop has {_count(len(self.messages))}")
 
     def _noop(self, arg: str) -> None:
         if arg:
             raise _Refused("NOOP takes no argument")
         self._out += ok()
+
+
+def _count(n: int) -> str:
+    return f"{n} message" if n == 1 else f"{n} messages"
 
 
 def _shown(value: str) -> str:
