@@ -1,9 +1,11 @@
-"""A private Dovecot (Debian's ``dovecot-imapd``) for the FETCH oracle and the ImapTest benchmark.
+"""A private Dovecot (Debian's ``dovecot-imapd``, and ``dovecot-pop3d`` for POP3) for the FETCH and POP3 oracles
+and the IMAP and POP3 benchmarks.
 
 The instance lives entirely under one directory (its own base_dir, state_dir, log, passwd file, maildir) and
-listens on a free loopback port with plain IMAP; nothing of the system's Dovecot is read or changed. Run as root,
-the login and auth processes use the package's unprivileged accounts and mail belongs to the ``dovecot`` account;
-otherwise everything runs as the current user.
+listens on a free loopback port with plain IMAP, and with ``protocols="imap pop3"`` on a second free loopback port
+with plain POP3 (no implicit-TLS listener for either); nothing of the system's Dovecot is read or changed. Run as
+root, the login and auth processes use the package's unprivileged accounts and mail belongs to the ``dovecot``
+account; otherwise everything runs as the current user.
 """
 
 from __future__ import annotations
@@ -35,12 +37,41 @@ service imap {{
 }}
 """
 
+#: the same for POP3 (added with SPEED when POP3 is served): long-lived pop3-login, pre-forked pop3 processes
+SPEED_POP3 = """\
+service pop3-login {{
+  service_count = 0
+  process_min_avail = 2
+}}
+service pop3 {{
+  process_min_avail = 2
+}}
+"""
+
+#: POP3 (added when POP3 is served): plain POP3 on its own port, no pop3s; UIDLs as Dovecot's documented
+#: default (UID and UIDVALIDITY in hex), spelt out so that the recorded shape does not depend on the package
+POP3 = """\
+pop3_uidl_format = %08Xu%08Xv
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+{chroot}}}
+"""
+
+#: the protocols ``private_dovecot`` can serve
+PROTOCOLS = frozenset({"imap", "pop3"})
+
 CONFIG = """\
 base_dir = {dir}/run
 state_dir = {dir}/state
 log_path = {dir}/dovecot.log
 instance_name = wildduck-private-{port}
-{users}protocols = imap
+{users}protocols = {protocols}
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -74,9 +105,10 @@ service anvil {{
 
 @dataclass(frozen=True)
 class PrivateDovecot:
-    port: int
+    port: int  # IMAP
     pid: int
     directory: Path
+    pop3_port: int | None = None  # POP3, when served
 
     @property
     def log(self) -> Path:
@@ -89,8 +121,15 @@ def version(binary: str = DOVECOT) -> str:
 
 @contextmanager
 def private_dovecot(directory: Path, user: str, password: str, *, binary: str = DOVECOT,
-                    speed: bool = False) -> Iterator[PrivateDovecot]:
-    """Run Dovecot in the foreground under ``directory`` with one user until the block ends."""
+                    speed: bool = False, protocols: str = "imap") -> Iterator[PrivateDovecot]:
+    """Run Dovecot in the foreground under ``directory`` with one user until the block ends.
+
+    ``protocols`` is Dovecot's setting of that name: ``"imap"`` or ``"imap pop3"`` (IMAP is always served: it is
+    how callers fill the mailbox). ``speed`` adds the benchmark settings for every protocol served.
+    """
+    served = protocols.split()
+    if "imap" not in served or not set(served) <= PROTOCOLS or len(set(served)) != len(served):
+        raise ValueError(f"protocols must be 'imap' or 'imap pop3', not {protocols!r}")
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o755)  # the unprivileged login and auth processes read the passwd file and reach the sockets
     if os.geteuid() == 0:
@@ -107,16 +146,25 @@ def private_dovecot(directory: Path, user: str, password: str, *, binary: str = 
     (directory / "passwd").write_text(f"{user}:{{PLAIN}}{password}:{uid}:{gid}::{home}::\n")
     (directory / "passwd").chmod(0o644)
     port = free_port()
+    pop3_port = free_port() if "pop3" in served else None
+    while pop3_port == port:
+        pop3_port = free_port()
     config = directory / "dovecot.conf"
-    config.write_text(CONFIG.format(dir=directory, port=port, users=users, chroot=chroot)
-                      + (SPEED.format() if speed else ""))
+    text = CONFIG.format(dir=directory, port=port, users=users, chroot=chroot, protocols=" ".join(served))
+    if pop3_port is not None:
+        text += POP3.format(pop3_port=pop3_port, chroot=chroot)
+    if speed:
+        text += SPEED.format() + (SPEED_POP3.format() if pop3_port is not None else "")
+    config.write_text(text)
     proc = subprocess.Popen([binary, "-F", "-c", str(config)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         _wait_for_greeting(port, proc, directory / "dovecot.log")
+        if pop3_port is not None:
+            _wait_for_greeting(pop3_port, proc, directory / "dovecot.log", greeting=b"+OK")
         if speed:
             time.sleep(0.5)  # let process_min_avail finish forking
-        yield PrivateDovecot(port, proc.pid, directory)
+        yield PrivateDovecot(port, proc.pid, directory, pop3_port)
     finally:
         proc.terminate()
         try:
@@ -126,14 +174,15 @@ def private_dovecot(directory: Path, user: str, password: str, *, binary: str = 
             proc.wait()
 
 
-def _wait_for_greeting(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
+def _wait_for_greeting(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0,
+                       greeting: bytes = b"* OK") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             break
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                if s.recv(100).startswith(b"* OK"):
+                if s.recv(100).startswith(greeting):
                     return
         except OSError:
             time.sleep(0.1)

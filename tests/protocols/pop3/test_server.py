@@ -441,7 +441,8 @@ def test_stat_list_uidl(session: Client) -> None:
     assert session.send(b"UIDL\r\n") == multi("+OK 3 messages", ["1 uid-101", "2 uid-102", "3 uid-103"])
     assert session.send(b"LIST 2\r\n") == f"+OK 2 {M2.size}\r\n".encode()
     assert session.send(b"UIDL 3\r\n") == b"+OK 3 uid-103\r\n"
-    assert session.send(b"LIST  0000000001 \r\n") == f"+OK 1 {M1.size}\r\n".encode()
+    assert session.send(b"LIST  0000000001\r\n") == f"+OK 1 {M1.size}\r\n".encode()  # extra spaces before it
+    assert session.send(b"LIST 1 \r\n").startswith(b"-ERR")  # a trailing space is malformed (RFC 2449 3)
 
 
 @pytest.mark.parametrize("command", ["STAT x", "RSET x", "NOOP x"])

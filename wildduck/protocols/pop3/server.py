@@ -306,8 +306,8 @@ class POP3Server:
             self._user = None  # PASS is valid only immediately after a successful USER (RFC 1939 7)
         if b"\x00" in line:
             return self._bad_command("NUL byte in command")
-        if name != "PASS":  # a password may start or end with spaces (RFC 1939 7)
-            arg = arg.strip(" ")
+        if name != "PASS":  # extra spaces before an argument are skipped (as Dovecot does); a password keeps its own
+            arg = arg.lstrip(" ")
         handler = _COMMANDS.get(name)
         if handler is None:
             return self._bad_command(f"unknown command {_shown(name)}")
