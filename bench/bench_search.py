@@ -29,7 +29,7 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from wildduck.app import open_services  # noqa: E402
-from wildduck.domain.delivery import prepare  # noqa: E402
+from wildduck.domain.messages import prepare  # noqa: E402
 from wildduck.model import NewMessage  # noqa: E402
 from wildduck.testing.server import ServerProcess, test_config  # noqa: E402
 
@@ -57,11 +57,11 @@ async def populate(data_dir: Path, count: int, words: list[str]) -> tuple[str, f
     started = time.perf_counter()
     async with open_services(config) as services:
         user = await services.users.create("user", "pw", address="user@example.com", quota=1 << 40)
-        inbox = await services.store.find_mailbox(user.id, "INBOX")
+        inbox = await services.backends.mailboxes.find_mailbox(user.id, "INBOX")
         for start in range(0, count, 1000):
             batch = [NewMessage(user.id, inbox.id, prepare(message(rng, words, n)))
                      for n in range(start, min(start + 1000, count))]
-            await services.store.append_messages(batch)
+            await services.backends.messages.append_messages(batch)
         mailbox_id = inbox.id
     return mailbox_id, time.perf_counter() - started
 
@@ -96,7 +96,7 @@ async def indexed(data_dir: Path, mailbox_id: str, needles: list[str], repeat: i
             found: set[int] = set()
             for _ in range(repeat):
                 t = time.perf_counter()
-                found = await services.store.text_search(mailbox_id, needle, headers_too=False)
+                found = await services.backends.search.text_search(mailbox_id, needle, headers_too=False)
                 times.append(time.perf_counter() - t)
             out[needle] = (statistics.median(times), len(found))
     return out

@@ -59,6 +59,8 @@ async def test_v4_migration_indexes_existing_text(tmp_path: Path) -> None:
         await s.close()
     conn = sqlite3.connect(path)  # back to v3: text in messages.search_text, no index
     conn.executescript("""
+        DROP INDEX messages_flags; ALTER TABLE mailboxes DROP COLUMN message_count;
+        ALTER TABLE mailboxes DROP COLUMN unseen_count; ALTER TABLE mailboxes DROP COLUMN total_size;
         UPDATE messages SET search_text = (SELECT body FROM message_text WHERE rowid = text_id);
         DROP TRIGGER messages_text_release; DROP INDEX messages_text; DROP TABLE message_text;
         ALTER TABLE messages DROP COLUMN text_id; DROP TABLE subscriptions;
@@ -95,6 +97,8 @@ async def test_v6_migration_turns_recent_flags_into_a_watermark(tmp_path: Path) 
         await s.close()
     conn = sqlite3.connect(path)  # back to v5: a recent column, no watermark
     conn.executescript("""
+        DROP INDEX messages_flags; ALTER TABLE mailboxes DROP COLUMN message_count;
+        ALTER TABLE mailboxes DROP COLUMN unseen_count; ALTER TABLE mailboxes DROP COLUMN total_size;
         ALTER TABLE mailboxes DROP COLUMN recent_from; ALTER TABLE mailboxes DROP COLUMN pruned_modseq;
         ALTER TABLE messages ADD COLUMN recent INTEGER NOT NULL DEFAULT 1;
         CREATE INDEX messages_recent ON messages(mailbox_id, recent);
@@ -114,6 +118,42 @@ async def test_v6_migration_turns_recent_flags_into_a_watermark(tmp_path: Path) 
         assert not (await s.read_journal(trash.id, 1)).pruned
         columns = {r[1] for r in s._writer.execute("PRAGMA table_info(messages)")}  # type: ignore[union-attr]
         assert "recent" not in columns
+        assert await s.check_integrity() == []
+    finally:
+        await s.close()
+
+
+async def test_v8_migration_fills_the_mailbox_counters(tmp_path: Path) -> None:
+    """A v7 database counted STATUS from the messages; v8 keeps the counts in the mailbox row, filled by the
+    migration from a recount, and adds the covering index SELECT reads."""
+    path = tmp_path / "v7.db"
+    s = await open_sqlite_store(path)
+    try:
+        user = await make_user(s)
+        inbox = await s.find_mailbox(user.id, "INBOX")
+        trash = await s.find_mailbox(user.id, "Trash")
+        await s.append_messages([NewMessage(user.id, inbox.id, prepared(), flags=flags)
+                                 for flags in [("\\Seen",), (), ("\\Flagged",), ("\\Seen", "$x")]])
+        await s.append_messages([NewMessage(user.id, trash.id, prepared())])
+        before = {box.id: await s.mailbox_status(box.id) for box in (inbox, trash)}
+    finally:
+        await s.close()
+    conn = sqlite3.connect(path)  # back to v7
+    conn.executescript("""
+        DROP INDEX messages_flags; ALTER TABLE mailboxes DROP COLUMN message_count;
+        ALTER TABLE mailboxes DROP COLUMN unseen_count; ALTER TABLE mailboxes DROP COLUMN total_size;
+        PRAGMA user_version = 7;
+    """)
+    conn.close()
+    s = await open_sqlite_store(path)
+    try:
+        for box_id, status in before.items():
+            after = await s.mailbox_status(box_id)
+            assert (after.messages, after.unseen, after.size, after.recent, after.first_unseen) == (
+                status.messages, status.unseen, status.size, status.recent, status.first_unseen)
+        assert (before[inbox.id].messages, before[inbox.id].unseen) == (4, 2)
+        indexes = {r[1] for r in s._writer.execute("PRAGMA index_list(messages)")}  # type: ignore[union-attr]
+        assert "messages_flags" in indexes
         assert await s.check_integrity() == []
     finally:
         await s.close()

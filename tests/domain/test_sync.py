@@ -29,4 +29,4 @@ async def test_a_flag_change_then_an_expunge_in_one_replay_reports_the_flags_as_
             Expunged(1, first.uid),
             Appeared((second.uid,), 1, 1),
         ]
-        assert view.uids == [second.uid] and view.known_modseq >= second.modseq
+        assert list(view.uids) == [second.uid] and view.known_modseq >= second.modseq

@@ -171,6 +171,7 @@ class MailboxService:
         entries += [HierarchyEntry(p, None, True, False) for p in sorted(subs - paths - with_children)]
         return Hierarchy(entries, subs)
 
-    async def status(self, mailbox: Mailbox) -> MailboxStatus:
-        """Counts, \\Recent, UIDNEXT, UIDVALIDITY and HIGHESTMODSEQ from one store call and one snapshot."""
-        return await self.store.mailbox_status(mailbox.id)
+    async def status(self, mailbox: Mailbox, *, first_unseen: bool = True) -> MailboxStatus:
+        """Counts, \\Recent, UIDNEXT, UIDVALIDITY and HIGHESTMODSEQ from one store call and one snapshot; without
+        ``first_unseen`` (IMAP STATUS does not report it) nothing depends on the mailbox's size."""
+        return await self.store.mailbox_status(mailbox.id, first_unseen=first_unseen)

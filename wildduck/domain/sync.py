@@ -8,11 +8,14 @@ changes are the ones the client knows at that point of the report.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from wildduck.model import FlagChange, JournalOp, Mailbox, Nudge, Resync
+from wildduck.model import FlagChange, JournalEntry, JournalOp, Mailbox, Nudge, Resync
+from wildduck.model.mailboxes import FlagsByUid, MessageTable, ModseqsByUid
 from wildduck.ports import Journal, Messages
 
 
@@ -57,9 +60,43 @@ class Deleted:
 Change = Expunged | FlagsChanged | Appeared | Renamed | Deleted
 
 
+#: mailboxes with fewer messages are not kept by :class:`SyncService` (their snapshot is cheap to read)
+CACHE_FROM = 1000
+#: at most this many messages in all are kept by one :class:`SyncService` (16 bytes each: 32 MB)
+CACHE_MESSAGES = 2_000_000
+
+
+@dataclass
+class _Kept:
+    """A mailbox's messages as of ``mailbox.highest_modseq`` (a journal watermark), kept between SELECTs."""
+
+    mailbox: Mailbox
+    table: MessageTable
+
+
+def _replay(table: MessageTable, entries: Iterable[JournalEntry]) -> None:
+    """Apply journal entries to a table without reporting anything (what a SELECT after them would read)."""
+    for entry in entries:
+        uid = entry.uid
+        if entry.op == JournalOp.EXISTS:
+            if not len(table) or uid > table.uids[-1]:
+                table.append(uid, entry.flags or (), entry.modseq)
+        else:
+            i = table.index(uid)
+            if i < 0:
+                continue
+            if entry.op == JournalOp.EXPUNGE:
+                table.remove_at(i)
+            elif entry.flags is not None and entry.modseq > table.modseqs[i]:
+                table.set_at(i, entry.flags, entry.modseq)
+
+
 @dataclass
 class MailboxView:
-    """One session's view of its selected mailbox. Build it with :meth:`open`."""
+    """One session's view of its selected mailbox. Build it with :meth:`open`.
+
+    The messages are a :class:`MessageTable` (arrays, 14 bytes per message); ``uids`` is its UID array, ``flags``
+    and ``modseqs`` read-only mappings by UID over it."""
 
     mailbox: Mailbox
     readonly: bool
@@ -67,9 +104,7 @@ class MailboxView:
     journal: Journal
     #: tags this session's own changes (their nudges are skipped)
     origin: str = ""
-    uids: list[int] = field(default_factory=list)
-    flags: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    modseqs: dict[int, int] = field(default_factory=dict)
+    table: MessageTable = field(default_factory=MessageTable)
     #: the journal is applied up to here
     known_modseq: int = 0
     #: messages \\Recent in this session
@@ -79,22 +114,47 @@ class MailboxView:
     #: the mailbox was deleted
     gone: bool = False
 
+    def __post_init__(self) -> None:
+        self.flags = FlagsByUid(self.table)
+        self.modseqs = ModseqsByUid(self.table)
+
+    @property
+    def uids(self) -> array[int]:
+        """The UIDs the client knows, ascending (sequence number = position + 1)."""
+        return self.table.uids
+
     @classmethod
     async def open(cls, messages: Messages, journal: Journal, mailbox: Mailbox, *, readonly: bool,
-                   origin: str = "") -> MailboxView:
+                   origin: str = "", kept: _Kept | None = None) -> MailboxView:
         """Read the mailbox and its messages in one snapshot and, unless ``readonly``, claim its \\Recent
         messages. The caller then gives the view (:meth:`note`) the nudges queued meanwhile: one about a change
         committed while the snapshot was read has a higher MODSEQ and marks the view dirty, so the change is
-        reported, not lost."""
-        snapshot = await messages.mailbox_snapshot(mailbox.id)
-        box = snapshot.mailbox
-        view = cls(box, readonly, messages, journal, origin, [m.uid for m in snapshot.messages],
-                   {m.uid: m.flags for m in snapshot.messages}, {m.uid: m.modseq for m in snapshot.messages},
-                   box.highest_modseq)
+        reported, not lost.
+
+        With ``kept`` (the messages as of an earlier watermark), the snapshot is that plus the journal since, read
+        in one transaction: the same state as a fresh snapshot at the new watermark, without reading every
+        message; ``kept`` is brought up to date. A pruned journal (or a mailbox gone) reads the snapshot."""
+        table = None
+        if kept is not None:
+            page = await journal.read_journal(mailbox.id, kept.mailbox.highest_modseq)
+            if (page.mailbox is not None and not page.pruned
+                    and page.mailbox.uid_validity == kept.mailbox.uid_validity):
+                _replay(kept.table, page.entries)
+                # known up to the watermark only: an entry committed late below the mailbox's highest MODSEQ (two
+                # writers) is read by the next replay, not skipped
+                kept.mailbox = replace(page.mailbox, highest_modseq=page.watermark)
+                box, table = kept.mailbox, kept.table.copy()
+        if table is None:
+            snapshot = await messages.mailbox_snapshot(mailbox.id)
+            box, table = snapshot.mailbox, snapshot.table
+            if kept is not None:
+                kept.mailbox, kept.table = box, table.copy()
+        view = cls(box, readonly, messages, journal, origin, table, box.highest_modseq)
+        uids = view.uids
         first_recent = box.recent_from
-        if not readonly and view.uids and view.uids[-1] >= first_recent:
-            first_recent = await messages.claim_recent(box.id, box.uid_next)
-        view.recent = {u for u in view.uids[bisect_left(view.uids, first_recent):]}
+        if not readonly and uids and uids[-1] >= first_recent:
+            first_recent = await messages.claim_recent(box.id, uids[-1] + 1)  # never past what the view holds
+        view.recent = set(uids[bisect_left(uids, first_recent):])
         return view
 
     # -- nudges ---------------------------------------------------------------------------------------------------
@@ -113,8 +173,7 @@ class MailboxView:
     # -- questions ------------------------------------------------------------------------------------------------
     def seq_of(self, uid: int) -> int:
         """The sequence number of ``uid`` (0 when the view does not have it)."""
-        i = bisect_left(self.uids, uid)
-        return i + 1 if i < len(self.uids) and self.uids[i] == uid else 0
+        return self.table.index(uid) + 1
 
     def flags_of(self, uid: int) -> tuple[str, ...]:
         """Stored flags plus \\Recent where this session has it."""
@@ -122,15 +181,27 @@ class MailboxView:
         return (*flags, "\\Recent") if uid in self.recent else flags
 
     def with_flag(self, flag: str, uids: Iterable[int] | None = None) -> list[int]:
-        return [u for u in (self.uids if uids is None else uids) if flag in self.flags.get(u, ())]
+        if uids is None:
+            t = self.table
+            having = {n for n, flags in enumerate(t.flag_sets.sets) if flag in flags}
+            return [u for u, n in zip(t.uids, t.flag_ids, strict=True) if n in having]
+        return [u for u in uids if flag in self.flags.get(u, ())]
+
+    def keywords(self) -> set[str]:
+        """The keywords some message carries."""
+        return {f for flags in self.table.used_flag_sets() for f in flags if not f.startswith("\\")}
+
+    def first_unseen(self) -> int:
+        """The sequence number of the first message without \\Seen (0 when none)."""
+        return self.table.first_without("\\Seen") + 1
 
     # -- own changes ----------------------------------------------------------------------------------------------
     def apply(self, change: FlagChange) -> None:
         """Take in the outcome of this session's own flag change."""
         for c in change.changed:
-            if c.uid in self.flags:
-                self.flags[c.uid] = c.flags
-                self.modseqs[c.uid] = c.modseq
+            i = self.table.index(c.uid)
+            if i >= 0:
+                self.table.set_at(i, c.flags, c.modseq)
 
     # -- replay ---------------------------------------------------------------------------------------------------
     async def refresh(self, *, expunge: bool = True, force: bool = False) -> list[Change]:
@@ -156,7 +227,8 @@ class MailboxView:
                 return out  # a full resync may expunge: wait for a command that allows it
             self.dirty = False
             return out + await self._resync()
-        reported = len(self.uids)
+        table = self.table
+        reported = len(table)
         self.dirty = False
         applied_all = True
         for entry in page.entries:
@@ -166,36 +238,31 @@ class MailboxView:
                 break
             uid = entry.uid
             if entry.op == JournalOp.EXISTS:
-                if not self.uids or uid > self.uids[-1]:
-                    self.uids.append(uid)
-                    self.flags[uid] = entry.flags or ()
-                    self.modseqs[uid] = entry.modseq
+                if not len(table) or uid > table.uids[-1]:
+                    table.append(uid, entry.flags or (), entry.modseq)
             elif entry.op == JournalOp.EXPUNGE:
-                seq = self.seq_of(uid)
-                if seq:
-                    if seq <= reported:  # a message not announced yet goes silently
-                        out.append(Expunged(seq, uid))
+                i = table.index(uid)
+                if i >= 0:
+                    if i < reported:  # a message not announced yet goes silently
+                        out.append(Expunged(i + 1, uid))
                         reported -= 1
-                    del self.uids[seq - 1]
-                    self.flags.pop(uid, None)
-                    self.modseqs.pop(uid, None)
+                    table.remove_at(i)
                     self.recent.discard(uid)
             else:
-                seq = self.seq_of(uid)
+                i = table.index(uid)
                 # our own STORE may already have applied a newer change: never go back in MODSEQ
-                if seq and entry.flags is not None and entry.modseq > self.modseqs.get(uid, 0):
-                    changed = self.flags.get(uid) != entry.flags
-                    self.flags[uid] = entry.flags
-                    self.modseqs[uid] = entry.modseq
-                    if changed and seq <= reported:
-                        out.append(FlagsChanged(seq, uid, self.flags_of(uid), entry.modseq))
+                if i >= 0 and entry.flags is not None and entry.modseq > table.modseqs[i]:
+                    changed = table.flags_at(i) != entry.flags
+                    table.set_at(i, entry.flags, entry.modseq)
+                    if changed and i < reported:
+                        out.append(FlagsChanged(i + 1, uid, self.flags_of(uid), entry.modseq))
             self.known_modseq = entry.modseq
         if applied_all:
             self.known_modseq = max(self.known_modseq, page.watermark)
-        arrived = tuple(self.uids[reported:])
+        arrived = tuple(table.uids[reported:])
         if arrived:
             await self._claim(arrived)
-            out.append(Appeared(arrived, len(self.uids), len(self.recent)))
+            out.append(Appeared(arrived, len(table), len(self.recent)))
         return out
 
     async def _claim(self, arrived: tuple[int, ...]) -> None:
@@ -208,43 +275,63 @@ class MailboxView:
     async def _resync(self) -> list[Change]:
         """Compare with a fresh snapshot (the journal was pruned past what this view knows)."""
         snapshot = await self.messages.mailbox_snapshot(self.mailbox.id)
+        fresh = snapshot.table
+        table = self.table
         out: list[Change] = []
-        now = {m.uid for m in snapshot.messages}
-        for uid in reversed(list(self.uids)):  # highest first: the sequence numbers stay valid
+        now = set(fresh.uids)
+        for i in range(len(table) - 1, -1, -1):  # highest first: the sequence numbers stay valid
+            uid = table.uids[i]
             if uid not in now:
-                seq = self.seq_of(uid)
-                out.append(Expunged(seq, uid))
-                del self.uids[seq - 1]
-                self.flags.pop(uid, None)
-                self.modseqs.pop(uid, None)
+                out.append(Expunged(i + 1, uid))
+                table.remove_at(i)
                 self.recent.discard(uid)
-        known = set(self.uids)
-        reported = len(self.uids)
+        old = {uid: table.flags_at(i) for i, uid in enumerate(table.uids)}
+        reported = len(table)
+        rebuilt = MessageTable(table.flag_sets)
         changed: list[int] = []
-        for m in snapshot.messages:
-            if m.uid not in known:
-                self.uids.append(m.uid)
-            elif self.flags.get(m.uid) != m.flags:
-                changed.append(m.uid)
-            self.flags[m.uid] = m.flags
-            self.modseqs[m.uid] = m.modseq
-        self.uids.sort()
+        for i, uid in enumerate(fresh.uids):
+            flags = fresh.flags_at(i)
+            if uid in old and old[uid] != flags:
+                changed.append(uid)
+            rebuilt.append(uid, flags, fresh.modseqs[i])
+        # the known messages keep their sequence numbers (none is above a new one: UIDs only grow)
+        table.uids, table.modseqs, table.flag_ids = rebuilt.uids, rebuilt.modseqs, rebuilt.flag_ids
         out.extend(FlagsChanged(self.seq_of(u), u, self.flags_of(u), self.modseqs[u]) for u in changed)
         self.mailbox = snapshot.mailbox
         self.known_modseq = snapshot.mailbox.highest_modseq
-        arrived = tuple(self.uids[reported:])
+        arrived = tuple(table.uids[reported:])
         if arrived:
             await self._claim(arrived)
-        out.append(Appeared(arrived, len(self.uids), len(self.recent)))
+        out.append(Appeared(arrived, len(table), len(self.recent)))
         return out
 
 
 class SyncService:
-    """Opens mailbox views (the session layer reaches the ports only through the domain)."""
+    """Opens mailbox views (the session layer reaches the ports only through the domain).
+
+    It keeps the messages of the largest recently selected mailboxes (from :data:`CACHE_FROM` messages, at most
+    :data:`CACHE_MESSAGES` in all, least recently selected dropped first) as of a journal watermark, so that a later
+    SELECT of one reads only the journal since, not every message. What is kept is checked against the journal
+    in the database at every SELECT, so changes by other processes are seen as well."""
 
     def __init__(self, messages: Messages, journal: Journal) -> None:
         self.messages = messages
         self.journal = journal
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()
 
     async def open_view(self, mailbox: Mailbox, *, readonly: bool, origin: str = "") -> MailboxView:
-        return await MailboxView.open(self.messages, self.journal, mailbox, readonly=readonly, origin=origin)
+        kept = self._kept.pop(mailbox.id, None)
+        fresh = kept is None
+        if kept is None:
+            kept = _Kept(mailbox, MessageTable())
+        view = await MailboxView.open(self.messages, self.journal, mailbox, readonly=readonly, origin=origin,
+                                      kept=None if fresh else kept)
+        if fresh:
+            kept = _Kept(view.mailbox, view.table.copy())
+        if len(kept.table) >= CACHE_FROM:
+            self._kept[mailbox.id] = kept
+            total = sum(len(k.table) for k in self._kept.values())
+            while total > CACHE_MESSAGES and self._kept:
+                _, dropped = self._kept.popitem(last=False)
+                total -= len(dropped.table)
+        return view

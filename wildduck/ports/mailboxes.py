@@ -41,6 +41,11 @@ class Mailboxes(Protocol):
         """Subscribed names, sorted."""
         ...
 
-    async def mailbox_status(self, mailbox_id: str) -> MailboxStatus:
-        """The mailbox with its message, unseen and \\Recent counts and total size, from one snapshot."""
+    async def mailbox_status(self, mailbox_id: str, *, first_unseen: bool = True) -> MailboxStatus:
+        """The mailbox with its message, unseen and \\Recent counts and total size, from one snapshot.
+
+        The message and unseen counts and the size are kept with the mailbox (changed in the transaction of every
+        change to its messages or their flags, so they always equal a recount): reading them costs the same for any
+        mailbox size. ``first_unseen=False`` leaves out the one figure that takes a scan (``first_unseen`` is then
+        None)."""
         ...

@@ -113,20 +113,26 @@ class MailboxesRole(StoreBase):
         return await self._read(lambda conn: [r[0] for r in conn.execute(
             "SELECT path FROM subscriptions WHERE user_id = ? ORDER BY path", (user_id,))])
 
-    async def mailbox_status(self, mailbox_id: str) -> MailboxStatus:
-        """Counts of the mailbox from one read transaction, computed in SQL (no message leaves the database)."""
+    async def mailbox_status(self, mailbox_id: str, *, first_unseen: bool = True) -> MailboxStatus:
+        """The mailbox's counters (kept in its row: no message is counted) and its \\Recent messages (an index
+        range from the watermark), from one read transaction. ``first_unseen`` scans the messages' flags."""
         def q(conn: sqlite3.Connection) -> MailboxStatus:
-            box = codec.mailbox(mailbox_row(conn, mailbox_id))
-            row = conn.execute(
-                "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(uid >= ?), 0), COALESCE(SUM(unseen), 0), "
-                "MIN(CASE WHEN unseen THEN uid END) "
-                f"FROM (SELECT uid, size, NOT {SEEN_SQL} AS unseen FROM messages WHERE mailbox_id = ?)",
-                (box.recent_from, mailbox_id)).fetchone()
-            messages, size, recent, unseen, first_unseen_uid = row
-            first_unseen = 0 if first_unseen_uid is None else conn.execute(
-                "SELECT COUNT(*) FROM messages WHERE mailbox_id = ? AND uid <= ?",
-                (mailbox_id, first_unseen_uid)).fetchone()[0]
-            return MailboxStatus(mailbox=box, messages=messages, unseen=unseen, recent=recent, size=size,
-                                 first_unseen=first_unseen)
+            row = mailbox_row(conn, mailbox_id)
+            box = codec.mailbox(row)
+            recent = 0
+            if box.recent_from < box.uid_next:
+                recent = conn.execute("SELECT COUNT(*) FROM messages WHERE mailbox_id = ? AND uid >= ?",
+                                      (mailbox_id, box.recent_from)).fetchone()[0]
+            first: int | None = None
+            if first_unseen:
+                first = 0
+                if row["unseen_count"]:
+                    uid = conn.execute(f"SELECT MIN(uid) FROM messages WHERE mailbox_id = ? AND NOT {SEEN_SQL}",
+                                       (mailbox_id,)).fetchone()[0]
+                    first = 0 if uid is None else conn.execute(
+                        "SELECT COUNT(*) FROM messages WHERE mailbox_id = ? AND uid <= ?",
+                        (mailbox_id, uid)).fetchone()[0]
+            return MailboxStatus(mailbox=box, messages=row["message_count"], unseen=row["unseen_count"],
+                                 recent=recent, size=row["total_size"], first_unseen=first)
 
         return await self._read(q)

@@ -6,6 +6,7 @@ import sqlite3
 
 import wildduck.adapters.sqlite.codec as codec
 from wildduck.adapters.sqlite.base import StoreBase
+from wildduck.adapters.sqlite.mailboxes import SEEN_SQL
 
 
 class MaintenanceRole(StoreBase):
@@ -22,8 +23,9 @@ class MaintenanceRole(StoreBase):
 
     async def check_integrity(self) -> list[str]:
         """Problems found (empty when consistent): SQLite's integrity check, blob reference counts that disagree
-        with the messages, references to missing blobs, messages whose parts and references disagree, search text
-        rows without a message and messages without one."""
+        with the messages, references to missing blobs, messages whose parts and references disagree, mailbox
+        counters (messages, unseen, size) that disagree with a recount, search text rows without a message and
+        messages without one."""
         def q(conn: sqlite3.Connection) -> list[str]:
             problems = [row[0] for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
             problems += [f"foreign key violation in {row[0]}" for row in conn.execute("PRAGMA foreign_key_check")]
@@ -43,6 +45,16 @@ class MaintenanceRole(StoreBase):
                 have = {r[0] for r in conn.execute("SELECT blob FROM message_blobs WHERE message_id = ?", (row["id"],))}
                 if want != have:
                     problems.append(f"message {row['id']} parts {sorted(want)} but references {sorted(have)}")
+            problems += [
+                f"mailbox {row[0]} counts {row[1]} messages, {row[2]} unseen, {row[3]} bytes but holds {row[4]}, "
+                f"{row[5]}, {row[6]}"
+                for row in conn.execute(
+                    "SELECT b.id, b.message_count, b.unseen_count, b.total_size, COUNT(m.uid), "
+                    f"COALESCE(SUM(m.uid IS NOT NULL AND NOT {SEEN_SQL}), 0), COALESCE(SUM(m.size), 0) "
+                    "FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id GROUP BY b.id "
+                    "HAVING b.message_count != COUNT(m.uid) "
+                    f"OR b.unseen_count != COALESCE(SUM(m.uid IS NOT NULL AND NOT {SEEN_SQL}), 0) "
+                    "OR b.total_size != COALESCE(SUM(m.size), 0)")]
             for row in conn.execute("SELECT m.id FROM messages m LEFT JOIN message_text t ON t.rowid = m.text_id "
                                     "WHERE t.rowid IS NULL"):
                 problems.append(f"message {row[0]} has no search text")

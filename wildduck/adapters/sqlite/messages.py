@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,7 +13,16 @@ from typing import Any
 import wildduck.adapters.sqlite.codec as codec
 from wildduck.adapters.sqlite.base import StoreBase, placeholders, select_in
 from wildduck.adapters.sqlite.mailboxes import mailbox_row
-from wildduck.adapters.sqlite.steps import add_storage, adjust_refs, allocate, one, remove_messages, write_journal
+from wildduck.adapters.sqlite.steps import (
+    add_storage,
+    adjust_refs,
+    allocate,
+    count_messages,
+    one,
+    remove_messages,
+    unseen,
+    write_journal,
+)
 from wildduck.errors import DomainError, InvalidInput, NotFound, QuotaExceeded
 from wildduck.model import (
     AppendResult,
@@ -27,6 +37,7 @@ from wildduck.model import (
     NewMessage,
     PreparedMessage,
 )
+from wildduck.model.mailboxes import MessageTable
 
 _MESSAGE_COLUMNS = ("id, user_id, mailbox_id, uid, modseq, flags, internal_date, size, skeleton, skeleton_compressed, "
                     "parts, mime_tree, envelope, bodystructure, subject, message_id, header_date, has_attachments, "
@@ -86,6 +97,9 @@ def _set_flags(conn: sqlite3.Connection, mailbox_id: str, uids: Sequence[int], m
     if not updates:
         return FlagChange([], modified)
     base = allocate(conn, mailbox_id, 0, len(updates))["base_modseq"]
+    seen_before = sum("\\Seen" in codec.flags_load(r["flags"]) for r, _ in updates)
+    seen_after = sum("\\Seen" in new for _, new in updates)
+    count_messages(conn, mailbox_id, 0, seen_before - seen_after, 0)
     changed = [MessageFlags(r["uid"], new, base + k + 1) for k, (r, new) in enumerate(updates)]
     texts = [codec.flags_json(c.flags) for c in changed]
     conn.executemany("UPDATE messages SET flags = ?, modseq = ? WHERE id = ?",
@@ -123,6 +137,7 @@ def _copy(conn: sqlite3.Connection, source_id: str, uids: Sequence[int], target_
         journal_rows.append((target_id, modseq, JournalOp.EXISTS, uid, mid, r["flags"], now))
         pairs.append((r["uid"], uid))
     write_journal(conn, journal_rows)
+    count_messages(conn, target_id, len(rows), sum(unseen(r["flags"]) for r in rows), sum(r["size"] for r in rows))
     if move:
         # the copies took over the references and the storage; delete the sources without releasing them
         conn.executemany("DELETE FROM message_blobs WHERE message_id = ?", [(r["id"],) for r in rows])
@@ -190,6 +205,8 @@ class MessagesRole(StoreBase):
                                  message_rows)
                 conn.executemany("INSERT INTO message_blobs (message_id, blob) VALUES (?, ?)", blob_rows)
                 write_journal(conn, journal_rows)
+                count_messages(conn, mailbox_id, len(indexes), sum("\\Seen" not in items[idx].flags for idx in indexes),
+                               sum(items[idx].prepared.size for idx in indexes))
             done = [o for o in outcomes if o is not None]
             assert len(done) == len(items), "every item gets an outcome"
             return done
@@ -237,8 +254,24 @@ class MessagesRole(StoreBase):
     async def mailbox_snapshot(self, mailbox_id: str) -> MailboxSnapshot:
         def q(conn: sqlite3.Connection) -> MailboxSnapshot:
             box = codec.mailbox(mailbox_row(conn, mailbox_id))
-            return MailboxSnapshot(box, [codec.message_flags(r) for r in conn.execute(
-                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,))])
+            table = MessageTable()
+            # the covering index (mailbox_id, uid, modseq, flags) holds every column read: the rows stay on disk
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            cursor.execute("SELECT uid, modseq, flags FROM messages INDEXED BY messages_flags WHERE mailbox_id = ? "
+                           "ORDER BY uid", (mailbox_id,))
+            ids: dict[str, int] = {}  # flag lists by their stored text: each text is decoded once
+            uids, modseqs, flag_ids, intern = table.uids, table.modseqs, table.flag_ids, table.flag_sets.intern
+            for uid, modseq, text in cursor:
+                number = ids.get(text)
+                if number is None:
+                    number = ids[text] = intern(codec.flags_load(text))
+                    if number > 0xFFFF and flag_ids.typecode == "H":
+                        flag_ids = table.flag_ids = array("I", flag_ids)
+                uids.append(uid)
+                modseqs.append(modseq)
+                flag_ids.append(number)
+            return MailboxSnapshot(box, table)
 
         return await self._read(q)
 

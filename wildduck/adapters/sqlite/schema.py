@@ -176,11 +176,27 @@ CREATE TABLE rate_windows (
 CREATE INDEX rate_windows_closes ON rate_windows(closes)
 """
 
+# v8: STATUS without counting. Each mailbox row keeps its number of messages, of messages without \\Seen and their
+# total size, changed in the write transaction of every append, copy, move, expunge, flag change and deletion (the
+# same transaction that allocates the change's MODSEQs, so every process sees them agree with the messages).
+# And a covering index of what SELECT reads (UID, MODSEQ, flags), so the snapshot never touches the wide rows.
+SCHEMA_V8 = """
+ALTER TABLE mailboxes ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN unseen_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN total_size INTEGER NOT NULL DEFAULT 0;
+UPDATE mailboxes SET
+    message_count = (SELECT COUNT(*) FROM messages WHERE mailbox_id = mailboxes.id),
+    unseen_count = (SELECT COUNT(*) FROM messages WHERE mailbox_id = mailboxes.id
+                    AND NOT EXISTS (SELECT 1 FROM json_each(flags) WHERE value = '\\Seen')),
+    total_size = (SELECT COALESCE(SUM(size), 0) FROM messages WHERE mailbox_id = mailboxes.id);
+CREATE INDEX messages_flags ON messages(mailbox_id, uid, modseq, flags)
+"""
+
 
 #: a step is an SQL script (statements separated by ";"), a list of statements, or a function of the connection
 Step = str | list[str] | Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[list[Step]] = [[SCHEMA_V1], [SCHEMA_V2], [SCHEMA_V3], [SCHEMA_V4, _index_existing_text], [SCHEMA_V5],
-                                [SCHEMA_V6], [SCHEMA_V7]]
+                                [SCHEMA_V6], [SCHEMA_V7], [SCHEMA_V8]]
 #: the schema this version of wildduck writes; every older version (from 1 on) is migrated on open
 SCHEMA_VERSION = len(MIGRATIONS)
 

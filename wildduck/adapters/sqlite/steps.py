@@ -1,5 +1,5 @@
 """Steps inside a write transaction that several roles take (each the one place for its rule): mailbox rows,
-UIDVALIDITY, MODSEQ allocation, journal rows, blob reference counts and message removal."""
+UIDVALIDITY, MODSEQ allocation, the mailbox counters, journal rows, blob reference counts and message removal."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from wildduck.adapters.sqlite import codec
 from wildduck.adapters.sqlite.base import select_in
 from wildduck.errors import NotFound
 from wildduck.model import JournalOp, MailboxSpec
@@ -61,6 +62,19 @@ def allocate(conn: sqlite3.Connection, mailbox_id: str, uids: int, modseqs: int)
         (uids, modseqs, mailbox_id), f"no mailbox {mailbox_id}")
 
 
+def unseen(flags_json: str) -> int:
+    """1 if the stored flag list lacks ``\\Seen`` (what the ``unseen_count`` counter counts), else 0."""
+    return 0 if "\\Seen" in codec.flags_load(flags_json) else 1
+
+
+def count_messages(conn: sqlite3.Connection, mailbox_id: str, messages: int, unseen: int, size: int) -> None:
+    """Change the mailbox's counters (``message_count``, ``unseen_count``, ``total_size``) by these amounts, in the
+    transaction of the change they count. Every change to a mailbox's messages or their flags goes through here."""
+    if messages or unseen or size:
+        conn.execute("UPDATE mailboxes SET message_count = message_count + ?, unseen_count = unseen_count + ?, "
+                     "total_size = total_size + ? WHERE id = ?", (messages, unseen, size, mailbox_id))
+
+
 def write_journal(conn: sqlite3.Connection, rows: Iterable[JournalRow]) -> None:
     """Journal entries, in the transaction of the change they record."""
     conn.executemany("INSERT INTO journal (mailbox_id, modseq, command, uid, message_id, flags, created) "
@@ -82,11 +96,12 @@ def remove_messages(conn: sqlite3.Connection, mailbox_id: str, uids: Sequence[in
     ``journal`` each removal gets a new MODSEQ and an EXPUNGE entry (a deleted mailbox takes its journal along).
     """
     wanted = sorted(set(uids))
-    rows = select_in(conn, "SELECT id, uid, size, user_id FROM messages WHERE mailbox_id = ? AND uid IN ({in}) "
+    rows = select_in(conn, "SELECT id, uid, size, user_id, flags FROM messages WHERE mailbox_id = ? AND uid IN ({in}) "
                      "ORDER BY uid", wanted, (mailbox_id,))
     if not rows:
         return []
     ids = [r["id"] for r in rows]
+    count_messages(conn, mailbox_id, -len(rows), -sum(unseen(r["flags"]) for r in rows), -sum(r["size"] for r in rows))
     if release:
         refs = Counter(r[0] for r in select_in(conn, "SELECT blob FROM message_blobs WHERE message_id IN ({in})",
                                                ids))

@@ -140,11 +140,11 @@ async def select(s: IMAPSession, cmd: g.Command) -> None:
         s.condstore = True
     view = await s.s.sync.open_view(mailbox, readonly=cmd.readonly, origin=s.origin)
     mailbox = view.mailbox
-    s.keywords = {f for flags in view.flags.values() for f in flags if not f.startswith("\\")}
+    s.keywords = view.keywords()
     s.view = view
     s.send(s.flags_lines())
     s.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(view.uids), len(view.recent)))
-    unseen = next((i for i, uid in enumerate(view.uids, 1) if "\\Seen" not in view.flags[uid]), 0)
+    unseen = view.first_unseen()
     if unseen:
         s.send(serializer.untagged(f"OK [UNSEEN {unseen}] first unseen message"))
     s.send(serializer.untagged(f"OK [UIDVALIDITY {mailbox.uid_validity}] UIDs valid"))
@@ -273,7 +273,7 @@ def _lsub(s: IMAPSession, cmd: g.ListCommand, tree: Hierarchy, regexes: list[re.
 
 
 async def send_status(s: IMAPSession, mailbox: Mailbox, items: Sequence[str]) -> None:
-    st = await s.s.mailboxes.status(mailbox)
+    st = await s.s.mailboxes.status(mailbox, first_unseen=False)
     box = st.mailbox
     values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": box.uid_next,
               "UIDVALIDITY": box.uid_validity, "UNSEEN": st.unseen, "HIGHESTMODSEQ": box.highest_modseq,

@@ -16,6 +16,8 @@ from wildduck.sessions.imap.session import IMAPSession
 _META_ITEMS = frozenset({"FLAGS", "UID", "MODSEQ", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE"})
 #: messages read from the store per round trip during FETCH
 FETCH_BATCH = 100
+#: the same when no message content is read (records without skeleton or parts: a few hundred bytes each)
+FETCH_META_BATCH = 1000
 _RFC822_SECTIONS = {"RFC822": "", "RFC822.HEADER": "HEADER", "RFC822.TEXT": "TEXT"}
 
 
@@ -105,8 +107,13 @@ async def fetch(s: IMAPSession, cmd: g.Command) -> None:
     marks_seen = seen and not view.readonly
     needs_record = any(i.name not in ("FLAGS", "UID", "MODSEQ") for i in items)
     needs_content = any(i.name not in _META_ITEMS and not (i.name == "BODY" and i.section is None) for i in items)
-    for start in range(0, len(chosen), FETCH_BATCH):
-        batch = chosen[start:start + FETCH_BATCH]
+    if not needs_record and not marks_seen:
+        await _fetch_from_view(s, chosen, items)
+        s.ok(cmd.tag, f"{cmd.name} completed")
+        return
+    step = FETCH_BATCH if needs_content else FETCH_META_BATCH
+    for start in range(0, len(chosen), step):
+        batch = chosen[start:start + step]
         uids = [u for _n, u in batch]
         records: dict[int, MessageRecord] = {}
         opened: dict[int, OpenedMessage] = {}
@@ -126,6 +133,58 @@ async def fetch(s: IMAPSession, cmd: g.Command) -> None:
             _fetch_one(s, seq, uid, items, record, opened.get(uid), with_flags=marks_seen)
             await s.flush_if_large()
     s.ok(cmd.tag, f"{cmd.name} completed")
+
+
+#: what ``_fetch_from_view`` renders for each item (the same bytes ``_fetch_one`` and ``iter_fetch`` produce)
+_VIEW_ITEMS = {"UID": b"UID %d", "MODSEQ": b"MODSEQ (%d)", "FLAGS": b"FLAGS %s"}
+#: responses rendered between two looks at the output buffer
+_VIEW_CHUNK = 1000
+
+
+async def _fetch_from_view(s: IMAPSession, chosen: list[tuple[int, int]], items: list[g.FetchItem]) -> None:
+    """FETCH of FLAGS, UID and MODSEQ only: every answer is in the view's table, so the responses are rendered
+    straight from its arrays (one format per response; each distinct flag list serialized once), byte for byte
+    what ``_fetch_one`` sends, keyword announcements included."""
+    view = s.selected
+    table = view.table
+    uids, modseqs, flag_ids, sets = table.uids, table.modseqs, table.flag_ids, table.flag_sets.sets
+    kinds = [i.name for i in items if i.name != "FLAGS"]
+    with_flags = len(kinds) < len(items)
+    if with_flags:
+        kinds.append("FLAGS")
+    template = b"* %d FETCH (" + b" ".join(_VIEW_ITEMS[k] for k in kinds) + b")\r\n"
+    recent = view.recent
+    rendered: dict[tuple[int, bool], bytes] = {}  # (flag list number, \Recent) → ``(flags...)``
+    announced: set[int] = set()  # flag lists whose keywords the client has been told about
+    out: list[bytes] = []
+    for start in range(0, len(chosen), _VIEW_CHUNK):
+        for seq, uid in chosen[start:start + _VIEW_CHUNK]:
+            i = seq - 1
+            args: list[int | bytes] = [seq]
+            for kind in kinds:
+                if kind == "UID":
+                    args.append(uid)
+                elif kind == "MODSEQ":
+                    args.append(modseqs[i] if uids[i] == uid else 0)
+                else:
+                    number = flag_ids[i]
+                    if number not in announced:
+                        announcement = s.keyword_announcement((uid,))
+                        if announcement:
+                            s.send(b"".join(out))
+                            out.clear()
+                            s.send(announcement)
+                        announced.add(number)
+                    key = (number, uid in recent)
+                    flags = rendered.get(key)
+                    if flags is None:
+                        flags = rendered[key] = serializer.flag_list(
+                            (*sets[number], "\\Recent") if key[1] else sets[number])
+                    args.append(flags)
+            out.append(template % tuple(args))
+        s.send(b"".join(out))
+        out.clear()
+        await s.flush_if_large()
 
 
 def _fetch_one(s: IMAPSession, seq: int, uid: int, items: list[g.FetchItem], record: MessageRecord | None,
