@@ -113,6 +113,72 @@ def main(argv: list[str] | None = None) -> None:
     t, size = best(lambda: sum(serialize() for _ in range(reps)), rounds)
     print(f"{'FETCH serialization (ENVELOPE BODYSTRUCTURE BODY[])':46} {len(analyses) * reps / t:10.0f} "
           f"{size / t / 1e6:8.2f}")
+    structure_serialization(analyses, rounds, 20 if args.quick else 100)
+
+
+def structure_serialization(analyses: list[mime.Analysis], rounds: int, reps: int) -> None:
+    """ENVELOPE/BODYSTRUCTURE/BODY from the JSON-able data (what every FETCH did before schema v9; now ingest and
+    the migration) and the metadata FETCH line from the stored forms (``* n FETCH (UID n ENVELOPE (...) FLAGS
+    (...))``), with the pure and the Cython ``imapfmt``; then what a FETCH of one message's ENVELOPE costs each
+    way: JSON decoded and rendered (before) or the stored bytes copied into the line (now)."""
+    import json
+
+    from wildduck.protocols.mime import imapform
+
+    envelopes = [a.envelope for a in analyses]
+    structures = [a.bodystructure for a in analyses]
+    forms = [imapform.forms(a.envelope, a.bodystructure) for a in analyses]
+    stored_json = [(json.dumps(a.envelope), json.dumps(a.bodystructure)) for a in analyses]
+    flags = serializer.flag_list(["\\Seen", "$Label1"])
+    words = [w.encode() for env in envelopes for a in env[2:8] if a for w in a[0] if isinstance(w, str)]
+    line_items = [[b"UID %d" % seq, b"ENVELOPE", f[0], b"FLAGS", flags] for seq, f in enumerate(forms, 1)]
+    saved = imapform._string, imapform._human
+    results: dict[tuple[str, str], float] = {}
+    try:
+        for name, fmt in implementations("imapfmt").items():
+            imapform._string, imapform._human = fmt.string, fmt.human_string
+            def render() -> int:
+                total = 0
+                for _ in range(reps):
+                    for env, bs in zip(envelopes, structures, strict=True):
+                        total += len(imapform.forms(env, bs)[0])
+                return total
+
+            def lines(fetch_line: Callable[[int, list[bytes]], bytes] = fmt.fetch_line) -> int:
+                total = 0
+                for _ in range(reps * 10):
+                    for seq, items in enumerate(line_items, 1):
+                        total += len(fetch_line(seq, items))
+                return total
+
+            # the old FETCH ENVELOPE: decode the stored JSON, render, build the line
+            def before(fetch_line: Callable[[int, list[bytes]], bytes] = fmt.fetch_line) -> int:
+                total = 0
+                for _ in range(reps):
+                    for seq, (env, _bs) in enumerate(stored_json, 1):
+                        total += len(fetch_line(seq, [b"ENVELOPE", imapform.envelope(json.loads(env))]))
+                return total
+
+            results[(name, "render")] = best(render, rounds)[0] / (reps * len(forms))
+            results[(name, "line")] = best(lines, rounds)[0] / (reps * 10 * len(forms))
+            results[(name, "before")] = best(before, rounds)[0] / (reps * len(forms))
+            for kind, fn in (("string", fmt.string), ("human", fmt.human_string)):
+                def strings(fn: Callable[[bytes, bool], bytes] = fn) -> int:
+                    return sum(len(fn(w, False)) for _ in range(reps) for w in words)
+                results[(name, kind)] = best(strings, rounds)[0] / (reps * len(words))
+    finally:
+        imapform._string, imapform._human = saved
+    labels = {"string": "string (address words)", "human": "human_string (the same words)",
+              "render": "ENVELOPE+BODYSTRUCTURE+BODY from JSON data", "line": "FETCH line from the stored forms",
+              "before": "FETCH ENVELOPE before v9 (json + render)"}
+    print(f"\n{'per message (us)':46} {'python':>8} {'cython':>8} {'ratio':>7}")
+    for kind, label in labels.items():
+        py = results[("python", kind)]
+        cy = results.get(("cython", kind))
+        print(f"{label:46} {py * 1e6:8.2f} " + (f"{cy * 1e6:8.2f} {py / cy:6.2f}x" if cy else f"{'-':>8}"))
+    now = results.get(("cython", "line"), results[("python", "line")])
+    print(f"{'FETCH ENVELOPE: before v9 / stored forms':46} {results[('python', 'before')] / now:8.1f}x "
+          "(pure before, active build now)")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,14 @@ from pathlib import Path
 
 from tests.adapters.conftest import make_user, prepared
 from wildduck.adapters.sqlite import open_sqlite_store
+from wildduck.adapters.sqlite.codec import IMAP_FORMS
+from wildduck.domain.messages import prepare
 from wildduck.model import NewMessage
+from wildduck.protocols.imap import serializer
+from wildduck.protocols.mime import bodystructure
+
+#: back from v9 to v8: the IMAP forms of the message structure go
+_DROP_V9 = "".join(f"ALTER TABLE messages DROP COLUMN {column};\n" for column in IMAP_FORMS)
 
 
 async def test_pragmas(tmp_path: Path) -> None:
@@ -58,7 +65,7 @@ async def test_v4_migration_indexes_existing_text(tmp_path: Path) -> None:
     finally:
         await s.close()
     conn = sqlite3.connect(path)  # back to v3: text in messages.search_text, no index
-    conn.executescript("""
+    conn.executescript(_DROP_V9 + """
         DROP INDEX messages_flags; ALTER TABLE mailboxes DROP COLUMN message_count;
         ALTER TABLE mailboxes DROP COLUMN unseen_count; ALTER TABLE mailboxes DROP COLUMN total_size;
         UPDATE messages SET search_text = (SELECT body FROM message_text WHERE rowid = text_id);
@@ -96,7 +103,7 @@ async def test_v6_migration_turns_recent_flags_into_a_watermark(tmp_path: Path) 
     finally:
         await s.close()
     conn = sqlite3.connect(path)  # back to v5: a recent column, no watermark
-    conn.executescript("""
+    conn.executescript(_DROP_V9 + """
         DROP INDEX messages_flags; ALTER TABLE mailboxes DROP COLUMN message_count;
         ALTER TABLE mailboxes DROP COLUMN unseen_count; ALTER TABLE mailboxes DROP COLUMN total_size;
         ALTER TABLE mailboxes DROP COLUMN recent_from; ALTER TABLE mailboxes DROP COLUMN pruned_modseq;
@@ -139,7 +146,7 @@ async def test_v8_migration_fills_the_mailbox_counters(tmp_path: Path) -> None:
     finally:
         await s.close()
     conn = sqlite3.connect(path)  # back to v7
-    conn.executescript("""
+    conn.executescript(_DROP_V9 + """
         DROP INDEX messages_flags; ALTER TABLE mailboxes DROP COLUMN message_count;
         ALTER TABLE mailboxes DROP COLUMN unseen_count; ALTER TABLE mailboxes DROP COLUMN total_size;
         PRAGMA user_version = 7;
@@ -154,6 +161,49 @@ async def test_v8_migration_fills_the_mailbox_counters(tmp_path: Path) -> None:
         assert (before[inbox.id].messages, before[inbox.id].unseen) == (4, 2)
         indexes = {r[1] for r in s._writer.execute("PRAGMA index_list(messages)")}  # type: ignore[union-attr]
         assert "messages_flags" in indexes
+        assert await s.check_integrity() == []
+    finally:
+        await s.close()
+
+
+async def test_v9_migration_renders_the_imap_forms(tmp_path: Path) -> None:
+    """A v8 database serialized ENVELOPE and BODYSTRUCTURE at every FETCH; v9 keeps their IMAP forms (with and
+    without UTF8=ACCEPT) in the row, rendered by the migration: the bytes FETCH sent before."""
+    path = tmp_path / "v8.db"
+    raws = [b"Subject: plain\r\nFrom: A <a@example.com>\r\n\r\nhi\r\n",
+            "Subject: Grüße \"x\"\r\nFrom: Jörg <j@example.com>\r\nTo: b@example.com\r\n\r\nhi\r\n".encode(),
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n"
+            b"Subject: inner \xff\r\n\r\nx\r\n--b--\r\n"]
+    s = await open_sqlite_store(path)
+    try:
+        user = await make_user(s)
+        inbox = await s.find_mailbox(user.id, "INBOX")
+        await s.append_messages([NewMessage(user.id, inbox.id, prepare(raw)) for raw in raws])
+        fresh = await s.get_messages(inbox.id, [1, 2, 3])
+    finally:
+        await s.close()
+    conn = sqlite3.connect(path)  # back to v8
+    conn.executescript(_DROP_V9 + "PRAGMA user_version = 8;")
+    conn.close()
+    s = await open_sqlite_store(path)
+    try:
+        full = await s.get_messages(inbox.id, [1, 2, 3])
+        meta = await s.get_messages(inbox.id, [1, 2, 3], content=False)
+        for before, whole, light in zip(fresh, full, meta, strict=True):
+            for utf8 in (False, True):
+                expected = (serializer.envelope(whole.envelope, utf8=utf8),
+                            serializer.body_structure(whole.bodystructure, utf8=utf8),
+                            serializer.body_structure(bodystructure.body(whole.bodystructure), utf8=utf8))
+                for r in (before, whole, light):
+                    forms = (r.imap_envelope, r.imap_bodystructure, r.imap_body)
+                    if utf8:
+                        wide = (r.imap_envelope_utf8, r.imap_bodystructure_utf8, r.imap_body_utf8)
+                        forms = tuple(w if w is not None else f for w, f in zip(wide, forms, strict=True))
+                    assert forms == expected
+            assert (light.envelope, light.bodystructure, light.skeleton) == (None, None, b"")
+            assert (light.flags, light.size, light.internal_date) == (whole.flags, whole.size, whole.internal_date)
+        assert full[0].imap_envelope_utf8 is None and full[1].imap_envelope_utf8 is not None
+        assert full[2].imap_bodystructure_utf8 is not None  # the 8-bit subject of the encapsulated message
         assert await s.check_integrity() == []
     finally:
         await s.close()

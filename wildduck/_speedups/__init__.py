@@ -16,7 +16,7 @@ import os
 from types import ModuleType
 
 #: Names of the accelerated modules (each has ``<name>.py`` and ``_<name>.pyx``).
-MODULES: tuple[str, ...] = ("mimescan", "imaptok")
+MODULES: tuple[str, ...] = ("mimescan", "imaptok", "imapfmt", "compose")
 
 
 def extensions_disabled() -> bool:

@@ -5,6 +5,7 @@ back, and the quota rule. Every write publishes its nudge here and nowhere else.
 from __future__ import annotations
 
 import datetime as dt
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -68,21 +69,69 @@ class Quota:
 @dataclass(frozen=True, slots=True)
 class OpenedMessage:
     """A stored message with the blobs it takes to recompose it (IMAP FETCH, POP3 RETR/TOP, API download, CLI
-    export all read messages through this)."""
+    export all read messages through this); ``composed``, when set, is the message already recomposed (then
+    ``record`` may be a record without content and ``blobs`` empty)."""
 
     record: MessageRecord
     blobs: dict[str, bytes]
+    composed: bytes | None = None
 
     def get_blob(self, key: str) -> bytes:
         return self.blobs[key]
 
     def content(self) -> bytes:
         """The message, byte for byte as it was stored."""
+        if self.composed is not None:
+            return self.composed
         return mime.compose(self.record.skeleton, self.record.parts, self.blobs)
 
-    def iter_content(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """The bytes ``[start:end]`` of the message in chunks, without building it whole."""
-        return mime.iter_compose(self.record.skeleton, self.record.parts, self.get_blob, start, end)
+    def iter_content(self, start: int = 0, end: int | None = None, *,
+                     chunk_size: int | None = 65536) -> Iterator[bytes]:
+        """The bytes ``[start:end]`` of the message in chunks of at most ``chunk_size``, without building it whole
+        (None: the stored pieces as they are, the skeleton's stretches and each part's bytes whole)."""
+        if self.composed is not None:
+            return mime.iter_compose(self.composed, (), self.get_blob, start, end, chunk_size)
+        return mime.iter_compose(self.record.skeleton, self.record.parts, self.get_blob, start, end, chunk_size)
+
+
+class ContentCache:
+    """The bytes of recently read messages, by (mailbox id, UID), for :meth:`MessageService.open_message`.
+
+    A message's content never changes and a UID is never reused in a mailbox; the stored message id is kept and
+    compared too. Memory is bounded: at most ``max_bytes`` in all (least recently read dropped first), messages
+    over ``max_item`` bytes are not kept. An entry only saves reading the content: the message is still looked
+    up in the store (it may have been expunged, its flags changed)."""
+
+    def __init__(self, max_bytes: int = 32 << 20, max_item: int = 4 << 20) -> None:
+        self.max_bytes = max_bytes
+        self.max_item = min(max_item, max_bytes)
+        self.size = 0
+        self._items: OrderedDict[tuple[str, int], tuple[str, bytes]] = OrderedDict()
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        return key in self._items
+
+    def get(self, key: tuple[str, int], message_id: str) -> bytes | None:
+        item = self._items.get(key)
+        if item is None or item[0] != message_id:
+            return None
+        self._items.move_to_end(key)
+        return item[1]
+
+    def put(self, key: tuple[str, int], message_id: str, content: bytes) -> None:
+        self.discard(key)
+        if len(content) > self.max_item:
+            return
+        self._items[key] = (message_id, content)
+        self.size += len(content)
+        while self.size > self.max_bytes:
+            _key, (_id, dropped) = self._items.popitem(last=False)
+            self.size -= len(dropped)
+
+    def discard(self, key: tuple[str, int]) -> None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self.size -= len(item[1])
 
 
 class MessageService:
@@ -90,13 +139,15 @@ class MessageService:
     skip its own nudge."""
 
     def __init__(self, messages: Messages, accounts: Accounts, blobs: BlobStore, pubsub: PubSub, *,
-                 default_quota: int, max_message_size: int) -> None:
+                 default_quota: int, max_message_size: int, content_cache_bytes: int = 32 << 20) -> None:
         self.store = messages
         self.accounts = accounts
         self.blobs = blobs
         self.pubsub = pubsub
         self.default_quota = default_quota
         self.max_message_size = max_message_size
+        #: messages read by :meth:`open_message` (POP3 RETR/TOP, the CLI export), see :class:`ContentCache`
+        self.content_cache = ContentCache(content_cache_bytes)
 
     # -- quota: the one rule -------------------------------------------------------------------------------------
     def quota_of(self, user: User) -> int:
@@ -214,11 +265,29 @@ class MessageService:
         return [OpenedMessage(r, {p.blob: blobs[p.blob] for p in r.parts}) for r in records]
 
     async def open_message(self, mailbox_id: str, uid: int) -> OpenedMessage:
-        """One message ready to be read (NotFound if it does not exist)."""
+        """One message ready to be read (NotFound if it does not exist).
+
+        A message read recently comes from :attr:`content_cache`: one store call for its record without content
+        instead of two (record, then blobs), and no recomposing. A message read from the store is recomposed
+        whole when the cache may keep it."""
+        key = (mailbox_id, uid)
+        cache = self.content_cache
+        if key in cache:
+            found = await self.store.get_messages(mailbox_id, [uid], content=False)
+            if not found:
+                cache.discard(key)
+                raise NotFound(f"no message {uid}")
+            composed = cache.get(key, found[0].id)
+            if composed is not None:
+                return OpenedMessage(found[0], {}, composed)
         found = await self.store.get_messages(mailbox_id, [uid], content=True)
         if not found:
             raise NotFound(f"no message {uid}")
         (opened,) = await self.open_records(found)
+        if opened.record.size <= cache.max_item:
+            composed = opened.content()
+            cache.put(key, opened.record.id, composed)
+            return OpenedMessage(opened.record, opened.blobs, composed)
         return opened
 
     async def summaries(self, mailbox_id: str, *, newest: int | None = None) -> list[MessageSummary]:

@@ -107,6 +107,15 @@ class MessageRecord:
     subject: str
     message_id: str | None
     header_date: dt.datetime | None
+    #: ENVELOPE, BODYSTRUCTURE and BODY in their IMAP form (RFC 3501 7.4.2) as a session without UTF8=ACCEPT gets
+    #: them; kept with the message at ingest (they never change), so FETCH copies them
+    imap_envelope: bytes = b""
+    imap_bodystructure: bytes = b""
+    imap_body: bytes = b""
+    #: the same for a session with UTF8=ACCEPT, or None when that is the same bytes (no 8-bit header text)
+    imap_envelope_utf8: bytes | None = None
+    imap_bodystructure_utf8: bytes | None = None
+    imap_body_utf8: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

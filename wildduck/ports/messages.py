@@ -45,7 +45,9 @@ class Messages(Protocol):
     async def get_messages(self, mailbox_id: str, uids: Sequence[int], *,
                            content: bool = True) -> list[MessageRecord]:
         """The messages with these UIDs that exist, in UID order. Without ``content`` the records leave out what
-        recomposing the message takes (skeleton, parts, MIME tree: empty)."""
+        recomposing the message takes (skeleton, parts, MIME tree: empty) and the JSON-able ENVELOPE and
+        BODYSTRUCTURE data (None): what FETCH of metadata needs is in the ``imap_*`` fields, which every record
+        carries."""
         ...
 
     async def list_messages(self, mailbox_id: str, *, newest: int | None = None) -> list[MessageSummary]:

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, StrEnum, auto
 from typing import Final, final
+
+from wildduck import _speedups
 
 
 @final
@@ -262,6 +265,10 @@ class DotUnstuffer:
         return bytes(self._out)
 
 
+#: ``data.replace(b"\r\n.", b"\r\n..")``, with memchr when compiled (see ``wildduck/_speedups/compose.py``)
+_stuff_dots: Callable[[bytes], bytes] = _speedups.load("compose").stuff_dots
+
+
 class DotStuffer:
     """Writes data dot-stuffed, incrementally (POP3 RETR/TOP, an SMTP client's DATA).
 
@@ -277,9 +284,18 @@ class DotStuffer:
         """The stuffed form of the next chunk of data."""
         if not chunk:
             return b""
-        joined = self._tail + chunk
-        self._tail = joined[-2:]
-        return joined.replace(b"\r\n.", b"\r\n..")[len(joined) - len(chunk):]
+        tail = self._tail
+        if len(chunk) >= 2:
+            self._tail = chunk[-2:]
+        else:
+            self._tail = (tail + chunk)[-2:]
+        if b"." not in chunk:  # one memchr: nothing to stuff (base64 bodies), the chunk itself is the answer
+            return chunk
+        if chunk[:1] == b"." and tail == b"\r\n" or chunk[:2] == b"\n." and tail[1:] == b"\r":
+            # a line that starts at the chunk's first byte, or a CRLF split across chunks
+            return _stuff_dots(tail + chunk)[len(tail):]
+        # the chunk itself when no line starts with a dot: no copy
+        return _stuff_dots(chunk)
 
     def end(self) -> bytes:
         """The bytes that close the data."""

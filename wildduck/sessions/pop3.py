@@ -30,8 +30,16 @@ from wildduck.sessions._runner import Connection, Lifecycle, SessionEnded, run_s
 
 log = logging.getLogger(__name__)
 
-#: content is written to the client in pieces of about this size
+#: content is written to the client in pieces of about this size (or more: a piece of the message this long is
+#: written whole)
 WRITE_SIZE = 65536
+
+#: the message is read in pieces of at most this size (smaller stored pieces whole, not copied): with a piece
+#: and its dot-stuffed form, the most a RETR holds beyond the message itself
+READ_SIZE = 262144
+
+_RETR_TIME = metrics.COMMANDS.labels("pop3", "RETR")
+_TOP_TIME = metrics.COMMANDS.labels("pop3", "TOP")
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,26 +235,36 @@ class POP3Session:
             p.refuse_message("storage is unavailable, try again later", "SYS/TEMP")
             return
         first, writer = p.begin_message(event)
+        # the +OK line goes out with the first content (after any replies queued before it): small messages are
+        # one write; a piece at least WRITE_SIZE long (a big attachment) is written as it is, never copied
         self.send(first)
-        await self.flush()
-        pending: list[bytes] = []
-        size = 0
-        for chunk in opened.iter_content():
-            piece = writer.feed(chunk)
-            if piece:
-                pending.append(piece)
-                size += len(piece)
-                if size >= WRITE_SIZE:
-                    await self.conn.send(b"".join(pending))
-                    pending.clear()
-                    size = 0
+        pending = self.out[:]
+        self.out.clear()
+        size = sum(map(len, pending))
+        send = self.conn.send
+        for piece in opened.iter_content(chunk_size=READ_SIZE):
+            out = writer.feed(piece)
+            if out:
+                if len(out) >= WRITE_SIZE:
+                    if pending:
+                        await send(b"".join(pending))
+                        pending.clear()
+                        size = 0
+                    await send(out)
+                else:
+                    pending.append(out)
+                    size += len(out)
+                    if size >= WRITE_SIZE:
+                        await send(b"".join(pending))
+                        pending.clear()
+                        size = 0
             if writer.done:
                 break
         pending.append(writer.end())
-        await self.conn.send(b"".join(pending))
+        await send(b"".join(pending))
+        pending.clear()
         p.message_sent(event)
-        metrics.COMMANDS.labels("pop3", "RETR" if event.lines is None else "TOP").observe(
-            time.perf_counter() - started)
+        (_RETR_TIME if event.lines is None else _TOP_TIME).observe(time.perf_counter() - started)
 
     async def update(self, event: pop3.Update) -> None:
         assert self.drop is not None and self.login is not None

@@ -14,6 +14,7 @@ import struct
 import time
 import zlib
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 from wildduck.model import Address, Mailbox, MessageFlags, MessageRecord, StoredPart, User
@@ -21,9 +22,14 @@ from wildduck.model import Address, Mailbox, MessageFlags, MessageRecord, Stored
 #: compress only when it saves at least this fraction
 _MIN_SAVING = 0.05
 
-#: the ``messages`` columns of a record without what recomposing the message takes
-RECORD_META = ("id, user_id, mailbox_id, uid, modseq, flags, internal_date, size, envelope, bodystructure, subject, "
-               "message_id, header_date")
+#: the ``messages`` columns holding the IMAP forms of ENVELOPE, BODYSTRUCTURE and BODY (schema v9), in the order of
+#: :func:`wildduck.protocols.mime.imapform.forms`
+IMAP_FORMS = ("imap_envelope", "imap_bodystructure", "imap_body", "imap_envelope_utf8", "imap_bodystructure_utf8",
+              "imap_body_utf8")
+#: the ``messages`` columns of a record without what recomposing the message takes, in the order
+#: :func:`meta_record` reads them (no JSON but the flags: the structure is read in its IMAP form)
+RECORD_META = ("id, user_id, uid, modseq, flags, internal_date, size, subject, message_id, header_date, "
+               + ", ".join(IMAP_FORMS))
 
 
 def new_id() -> str:
@@ -127,17 +133,100 @@ def message_flags(row: sqlite3.Row) -> MessageFlags:
     return MessageFlags(row["uid"], flags_load(row["flags"]), row["modseq"])
 
 
-def record(r: sqlite3.Row, content: bool = True) -> MessageRecord:
-    """A message record; without ``content`` the row holds only :data:`RECORD_META`."""
-    parts = parts_load(r["parts"]) if content else []
+def imap_forms(envelope: Any, bodystructure: Any) -> tuple[bytes, bytes, bytes, bytes | None, bytes | None,
+                                                            bytes | None]:
+    """The values of the :data:`IMAP_FORMS` columns of a message with this ENVELOPE and BODYSTRUCTURE data."""
+    from wildduck.protocols.mime.imapform import forms
+
+    return forms(envelope, bodystructure)
+
+
+def record(r: sqlite3.Row) -> MessageRecord:
+    """A message record from a whole ``messages`` row (``SELECT *``)."""
+    parts = parts_load(r["parts"])
+    envelope, bodystructure = json.loads(r["envelope"]), json.loads(r["bodystructure"])
+    stored = tuple(r[c] for c in IMAP_FORMS)
+    forms = stored if stored[0] is not None else imap_forms(envelope, bodystructure)
     return MessageRecord(
         id=r["id"], user_id=r["user_id"], mailbox_id=r["mailbox_id"], uid=r["uid"], modseq=r["modseq"],
         flags=flags_load(r["flags"]), internal_date=from_ts(r["internal_date"]), size=r["size"],
         # the skeleton is the message without its cut-out parts
-        skeleton=unpack(r["skeleton"], r["skeleton_compressed"], r["size"] - sum(p.length for p in parts))
-        if content else b"",
-        parts=parts,
-        mime_tree=json.loads(r["mime_tree"]) if content else {}, envelope=json.loads(r["envelope"]),
-        bodystructure=json.loads(r["bodystructure"]), subject=r["subject"], message_id=r["message_id"],
-        header_date=maybe_ts(r["header_date"]),
+        skeleton=unpack(r["skeleton"], r["skeleton_compressed"], r["size"] - sum(p.length for p in parts)),
+        parts=parts, mime_tree=json.loads(r["mime_tree"]), envelope=envelope, bodystructure=bodystructure,
+        subject=r["subject"], message_id=r["message_id"], header_date=maybe_ts(r["header_date"]),
+        imap_envelope=forms[0], imap_bodystructure=forms[1], imap_body=forms[2], imap_envelope_utf8=forms[3],
+        imap_bodystructure_utf8=forms[4], imap_body_utf8=forms[5],
     )
+
+
+_from_timestamp = dt.datetime.fromtimestamp
+_UTC = dt.UTC
+_flag_lists: dict[str, tuple[str, ...]] = {}
+_new = object.__new__
+#: the slot setters of MessageRecord: :func:`meta_record` fills a record without the frozen dataclass
+#: ``__init__`` (an ``object.__setattr__`` call per field), half the cost when FETCH reads thousands
+_set = {f.name: getattr(MessageRecord, f.name).__set__ for f in fields(MessageRecord)}
+_set_id = _set.pop("id")
+_set_user = _set.pop("user_id")
+_set_mailbox = _set.pop("mailbox_id")
+_set_uid = _set.pop("uid")
+_set_modseq = _set.pop("modseq")
+_set_flags = _set.pop("flags")
+_set_internal = _set.pop("internal_date")
+_set_size = _set.pop("size")
+_set_skeleton = _set.pop("skeleton")
+_set_parts = _set.pop("parts")
+_set_tree = _set.pop("mime_tree")
+_set_envelope = _set.pop("envelope")
+_set_bodystructure = _set.pop("bodystructure")
+_set_subject = _set.pop("subject")
+_set_message_id = _set.pop("message_id")
+_set_header_date = _set.pop("header_date")
+_set_env = _set.pop("imap_envelope")
+_set_bs = _set.pop("imap_bodystructure")
+_set_body = _set.pop("imap_body")
+_set_env8 = _set.pop("imap_envelope_utf8")
+_set_bs8 = _set.pop("imap_bodystructure_utf8")
+_set_body8 = _set.pop("imap_body_utf8")
+assert not _set, f"meta_record does not set {sorted(_set)}"  # a field added to MessageRecord must be set there
+#: what every record without content shares (never mutated: records are read-only), so that reading thousands
+#: allocates no container per record for the garbage collector to scan
+_NO_PARTS: list[StoredPart] = []
+_NO_TREE: dict[str, Any] = {}
+
+
+def meta_record(r: tuple[Any, ...], mailbox_id: str) -> MessageRecord:
+    """A record without content from a plain tuple of the :data:`RECORD_META` columns of a message of
+    ``mailbox_id`` (the FETCH of metadata reads thousands: no row object, no JSON but the flags, each distinct flag
+    text decoded once, the fields set straight into the slots)."""
+    flags = r[4]
+    decoded = _flag_lists.get(flags)
+    if decoded is None:
+        decoded = flags_load(flags)
+        if len(_flag_lists) < 4096:
+            _flag_lists[flags] = decoded
+    record: MessageRecord = _new(MessageRecord)
+    _set_id(record, r[0])
+    _set_user(record, r[1])
+    _set_mailbox(record, mailbox_id)
+    _set_uid(record, r[2])
+    _set_modseq(record, r[3])
+    _set_flags(record, decoded)
+    _set_internal(record, _from_timestamp(r[5], _UTC))
+    _set_size(record, r[6])
+    _set_skeleton(record, b"")
+    _set_parts(record, _NO_PARTS)
+    _set_tree(record, _NO_TREE)
+    _set_envelope(record, None)
+    _set_bodystructure(record, None)
+    _set_subject(record, r[7])
+    _set_message_id(record, r[8])
+    header_date = r[9]
+    _set_header_date(record, None if header_date is None else _from_timestamp(header_date, _UTC))
+    _set_env(record, r[10])
+    _set_bs(record, r[11])
+    _set_body(record, r[12])
+    _set_env8(record, r[13])
+    _set_bs8(record, r[14])
+    _set_body8(record, r[15])
+    return record

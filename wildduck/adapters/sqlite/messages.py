@@ -41,7 +41,11 @@ from wildduck.model.mailboxes import MessageTable
 
 _MESSAGE_COLUMNS = ("id, user_id, mailbox_id, uid, modseq, flags, internal_date, size, skeleton, skeleton_compressed, "
                     "parts, mime_tree, envelope, bodystructure, subject, message_id, header_date, has_attachments, "
-                    "search_text, text_id")
+                    "search_text, text_id, " + ", ".join(codec.IMAP_FORMS))
+
+
+#: UIDs per statement of a metadata read (SQLite binds at most 32,766 parameters)
+_META_CHUNK = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,8 @@ class _Encoded:
     envelope: str
     bodystructure: str
     blobs: list[str]
+    #: the IMAP forms of ENVELOPE, BODYSTRUCTURE and BODY (the ``codec.IMAP_FORMS`` columns)
+    imap: tuple[bytes | None, ...]
 
     @classmethod
     def of(cls, p: PreparedMessage) -> _Encoded:
@@ -64,7 +70,8 @@ class _Encoded:
         if missing:
             raise ValueError(f"prepared message lacks the bytes of blob {missing[0]}")
         return cls(skeleton, compressed, codec.parts_json(p.parts), codec.to_json(p.mime_tree),
-                   codec.to_json(p.envelope), codec.to_json(p.bodystructure), blobs)
+                   codec.to_json(p.envelope), codec.to_json(p.bodystructure), blobs,
+                   codec.imap_forms(p.envelope, p.bodystructure))
 
 
 def _apply(mode: FlagMode, current: tuple[str, ...], given: list[str]) -> tuple[str, ...]:
@@ -196,12 +203,12 @@ class MessagesRole(StoreBase):
                         mid, item.user_id, mailbox_id, uid, modseq, flags, codec.ts(item.internal_date), p.size,
                         e.skeleton, int(e.compressed), e.parts, e.mime_tree, e.envelope, e.bodystructure, p.subject,
                         p.message_id, codec.ts(p.header_date) if p.header_date else None, int(p.has_attachments), "",
-                        text_ids[id(p)],
+                        text_ids[id(p)], *e.imap,
                     ))
                     blob_rows.extend((mid, blob) for blob in e.blobs)
                     journal_rows.append((mailbox_id, modseq, JournalOp.EXISTS, uid, mid, flags, now))
                     outcomes[idx] = AppendResult(mid, mailbox_id, uid, modseq, alloc["uid_validity"])
-                conn.executemany(f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES ({placeholders(20)})",
+                conn.executemany(f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES ({placeholders(26)})",
                                  message_rows)
                 conn.executemany("INSERT INTO message_blobs (message_id, blob) VALUES (?, ?)", blob_rows)
                 write_journal(conn, journal_rows)
@@ -236,9 +243,28 @@ class MessagesRole(StoreBase):
 
     async def get_messages(self, mailbox_id: str, uids: Sequence[int], *,
                            content: bool = True) -> list[MessageRecord]:
-        columns = "*" if content else codec.RECORD_META
-        return await self._read(
-            lambda conn: [codec.record(r, content) for r in _message_rows(conn, mailbox_id, uids, columns)])
+        if content:
+            return await self._read(
+                lambda conn: [codec.record(r) for r in _message_rows(conn, mailbox_id, uids, "*")])
+
+        def meta(conn: sqlite3.Connection) -> list[MessageRecord]:
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            meta_record = codec.meta_record
+            wanted = sorted(set(uids))
+            found: list[MessageRecord] = []
+            for start in range(0, len(wanted), _META_CHUNK):
+                chunk = wanted[start:start + _META_CHUNK]
+                if chunk[-1] - chunk[0] == len(chunk) - 1:  # a run of UIDs (FETCH 1:*): a range, no IN list
+                    cursor.execute(f"SELECT {codec.RECORD_META} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? "
+                                   "AND ? ORDER BY uid", (mailbox_id, chunk[0], chunk[-1]))
+                else:
+                    cursor.execute(f"SELECT {codec.RECORD_META} FROM messages WHERE mailbox_id = ? AND uid IN "
+                                   f"({placeholders(len(chunk))}) ORDER BY uid", (mailbox_id, *chunk))
+                found.extend([meta_record(r, mailbox_id) for r in cursor])
+            return found
+
+        return await self._read(meta)
 
     async def list_messages(self, mailbox_id: str, *, newest: int | None = None) -> list[MessageSummary]:
         def q(conn: sqlite3.Connection) -> list[MessageSummary]:

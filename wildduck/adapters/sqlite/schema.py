@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from wildduck.adapters.sqlite.codec import stored_header
+from wildduck.adapters.sqlite.codec import IMAP_FORMS, imap_forms, stored_header
 from wildduck.errors import StoreError
 
 SCHEMA_V1 = """
@@ -193,10 +193,32 @@ CREATE INDEX messages_flags ON messages(mailbox_id, uid, modseq, flags)
 """
 
 
+# v9: ENVELOPE, BODYSTRUCTURE and BODY kept in their IMAP form (they never change), so FETCH copies bytes instead of
+# decoding JSON and serializing it for every message: the form a session without UTF8=ACCEPT gets, and the one a
+# session with it gets where that differs (8-bit header text; else NULL). The data step renders every stored message.
+SCHEMA_V9 = [f"ALTER TABLE messages ADD COLUMN {column} BLOB" for column in IMAP_FORMS]
+
+
+def _render_imap_forms(conn: sqlite3.Connection) -> None:
+    """v9 data step: the IMAP forms of every stored message, from its ENVELOPE and BODYSTRUCTURE JSON."""
+    import json
+
+    assignments = ", ".join(f"{column} = ?" for column in IMAP_FORMS)
+    last = -1
+    while True:
+        rows = conn.execute("SELECT rowid, envelope, bodystructure FROM messages WHERE rowid > ? ORDER BY rowid "
+                            "LIMIT 1000", (last,)).fetchall()
+        if not rows:
+            return
+        conn.executemany(f"UPDATE messages SET {assignments} WHERE rowid = ?",
+                         [(*imap_forms(json.loads(env), json.loads(bs)), rowid) for rowid, env, bs in rows])
+        last = rows[-1][0]
+
+
 #: a step is an SQL script (statements separated by ";"), a list of statements, or a function of the connection
 Step = str | list[str] | Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[list[Step]] = [[SCHEMA_V1], [SCHEMA_V2], [SCHEMA_V3], [SCHEMA_V4, _index_existing_text], [SCHEMA_V5],
-                                [SCHEMA_V6], [SCHEMA_V7], [SCHEMA_V8]]
+                                [SCHEMA_V6], [SCHEMA_V7], [SCHEMA_V8], [SCHEMA_V9, _render_imap_forms]]
 #: the schema this version of wildduck writes; every older version (from 1 on) is migrated on open
 SCHEMA_VERSION = len(MIGRATIONS)
 

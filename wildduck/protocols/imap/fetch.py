@@ -9,7 +9,6 @@ from typing import Any
 from wildduck.protocols import mime
 from wildduck.protocols.imap import serializer
 from wildduck.protocols.imap.grammar import FetchItem
-from wildduck.protocols.mime import bodystructure as bs_mod
 from wildduck.protocols.mime import headers
 
 Node = dict[str, Any]
@@ -165,12 +164,4 @@ def sets_seen(items: Iterable[FetchItem]) -> bool:
                or item.name in ("RFC822", "RFC822.TEXT") for item in items)
 
 
-def structure_items(name: str, envelope: Any, bodystructure: Any, *, utf8: bool) -> bytes:
-    if name == "ENVELOPE":
-        return serializer.envelope(envelope, utf8=utf8)
-    if name == "BODYSTRUCTURE":
-        return serializer.body_structure(bodystructure, utf8=utf8)
-    return serializer.body_structure(bs_mod.body(bodystructure), utf8=utf8)
-
-
-__all__ = ["MessageView", "body_item", "filter_header", "headers", "internaldate", "sets_seen", "structure_items"]
+__all__ = ["MessageView", "body_item", "filter_header", "headers", "internaldate", "sets_seen"]

@@ -8,18 +8,22 @@ out; anything else is stored as it was (``{"kind": "raw"}``). ``compose(split(m)
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from wildduck import _speedups
 from wildduck.protocols.mime import headers
 from wildduck.protocols.mime.tree import Node, leaves, node_fields
 
 RAW: dict[str, Any] = {"kind": "raw"}
 MAX_B64_LINE = 998
+
+#: the base64 line writer (Cython when built, see ``wildduck/_speedups/compose.py``)
+_compose = _speedups.load("compose")
+_NEWLINES = {"\r\n": b"\r\n", "\n": b"\n"}
 
 
 class CutLike(Protocol):
@@ -70,11 +74,10 @@ def _base64_form(body: bytes) -> tuple[bytes, dict[str, Any]] | None:
 
 
 def _encode_base64(data: bytes, params: Mapping[str, Any]) -> bytes:
-    encoded = base64.b64encode(data)
-    line = int(params["line"])
-    nl = str(params["nl"]).encode()
-    out = nl.join(encoded[i:i + line] for i in range(0, len(encoded), line))
-    return out + nl if params["final_nl"] else out
+    nl = params["nl"]
+    out: bytes = _compose.encode_base64(data, int(params["line"]), _NEWLINES.get(nl) or str(nl).encode(),
+                                        bool(params["final_nl"]))
+    return out
 
 
 def materialize(stored: bytes, encoding: Mapping[str, Any]) -> bytes:
@@ -176,10 +179,11 @@ def iter_compose(
     get_blob: Callable[[str], bytes],
     start: int = 0,
     end: int | None = None,
-    chunk_size: int = 65536,
+    chunk_size: int | None = 65536,
 ) -> Iterator[bytes]:
-    """Stream bytes [start, end) of the original message in chunks of at most ``chunk_size``, fetching only the
-    blobs that overlap the range."""
+    """Stream bytes [start, end) of the original message in chunks of at most ``chunk_size`` (None: one piece per
+    stored segment, each skeleton stretch and each part whole), fetching only the blobs that overlap the range.
+    A piece that is a whole part's bytes (or the whole skeleton) is the object itself, not a copy."""
     total = composed_size(skel, parts)
     end = total if end is None else min(end, total)
     start = max(0, start)
@@ -189,9 +193,16 @@ def iter_compose(
         if seg_end <= start or seg_start >= end:
             continue
         lo, hi = max(start, seg_start) - seg_start, min(end, seg_end) - seg_start
+        if chunk_size is None or hi - lo <= chunk_size:
+            if part is None:
+                yield skel[skel_pos + lo:skel_pos + hi]  # the whole skeleton is not copied
+            else:
+                data = _part_bytes(part, get_blob(part.blob))
+                yield data if lo == 0 and hi == len(data) else data[lo:hi]
+            continue
         if part is None:
-            data = memoryview(skel)[skel_pos + lo:skel_pos + hi]
+            view = memoryview(skel)[skel_pos + lo:skel_pos + hi]
         else:
-            data = memoryview(_part_bytes(part, get_blob(part.blob)))[lo:hi]
-        for i in range(0, len(data), chunk_size):
-            yield bytes(data[i:i + chunk_size])
+            view = memoryview(_part_bytes(part, get_blob(part.blob)))[lo:hi]
+        for i in range(0, len(view), chunk_size):
+            yield bytes(view[i:i + chunk_size])

@@ -8,7 +8,7 @@ from wildduck.domain.messages import OpenedMessage
 from wildduck.model import FlagMode, MessageRecord
 from wildduck.protocols.imap import grammar as g
 from wildduck.protocols.imap import serializer
-from wildduck.protocols.imap.fetch import MessageView, body_item, internaldate, sets_seen, structure_items
+from wildduck.protocols.imap.fetch import MessageView, body_item, internaldate, sets_seen
 from wildduck.sessions.imap.search import compile_key, uses_modseq
 from wildduck.sessions.imap.session import IMAPSession
 
@@ -17,7 +17,7 @@ _META_ITEMS = frozenset({"FLAGS", "UID", "MODSEQ", "INTERNALDATE", "RFC822.SIZE"
 #: messages read from the store per round trip during FETCH
 FETCH_BATCH = 100
 #: the same when no message content is read (records without skeleton or parts: a few hundred bytes each)
-FETCH_META_BATCH = 1000
+FETCH_META_BATCH = 2000
 _RFC822_SECTIONS = {"RFC822": "", "RFC822.HEADER": "HEADER", "RFC822.TEXT": "TEXT"}
 
 
@@ -126,6 +126,9 @@ async def fetch(s: IMAPSession, cmd: g.Command) -> None:
             unseen = [u for u in uids if "\\Seen" not in view.flags.get(u, ())]
             if unseen:
                 view.apply(await s.s.messages.mark_seen(view.mailbox, unseen, origin=s.origin))
+        if needs_record and not needs_content:
+            await _fetch_meta(s, batch, items, records, with_flags=marks_seen)
+            continue
         for seq, uid in batch:
             record = records.get(uid)
             if needs_record and record is None:
@@ -133,6 +136,64 @@ async def fetch(s: IMAPSession, cmd: g.Command) -> None:
             _fetch_one(s, seq, uid, items, record, opened.get(uid), with_flags=marks_seen)
             await s.flush_if_large()
     s.ok(cmd.tag, f"{cmd.name} completed")
+
+
+def structure_form(record: MessageRecord, name: str, utf8: bool) -> bytes:
+    """ENVELOPE, BODYSTRUCTURE or BODY of a record: the IMAP form the store keeps, the UTF8=ACCEPT one if the
+    session enabled it and it differs."""
+    if name == "ENVELOPE":
+        plain, wide = record.imap_envelope, record.imap_envelope_utf8
+    elif name == "BODYSTRUCTURE":
+        plain, wide = record.imap_bodystructure, record.imap_bodystructure_utf8
+    else:
+        plain, wide = record.imap_body, record.imap_body_utf8
+    return wide if utf8 and wide is not None else plain
+
+
+#: responses rendered between two looks at the output buffer (metadata FETCH)
+_META_CHUNK = 200
+
+
+async def _fetch_meta(s: IMAPSession, batch: list[tuple[int, int]], items: list[g.FetchItem],
+                      records: dict[int, MessageRecord], *, with_flags: bool) -> None:
+    """FETCH of items that a record without content answers (``_META_ITEMS`` and BODY): each response is one
+    ``fetch_line`` of its items in the order asked, FLAGS last, byte for byte what ``_fetch_one`` sends (a label
+    and its value are two words of the line: it joins them with the same space)."""
+    view = s.selected
+    utf8 = s.utf8
+    kinds = [i.name for i in items if i.name != "FLAGS"]
+    flags_too = with_flags or len(kinds) < len(items)
+    modseqs = view.modseqs
+    send = s.send
+    fetch_line = serializer.fetch_line
+    done = 0
+    for seq, uid in batch:
+        record = records.get(uid)
+        if record is None:
+            continue  # expunged by another session meanwhile (RFC 2180): skip, no error
+        values: list[bytes] = []
+        for kind in kinds:
+            if kind == "ENVELOPE":
+                wide = record.imap_envelope_utf8
+                values += (b"ENVELOPE", wide if utf8 and wide is not None else record.imap_envelope)
+            elif kind == "UID":
+                values.append(b"UID %d" % uid)
+            elif kind == "MODSEQ":
+                values.append(b"MODSEQ (%d)" % modseqs.get(uid, 0))
+            elif kind == "INTERNALDATE":
+                values += (b"INTERNALDATE", internaldate(record.internal_date))
+            elif kind == "RFC822.SIZE":
+                values.append(b"RFC822.SIZE %d" % record.size)
+            else:
+                values += (kind.encode("ascii"), structure_form(record, kind, utf8))
+        if flags_too:
+            send(s.keyword_announcement((uid,)))
+            values += (b"FLAGS", serializer.flag_list(view.flags_of(uid)))
+        send(fetch_line(seq, values))
+        done += 1
+        if done % _META_CHUNK == 0:
+            await s.flush_if_large()
+    await s.flush_if_large()
 
 
 #: what ``_fetch_from_view`` renders for each item (the same bytes ``_fetch_one`` and ``iter_fetch`` produce)
@@ -207,7 +268,7 @@ def _fetch_one(s: IMAPSession, seq: int, uid: int, items: list[g.FetchItem], rec
         elif name == "RFC822.SIZE":
             values.append(("RFC822.SIZE", b"%d" % record.size))
         elif name in ("ENVELOPE", "BODYSTRUCTURE", "BODY") and item.section is None:
-            values.append((name, structure_items(name, record.envelope, record.bodystructure, utf8=s.utf8)))
+            values.append((name, structure_form(record, name, s.utf8)))
         else:
             assert opened is not None
             if message is None:
