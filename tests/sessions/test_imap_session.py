@@ -487,3 +487,27 @@ async def test_flag_searches_answered_from_memory_agree_with_the_store(server: R
         c.logout()
 
     await in_thread(go)
+
+
+async def test_status_size_is_the_sum_of_the_message_sizes(server: RunningServer) -> None:
+    """STATUS=SIZE (RFC 8438): the total RFC822.SIZE of the mailbox's messages, kept with every change."""
+    small, big = b"Subject: a\r\n\r\nhello\r\n", MULTI
+
+    def go() -> None:
+        for raw in (small, big, small):
+            deliver(server, raw)
+        m = login(server)
+        assert "STATUS=SIZE" in m.capabilities
+        m.select("INBOX")
+        fetched = b" ".join(d for d in m.fetch("1:*", "(RFC822.SIZE)")[1] if isinstance(d, bytes))
+        sizes = [int(x) for x in re.findall(rb"RFC822\.SIZE (\d+)", fetched)]
+        assert sizes == [len(small), len(big), len(small)]
+        assert m.status("INBOX", "(SIZE MESSAGES)")[1] == [b"INBOX (SIZE %d MESSAGES 3)" % sum(sizes)]
+        m.store("2", "+FLAGS", "(\\Deleted)")
+        m.expunge()
+        m.copy("1", "Trash")
+        assert m.status("INBOX", "(SIZE)")[1] == [b"INBOX (SIZE %d)" % (2 * len(small))]
+        assert m.status("Trash", "(SIZE)")[1] == [b"Trash (SIZE %d)" % len(small)]
+        m.logout()
+
+    await in_thread(go)

@@ -177,7 +177,8 @@ class IMAPSession:
     def capabilities(self) -> str:
         caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS",
                 "MOVE", "SPECIAL-USE", "CHILDREN", "CONDSTORE", "QUOTA",
-                f"APPENDLIMIT={self.settings.max_message_size}", "LIST-STATUS", "UTF8=ACCEPT", "WITHIN"]
+                f"APPENDLIMIT={self.settings.max_message_size}", "LIST-STATUS", "UTF8=ACCEPT", "WITHIN",
+                "STATUS=SIZE"]
         if self.state != g.NOT_AUTHENTICATED and not self.conn.compressed:
             caps.append("COMPRESS=DEFLATE")
         if self.state == g.NOT_AUTHENTICATED:
