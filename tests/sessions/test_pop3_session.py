@@ -16,6 +16,7 @@ import trio
 import trio.testing
 
 from tests.sessions.test_session_lifecycle import Client as IMAPClient
+from tests.sessions.test_session_lifecycle import LineClient
 from wildduck.domain.maildrop import MaildropService
 from wildduck.errors import StoreError
 from wildduck.ports import Backends
@@ -30,31 +31,15 @@ def message(n: int, body: bytes = b"") -> bytes:
             b"Message-ID: <m%d@example.net>\r\n\r\n.a line starting with a dot\r\nbody %d\r\n" % (n, n, n)) + body
 
 
-class POP3:
-    """A bare POP3 client over a trio stream: one command, its status line, and the lines of a multi-line answer
-    (dot-unstuffed) when asked for."""
-
-    def __init__(self, stream: trio.abc.Stream) -> None:
-        self.stream = stream
-        self.buf = b""
+class POP3(LineClient):
+    """A bare POP3 client: one command, its status line, and the lines of a multi-line answer (dot-unstuffed)
+    when asked for."""
 
     @classmethod
     async def connect(cls, srv: RunningServer, name: str = "pop3") -> POP3:
         c = cls(await trio.open_tcp_stream(*srv.address(name)))
         assert (await c.line()).startswith(b"+OK")
         return c
-
-    async def line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            data = await self.stream.receive_some(65536)
-            if not data:
-                raise EOFError(self.buf)
-            self.buf += data
-        line, _, self.buf = self.buf.partition(b"\r\n")
-        return line
-
-    async def send(self, data: bytes) -> None:
-        await self.stream.send_all(data)
 
     async def command(self, text: str) -> bytes:
         await self.send(text.encode() + b"\r\n")
@@ -72,14 +57,6 @@ class POP3:
     async def login(self, user: str = "alice", password: str = "pw") -> bytes:
         assert (await self.command(f"USER {user}")).startswith(b"+OK")
         return await self.command(f"PASS {password}")
-
-    async def closed(self) -> bool:
-        try:
-            while True:
-                if not await self.stream.receive_some(65536):
-                    return True
-        except trio.BrokenResourceError:
-            return True
 
 
 async def deliver(srv: RunningServer, *raws: bytes, to: str = "alice@example.com") -> None:

@@ -19,18 +19,12 @@ from wildduck.testing.server import RunningServer, free_port, running_server
 MESSAGE = b"From: a@example.net\r\nTo: alice@example.com\r\nSubject: hi\r\n\r\nhello\r\n"
 
 
-class Client:
-    """A bare IMAP client over a trio stream: send lines, read until a tagged reply."""
+class LineClient:
+    """A bare line client over a trio stream (the IMAP and POP3 test clients build on it)."""
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self.buf = b""
-
-    @classmethod
-    async def connect(cls, srv: RunningServer, name: str = "imap") -> Client:
-        c = cls(await trio.open_tcp_stream(*srv.address(name)))
-        await c.line()  # greeting
-        return c
 
     async def send(self, data: bytes) -> None:
         await self.stream.send_all(data)
@@ -43,6 +37,25 @@ class Client:
             self.buf += data
         line, _, self.buf = self.buf.partition(b"\r\n")
         return line
+
+    async def closed(self) -> bool:
+        """True once the server closed the connection (reads EOF)."""
+        try:
+            while True:
+                if not await self.stream.receive_some(65536):
+                    return True
+        except trio.BrokenResourceError:
+            return True
+
+
+class Client(LineClient):
+    """A bare IMAP client: send lines, read until a tagged reply."""
+
+    @classmethod
+    async def connect(cls, srv: RunningServer, name: str = "imap") -> Client:
+        c = cls(await trio.open_tcp_stream(*srv.address(name)))
+        await c.line()  # greeting
+        return c
 
     async def until(self, prefix: bytes) -> list[bytes]:
         lines = []
@@ -59,14 +72,6 @@ class Client:
     async def login(self, user: str = "alice") -> None:
         assert (await self.command("l", f"LOGIN {user} pw"))[-1].startswith(b"l OK")
 
-    async def closed(self) -> bool:
-        """True once the server closed the connection (reads EOF)."""
-        try:
-            while True:
-                if not await self.stream.receive_some(65536):
-                    return True
-        except trio.BrokenResourceError:
-            return True
 
 
 @pytest.fixture

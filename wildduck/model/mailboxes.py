@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from wildduck.model.messages import MessageFlags
+
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,78 +138,61 @@ class MessageTable:
         return [MessageFlags(u, sets[f], m) for u, f, m in zip(self.uids, self.flag_ids, self.modseqs, strict=True)]
 
 
-class FlagsByUid(Mapping[int, tuple[str, ...]]):
+class _ByUid(Mapping[int, V]):
+    """One column of a table as a read-only mapping by UID; ``_at(i)`` reads the value at position ``i``."""
+
+    __slots__ = ("_hint", "table")
+
+    def __init__(self, table: MessageTable) -> None:
+        self.table = table
+        self._hint = -1
+
+    @abstractmethod
+    def _at(self, i: int) -> V: ...
+
+    def get(self, uid: int, default: Any = None) -> Any:
+        """O(1) when UIDs are asked for in ascending order (the position after the last one is tried first)."""
+        uids = self.table.uids
+        i = self._hint + 1
+        if not (i < len(uids) and uids[i] == uid):
+            i = bisect_left(uids, uid)
+            if i >= len(uids) or uids[i] != uid:
+                return default
+        self._hint = i
+        return self._at(i)
+
+    def __getitem__(self, uid: int) -> V:
+        i = self.table.index(uid)
+        if i < 0:
+            raise KeyError(uid)
+        return self._at(i)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.table.uids)
+
+    def __len__(self) -> int:
+        return len(self.table.uids)
+
+    def __contains__(self, uid: object) -> bool:
+        return isinstance(uid, int) and self.table.index(uid) >= 0
+
+
+class FlagsByUid(_ByUid[tuple[str, ...]]):
     """A table's flags as a read-only mapping UID → flags."""
 
-    __slots__ = ("_hint", "table")
+    __slots__ = ()
 
-    def __init__(self, table: MessageTable) -> None:
-        self.table = table
-        self._hint = -1
-
-    def get(self, uid: int, default: Any = None) -> Any:
-        """O(1) when UIDs are asked for in ascending order (the position after the last one is tried first)."""
-        t = self.table
-        uids = t.uids
-        i = self._hint + 1
-        if not (i < len(uids) and uids[i] == uid):
-            i = bisect_left(uids, uid)
-            if i >= len(uids) or uids[i] != uid:
-                return default
-        self._hint = i
-        return t.flag_sets.sets[t.flag_ids[i]]
-
-    def __getitem__(self, uid: int) -> tuple[str, ...]:
-        i = self.table.index(uid)
-        if i < 0:
-            raise KeyError(uid)
+    def _at(self, i: int) -> tuple[str, ...]:
         return self.table.flags_at(i)
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.table.uids)
 
-    def __len__(self) -> int:
-        return len(self.table.uids)
-
-    def __contains__(self, uid: object) -> bool:
-        return isinstance(uid, int) and self.table.index(uid) >= 0
-
-
-class ModseqsByUid(Mapping[int, int]):
+class ModseqsByUid(_ByUid[int]):
     """A table's MODSEQs as a read-only mapping UID → MODSEQ."""
 
-    __slots__ = ("_hint", "table")
+    __slots__ = ()
 
-    def __init__(self, table: MessageTable) -> None:
-        self.table = table
-        self._hint = -1
-
-    def get(self, uid: int, default: Any = None) -> Any:
-        """O(1) when UIDs are asked for in ascending order (the position after the last one is tried first)."""
-        t = self.table
-        uids = t.uids
-        i = self._hint + 1
-        if not (i < len(uids) and uids[i] == uid):
-            i = bisect_left(uids, uid)
-            if i >= len(uids) or uids[i] != uid:
-                return default
-        self._hint = i
-        return t.modseqs[i]
-
-    def __getitem__(self, uid: int) -> int:
-        i = self.table.index(uid)
-        if i < 0:
-            raise KeyError(uid)
+    def _at(self, i: int) -> int:
         return self.table.modseqs[i]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.table.uids)
-
-    def __len__(self) -> int:
-        return len(self.table.uids)
-
-    def __contains__(self, uid: object) -> bool:
-        return isinstance(uid, int) and self.table.index(uid) >= 0
 
 
 @dataclass(frozen=True, slots=True)
