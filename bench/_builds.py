@@ -54,6 +54,16 @@ class Build:
         if '"init"' in source or "def init(" in source:
             self.run("--config", str(config_file), "init", env=env)
 
+    def workers_setting(self, workers: int) -> str:
+        """The ``[server]`` line for ``workers`` server processes (empty for one, or where this build has no
+        workers: it then runs one process, which the benchmark says)."""
+        if workers <= 1:
+            return ""
+        if "workers" not in (self.root / "wildduck" / "default.toml").read_text():
+            print(f"note: build {self.label} has no [server] workers; it runs one process", file=sys.stderr)
+            return ""
+        return f"workers = {workers}\n"
+
     def server(self, config_file: Path, *, env: dict[str, str] | None = None) -> BuildServer:
         return BuildServer(config_file, self, env=env)
 

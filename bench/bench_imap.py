@@ -176,7 +176,7 @@ def wildduck_server(args: argparse.Namespace, workdir: Path, build: Build) -> Bu
     """A fresh data directory with the benchmark user; the server of ``build``, not yet started."""
     data_dir = workdir / "data"
     config = workdir / "wildduck.toml"
-    config.write_text(f'[server]\ndata_dir = "{data_dir}"\n[lmtp]\nport = 0\n'
+    config.write_text(f'[server]\ndata_dir = "{data_dir}"\n{build.workers_setting(args.workers)}[lmtp]\nport = 0\n'
                       + wildduck_overrides(args.clients, build))
     build.init_store(config)
     build.run("--config", str(config), "user", "create", USER, "--password", PASSWORD,
@@ -331,6 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="5 s runs")
     parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="wildduck server processes ([server] workers)")
     parser.add_argument("--seconds", type=int, default=None, help="ImapTest secs= (default 30, --quick 5)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per server (alternating); medians are printed")
     parser.add_argument("--imaptest", default=os.environ.get("IMAPTEST", "imaptest"),

@@ -338,19 +338,20 @@ def measure(address: tuple[str, int], messages: list[bytes], args: argparse.Name
     return Result(logins, retr, errors + logins.errors + retr.errors)
 
 
-def wildduck_config(workdir: Path, build: Build, clients: int) -> Path:
+def wildduck_config(workdir: Path, build: Build, clients: int, workers: int = 1) -> Path:
     defaults = (build.root / "wildduck" / "default.toml").read_text()
     if "[pop3]" not in defaults:
         raise SystemExit(f"wildduck {build.label} has no POP3 server")
     config = workdir / "wildduck.toml"
-    config.write_text(f'[server]\ndata_dir = "{workdir / "data"}"\n[lmtp]\nport = 0\n[imap]\nenabled = false\n'
+    config.write_text(f'[server]\ndata_dir = "{workdir / "data"}"\n{build.workers_setting(workers)}'
+                      "[lmtp]\nport = 0\n[imap]\nenabled = false\n"
                       f"[pop3]\nport = 0\ntls_port = 0\nmax_connections_per_user = {clients * 2 + 10}\n"
                       f"[limits]\nmax_connections = {clients * 4 + 100}\n")
     return config
 
 
 def run_wildduck(build: Build, messages: list[bytes], args: argparse.Namespace, workdir: Path) -> Result:
-    config = wildduck_config(workdir, build, args.clients)
+    config = wildduck_config(workdir, build, args.clients, args.workers)
     build.init_store(config)
     build.run("--config", str(config), "user", "create", USER, "--password", PASSWORD, "--address", ADDRESS,
               "--quota", "100G")
@@ -502,6 +503,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 s per workload")
     parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="wildduck server processes ([server] workers)")
     parser.add_argument("--seconds", type=float, default=None, help="per workload and server (default 10)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per server (alternating); medians are printed")
     parser.add_argument("--messages", type=int, default=200, help="messages in the INBOX (at most 250)")

@@ -10,7 +10,7 @@ import secrets
 import signal
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -21,9 +21,10 @@ import trio
 from wildduck import __version__, metrics
 from wildduck._speedups import active as active_speedups
 from wildduck.adapters.local.counters import LocalCounters
-from wildduck.adapters.local.node import ForwardingPubSub, Query, serve_node_pubsub
+from wildduck.adapters.local.node import ForwardingPubSub, MeshPubSub, Query, serve_node_pubsub
 from wildduck.adapters.local.pubsub import LocalPubSub
 from wildduck.adapters.sqlite import open_sqlite_store
+from wildduck.adapters.sqlite.counters import open_sqlite_counters
 from wildduck.config import Config, MailProtocolConfig
 from wildduck.domain.auth import LoginPolicy, LoginService
 from wildduck.domain.delivery import DeliveryService
@@ -36,9 +37,9 @@ from wildduck.domain.users import UserService
 from wildduck.errors import ConfigError, NotFound
 from wildduck.log import reopen_log_files
 from wildduck.metrics import serve_metrics
-from wildduck.net.listeners import Bound, Listener, bind
+from wildduck.net.listeners import Bound, Listener, bind, bind_spread
 from wildduck.net.tls import ReloadableTLS, generate_self_signed
-from wildduck.ports import Backends
+from wildduck.ports import Backends, Counters
 from wildduck.sessions._runner import Lifecycle
 from wildduck.sessions.imap import IMAPServices, IMAPSettings, serve_imap_connection
 from wildduck.sessions.lmtp import LMTPSettings, serve_lmtp_connection
@@ -127,52 +128,113 @@ def check_startable(config: Config) -> None:
 
 async def bind_ports(config: Config) -> dict[str, list[trio.SocketListener]]:
     """Bind every listening port of ``config`` (ConfigError naming the listener and address if one fails)."""
-    bound: dict[str, list[trio.SocketListener]] = {}
+    return (await bind_ports_spread(config, 1))[0]
+
+
+async def bind_ports_spread(config: Config, copies: int) -> list[dict[str, list[trio.SocketListener]]]:
+    """Bind every listening port of ``config`` ``copies`` times (one set per worker, see
+    :func:`~wildduck.net.listeners.bind_spread`; the metrics port once, in the first set)."""
+    sets: list[dict[str, list[trio.SocketListener]]] = [{} for _ in range(copies)]
     try:
         for name, _section, enabled, host, port in listen_specs(config):
-            if enabled:
-                bound[name] = await bind(name, host, port)
+            if not enabled:
+                continue
+            if copies == 1 or name == "metrics":
+                sets[0][name] = await bind(name, host, port)
+                continue
+            for group, sockets in zip(sets, await bind_spread(name, host, port, copies), strict=True):
+                group[name] = sockets
     except BaseException:
-        for sockets in bound.values():
-            for s in sockets:
-                await s.aclose()
+        for group in sets:
+            for sockets in group.values():
+                for s in sockets:
+                    await s.aclose()
         raise
-    return bound
+    return sets
 
 
-def node_socket(config: Config) -> Path:
-    """Where the server of this data directory takes nudges from the node's other processes."""
-    return config.data_dir / "wildduck.sock"
+@dataclass(frozen=True, slots=True)
+class WorkerRole:
+    """This process is worker ``index`` (from 0) of the ``count`` that ``wildduck serve --workers`` started."""
+
+    index: int
+    count: int
+
+    def share(self, limit: int) -> int:
+        """This worker's part of a node-wide connection limit (rounded up: the node may exceed it by count - 1)."""
+        return -(-limit // self.count)
+
+
+def node_socket(config: Config, worker: int | None = None) -> Path:
+    """Where the server of this data directory takes nudges from the node's other processes (with several
+    workers: where the supervisor does, or with ``worker``, where that worker takes them from the others)."""
+    return config.data_dir / ("wildduck.sock" if worker is None else f"wildduck-{worker}.sock")
+
+
+def counters_file(config: Config) -> Path:
+    """The counters every worker of a multi-process node shares (failed logins, connection slots, leases)."""
+    return config.data_dir / "counters.sqlite3"
 
 
 @asynccontextmanager
-async def open_services(config: Config, *, server: bool = False) -> AsyncIterator[Services]:
+async def open_services(config: Config, *, server: bool = False,
+                        worker: WorkerRole | None = None) -> AsyncIterator[Services]:
     """Open the backends described by ``config`` and the services over them; close them on exit.
 
     ``server``: for ``wildduck serve``. Other processes (the CLI) forward their nudges to the running server, so
-    that what they deliver or change reaches its sessions at once."""
+    that what they deliver or change reaches its sessions at once. ``worker``: for one worker of several; its
+    counters are the node's shared file and its nudges reach the other workers too."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = await open_sqlite_store(
         config.resolve_data_path(config.store.path),
         synchronous=config.store.synchronous,
         readers=config.store.readers,
     )
-    pubsub = LocalPubSub() if server else ForwardingPubSub(node_socket(config))
+    counters: Counters = LocalCounters()
+    pubsub: LocalPubSub
+    if worker is not None:
+        counters = shared = await open_sqlite_counters(counters_file(config))
+        pubsub = MeshPubSub([node_socket(config, i) for i in range(worker.count) if i != worker.index])
+    else:
+        shared = None
+        pubsub = LocalPubSub() if server else ForwardingPubSub(node_socket(config))
     try:
         backends = Backends(accounts=store, mailboxes=store, messages=store, journal=store, search=store,
-                            blobs=store, maintenance=store, counters=LocalCounters(), pubsub=pubsub)
+                            blobs=store, maintenance=store, counters=counters, pubsub=pubsub)
         yield build_services(config, backends)
     finally:
         with trio.CancelScope(shield=True):
             await pubsub.aclose()
+            if shared is not None:
+                await shared.close()
             await store.close()
+
+
+def log_ready(bound: Iterable[Bound], workers: int = 1) -> None:
+    """The line that says the server serves (tests and scripts read the bound ports from it)."""
+    log.info(
+        "wildduck %s ready (%s%s): %s",
+        __version__,
+        ", ".join(f"{k}={v}" for k, v in active_speedups().items()),
+        f", {workers} workers" if workers > 1 else "",
+        ", ".join(f"{b.name} {b.host}:{b.port}" for b in bound) or "no listeners",
+    )
+
+
+async def metrics_json(_argument: str = "") -> str:
+    """This process's metrics in Prometheus' text format, as one JSON string (the supervisor's query)."""
+    await trio.lowlevel.checkpoint()
+    return json.dumps(metrics.render().decode())
 
 
 class Server:
     """The running server: listeners under one nursery, signal handling, maintenance."""
 
-    def __init__(self, services: Services, prebound: dict[str, list[trio.SocketListener]] | None = None) -> None:
+    def __init__(self, services: Services, prebound: dict[str, list[trio.SocketListener]] | None = None, *,
+                 worker: WorkerRole | None = None) -> None:
         self.services = services
+        #: set when this process is one worker of several (the supervisor serves metrics and ``wildduck.sock``)
+        self.worker = worker
         #: sockets :func:`bind_ports` bound before anything was created (by listener name)
         self.prebound = prebound or {}
         self.config = services.config
@@ -226,7 +288,9 @@ class Server:
                     send_timeout=limits.send_timeout, lifecycle=self.lifecycle)
 
             self.listeners.append(
-                Listener("lmtp", cfg.lmtp.host, cfg.lmtp.port, lmtp_handler, max_connections=limits.max_connections)
+                Listener("lmtp", cfg.lmtp.host, cfg.lmtp.port, lmtp_handler,
+                         max_connections=self.worker.share(limits.max_connections) if self.worker
+                         else limits.max_connections)
             )
         if cfg.imap.enabled:
             self._imap_listeners()
@@ -279,6 +343,8 @@ class Server:
             await stream.send_all(busy_reply)
 
         limit = self.config.limits.max_connections
+        if self.worker is not None:
+            limit = self.worker.share(limit)
         self.listeners.append(Listener(name, section.host, section.port, plain, max_connections=limit,
                                        on_overload=busy))
         if section.tls_port:  # 0 disables the implicit-TLS port
@@ -295,7 +361,7 @@ class Server:
             nursery.start_soon(self._signals)
             nursery.start_soon(self._maintenance)
             await nursery.start(self.services.login.keep_slots)
-            if self.config.metrics.enabled:
+            if self.config.metrics.enabled and self.worker is None:
                 sockets = self.prebound.get("metrics") or await bind(
                     "metrics", self.config.metrics.host, self.config.metrics.port)
                 mhost, mport = await nursery.start(serve_metrics, sockets)
@@ -303,18 +369,20 @@ class Server:
                 nursery.start_soon(self._gauges)
             pubsub = self.services.backends.pubsub
             if isinstance(pubsub, LocalPubSub):  # the single node: other processes' nudges come over a socket
-                queries: dict[str, Query] = {"status": self.status_json, "unlock": self.unlock_json}
+                queries: dict[str, Query] = {"status": self.status_json, "unlock": self.unlock_json,
+                                             "metrics": metrics_json}
+                index = self.worker.index if self.worker else None
                 await nursery.start(partial(serve_node_pubsub, queries=queries),
-                                    node_socket(self.config), pubsub)
+                                    node_socket(self.config, index), pubsub)
+            if isinstance(pubsub, MeshPubSub):
+                await nursery.start(pubsub.run)
             for listener in self.listeners:
                 listener.sockets = self.prebound.get(listener.name)
                 self.bound[listener.name] = await nursery.start(listener.run)
-            log.info(
-                "wildduck %s ready (%s): %s",
-                __version__,
-                ", ".join(f"{k}={v}" for k, v in active_speedups().items()),
-                ", ".join(f"{b.name} {b.host}:{b.port}" for b in self.bound.values()) or "no listeners",
-            )
+            if self.worker is not None:
+                log.info("worker %d of %d (pid %d) serving", self.worker.index, self.worker.count, os.getpid())
+            else:
+                log_ready(self.bound.values())
             task_status.started(dict(self.bound))
             await self._stop.wait()
             log.info("shutting down: no new connections, draining for %.0f s", self.config.server.shutdown_timeout)
@@ -395,12 +463,15 @@ class Server:
 
 
 async def serve(config: Config, *, task_status: trio.TaskStatus[dict[str, Bound]] = trio.TASK_STATUS_IGNORED,
-                stop: trio.Event | None = None) -> None:
-    """Open the services and run the server until SIGTERM/SIGINT (or ``stop``, for tests) ends it."""
+                stop: trio.Event | None = None, worker: WorkerRole | None = None,
+                inherited: dict[str, list[trio.SocketListener]] | None = None) -> None:
+    """Open the services and run the server until SIGTERM/SIGINT (or ``stop``, for tests) ends it. A ``worker``
+    serves the ``inherited`` sockets its supervisor bound."""
     check_startable(config)  # before anything is created on disk
-    prebound = await bind_ports(config)  # a port in use stops the start before the database or a certificate
-    async with open_services(config, server=True) as services:
-        server = Server(services, prebound)
+    # a port in use stops the start before the database or a certificate
+    prebound = inherited if inherited is not None else await bind_ports(config)
+    async with open_services(config, server=True, worker=worker) as services:
+        server = Server(services, prebound, worker=worker)
         async with trio.open_nursery() as nursery:
             if stop is not None:
                 async def watch() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -17,7 +18,7 @@ import trio
 
 from wildduck import __version__
 from wildduck._speedups import active as active_speedups
-from wildduck.config import Config, as_dict, load_config
+from wildduck.config import MAX_WORKERS, Config, as_dict, load_config
 from wildduck.errors import ConfigError, DomainError, InvalidInput, NotFound, StoreError
 
 T = TypeVar("T")
@@ -52,10 +53,15 @@ class _Obj:
         self.config_path = config_path
         #: ``serve --data-dir``: overrides [server] data_dir
         self.data_dir: str | None = None
+        #: ``serve --workers``: overrides [server] workers
+        self.workers: int | None = None
 
     def config(self) -> Config:
         try:
-            overrides = {"server": {"data_dir": self.data_dir}} if self.data_dir else None
+            server: dict[str, Any] = {"data_dir": self.data_dir} if self.data_dir else {}
+            if self.workers is not None:
+                server["workers"] = self.workers
+            overrides = {"server": server} if server else None
             return load_config(self.config_path, overrides=overrides)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
@@ -131,19 +137,33 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 @cli.command()
 @click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False), help="TOML configuration file.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (overrides [server] data_dir).")
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,
+              help="Server processes sharing the ports (overrides [server] workers).")
 @click.pass_obj
-def serve(obj: _Obj, config_path: str | None, data_dir: str | None) -> None:
+def serve(obj: _Obj, config_path: str | None, data_dir: str | None, workers: int | None) -> None:
     """Run the server until SIGTERM or SIGINT (SIGHUP reloads TLS certificates and reopens the log file)."""
     from wildduck.app import serve as serve_app
     from wildduck.log import setup_logging
+    from wildduck.supervisor import WORKER_ENV, run_worker, supervise
 
     if config_path:
         obj.config_path = config_path
     obj.data_dir = data_dir
+    obj.workers = workers
     config = obj.config()
     setup_logging(config.server.log_level, fmt=config.server.log_format, file=config.server.log_file)
+    worker_spec = os.environ.pop(WORKER_ENV, None)
     try:
-        trio.run(serve_app, config)
+        if worker_spec is not None:
+            trio.run(run_worker, config, worker_spec)
+        elif config.server.workers > 1:
+            command = [sys.executable, "-m", "wildduck", "serve"]
+            if obj.config_path:
+                command += ["--config", str(Path(obj.config_path).absolute())]
+            command += ["--data-dir", str(config.data_dir.absolute())]
+            trio.run(supervise, config, command)
+        else:
+            trio.run(serve_app, config)
     except BaseException as exc:  # noqa: BLE001 - errors from the nursery arrive grouped
         reason = _startup_error(exc)
         if reason is None:
@@ -411,6 +431,9 @@ def status(obj: _Obj, as_json: bool) -> None:
     click.echo(f"wildduck {st['version']} (pid {st['pid']}){' stopping' if st['stopping'] else ''}")
     for name, address in st["listeners"].items():
         click.echo(f"  {name:<8} {address:<22} {st['connections'].get(name, '-')} connections")
+    for worker in st.get("workers", ()):
+        busy = sum(worker["connections"].values())
+        click.echo(f"  worker {worker['index']} (pid {worker['pid']}): {busy} connections")
     click.echo(f"database  {human_size(st['database_bytes'])}")
     click.echo(f"last delivery  {st['last_delivery'] or 'none since start'}")
 

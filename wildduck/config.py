@@ -29,6 +29,7 @@ class ServerConfig:
     log_file: str
     shutdown_timeout: float
     email_domain: str
+    workers: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,9 @@ class Config:
         return path if path.is_absolute() else self.data_dir / path
 
 
+#: most worker processes ``serve`` starts
+MAX_WORKERS = 64
+
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("server", "log_level"): ("debug", "info", "warning", "error"),
     ("server", "log_format"): ("text", "json"),
@@ -161,6 +165,8 @@ def _check_value(section: str, key: str, value: Any, tp: Any, origin: str) -> An
         raise ConfigError(f"{where}: must not be negative, got {value!r}")
     if key in ("port", "tls_port") and not 0 <= value <= 65535:
         raise ConfigError(f"{where}: not a TCP port: {value!r}")
+    if (section, key) == ("server", "workers") and not 1 <= value <= MAX_WORKERS:
+        raise ConfigError(f"{where}: must be from 1 to {MAX_WORKERS}, got {value!r}")
     choices = _CHOICES.get((section, key))
     if choices is not None and value not in choices:
         raise ConfigError(f"{where}: must be one of {', '.join(map(repr, choices))}, got {value!r}")

@@ -7,6 +7,7 @@ A leaf module (it imports nothing of wildduck), so that every layer may count wh
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -40,7 +41,36 @@ def render() -> bytes:
     return generate_latest(REGISTRY)
 
 
-async def _answer(stream: trio.abc.Stream) -> None:
+def merge_expositions(parts: Sequence[tuple[str, str]]) -> bytes:
+    """Several processes' metrics (``(worker, text)`` in Prometheus' text format) as one: every sample gets a
+    ``worker`` label, each family keeps one HELP and TYPE line and all its samples together."""
+    families: dict[str, tuple[list[str], list[str]]] = {}
+    for worker, text in parts:
+        current: tuple[list[str], list[str]] | None = None
+        for line in text.splitlines():
+            if line.startswith(("# HELP ", "# TYPE ")):
+                current = families.setdefault(line.split(" ", 3)[2], ([], []))
+                if line not in current[0]:
+                    current[0].append(line)
+            elif line and not line.startswith("#") and current is not None:
+                current[1].append(_labelled(line, "worker", worker))
+    lines = [line for head, samples in families.values() for line in (*head, *samples)]
+    return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def _labelled(sample: str, key: str, value: str) -> str:
+    name, brace, rest = sample.partition("{")
+    if brace:
+        return f'{name}{{{key}="{value}",{rest}'
+    name, _, rest = sample.partition(" ")
+    return f'{name}{{{key}="{value}"}} {rest}'
+
+
+async def _local() -> bytes:
+    return render()
+
+
+async def _answer(stream: trio.abc.Stream, produce: Callable[[], Awaitable[bytes]]) -> None:
     head = b""
     with trio.move_on_after(10):
         while b"\r\n\r\n" not in head and b"\n\n" not in head and len(head) < _MAX_REQUEST:
@@ -50,7 +80,7 @@ async def _answer(stream: trio.abc.Stream) -> None:
             head += data
         request = head.split(b"\r\n", 1)[0].split()
         if len(request) >= 2 and request[0] == b"GET" and request[1].split(b"?")[0] == b"/metrics":
-            body, status, kind = render(), b"200 OK", CONTENT_TYPE_LATEST.encode()
+            body, status, kind = await produce(), b"200 OK", CONTENT_TYPE_LATEST.encode()
         else:
             body, status, kind = b"not found: try /metrics\n", b"404 Not Found", b"text/plain"
         await stream.send_all(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind + b"\r\nContent-Length: "
@@ -58,15 +88,17 @@ async def _answer(stream: trio.abc.Stream) -> None:
 
 
 async def serve_metrics(listeners: list[trio.SocketListener], *,
+                        render: Callable[[], Awaitable[bytes]] = _local,
                         task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
-    """Answer ``GET /metrics`` on the bound ``listeners`` until cancelled; reports the bound address."""
+    """Answer ``GET /metrics`` on the bound ``listeners`` until cancelled (with what ``render`` gives: this
+    process's metrics unless told otherwise); reports the bound address."""
     bound = listeners[0].socket.getsockname()
     task_status.started((bound[0], bound[1]))
 
     async def one(stream: trio.SocketStream) -> None:
         try:
             async with stream:
-                await _answer(stream)
+                await _answer(stream, render)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 

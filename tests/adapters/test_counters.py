@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from wildduck.adapters.local.counters import LocalCounters
-from wildduck.adapters.sqlite import open_sqlite_store
+from wildduck.adapters.sqlite.counters import open_sqlite_counters
 from wildduck.ports.counters import Counters, Window
 
 
@@ -43,12 +43,11 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
     if request.param == "local":
         yield Env(LocalCounters(clock), advance)
         return
-    store = await open_sqlite_store(tmp_path / "counters.db")
-    store.counters_clock = clock
+    counters = await open_sqlite_counters(tmp_path / "counters.sqlite3", clock)
     try:
-        yield Env(store, advance)
+        yield Env(counters, advance)
     finally:
-        await store.close()
+        await counters.close()
 
 
 async def test_fixed_window(env: Env) -> None:

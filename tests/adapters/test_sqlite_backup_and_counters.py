@@ -1,4 +1,4 @@
-"""SQLite only: rate-limit windows shared by every process of the node, and the backup/verify/restore helpers."""
+"""SQLite only: counters shared by every process of the node, and the backup/verify/restore helpers."""
 
 from __future__ import annotations
 
@@ -18,15 +18,17 @@ from wildduck.adapters.sqlite.backup import (
     restore_database,
     verify_database,
 )
+from wildduck.adapters.sqlite.counters import open_sqlite_counters
 from wildduck.adapters.sqlite.schema import SCHEMA_VERSION
 from wildduck.errors import StoreError
 from wildduck.model import NewMessage
 
 
-async def test_rate_windows_are_shared_by_two_stores_on_one_file(tmp_path: Path) -> None:
-    """Two processes of one node (a server and a CLI command) see and clear each other's counts."""
-    server = await open_sqlite_store(tmp_path / "s.db")
-    cli = await open_sqlite_store(tmp_path / "s.db")
+async def test_counters_are_shared_by_two_processes_on_one_file(tmp_path: Path) -> None:
+    """Two processes of one node (two workers, or a worker and a CLI command) see and change each other's windows,
+    slots and leases."""
+    server = await open_sqlite_counters(tmp_path / "c.sqlite3")
+    cli = await open_sqlite_counters(tmp_path / "c.sqlite3")
     try:
         for _ in range(3):
             await server.increment("auth:u", 120)
@@ -34,32 +36,76 @@ async def test_rate_windows_are_shared_by_two_stores_on_one_file(tmp_path: Path)
         assert (await cli.increment("auth:u", 120)).count == 4  # one window, whoever counts
         await cli.reset("auth:u")
         assert (await server.window("auth:u")).count == 0
+        token = await server.acquire_slot("imap:u", 2, 60)
+        assert token is not None and await cli.acquire_slot("imap:u", 2, 60) is not None
+        assert await cli.acquire_slot("imap:u", 2, 60) is None and await cli.slots("imap:u") == 2
+        await server.release_slot("imap:u", token)
+        assert await cli.slots("imap:u") == 1
+        assert await server.acquire_lease("maintenance", "a", 60)
+        assert not await cli.acquire_lease("maintenance", "b", 60)
     finally:
         await cli.close()
         await server.close()
 
 
-async def test_rate_windows_survive_a_restart_and_expired_ones_are_swept(tmp_path: Path) -> None:
-    s = await open_sqlite_store(tmp_path / "r.db")
+async def test_counters_survive_a_restart_and_expired_ones_are_swept(tmp_path: Path) -> None:
     now = [1000.0]
-    s.counters_clock = lambda: now[0]
+    s = await open_sqlite_counters(tmp_path / "r.sqlite3", lambda: now[0])
     try:
         await s.increment("kept", 600)
         await s.increment("old", 10)
+        await s.acquire_slot("gone", 5, 10)
         now[0] += 20
-        for _ in range(256):  # the 256th increment sweeps the expired windows
+        for _ in range(256):  # the 256th write sweeps the expired windows and slots
             await s.increment("busy", 600)
-        assert s._writer is not None
-        keys = {r[0] for r in s._writer.execute("SELECT key FROM rate_windows")}
-        assert keys == {"kept", "busy"}
+        with sqlite3.connect(tmp_path / "r.sqlite3") as conn:
+            assert {r[0] for r in conn.execute("SELECT key FROM rate_windows")} == {"kept", "busy"}
+            assert conn.execute("SELECT COUNT(*) FROM slots").fetchone()[0] == 0
     finally:
         await s.close()
-    s = await open_sqlite_store(tmp_path / "r.db")
-    s.counters_clock = lambda: now[0]
+    s = await open_sqlite_counters(tmp_path / "r.sqlite3", lambda: now[0])
     try:
         assert (await s.window("kept")).count == 1
     finally:
         await s.close()
+
+
+_RACER = """
+import sys, trio
+from pathlib import Path
+from wildduck.adapters.sqlite.counters import open_sqlite_counters
+
+async def main():
+    c = await open_sqlite_counters(Path(sys.argv[1]))
+    counts, tokens, leases = [], [], []
+    async def one(i):
+        counts.append((await c.increment("k", 600)).count)
+        if i < 20:
+            tokens.append(await c.acquire_slot("s", 7, 600))
+            leases.append(await c.acquire_lease("job", sys.argv[2], 600))
+    async with trio.open_nursery() as n:
+        for i in range(150):
+            n.start_soon(one, i)
+    await c.close()
+    print(" ".join(map(str, counts)), "|", sum(t is not None for t in tokens), "|", sum(leases))
+
+trio.run(main)
+"""
+
+
+def test_concurrent_counting_from_four_processes_is_exact(tmp_path: Path) -> None:
+    """The multi-instance contract across processes: 4 × 150 increments give the counts 1..600 exactly once; of
+    4 × 20 slot requests with a limit of 7, exactly 7 succeed; one process gets the lease."""
+    path = tmp_path / "race.sqlite3"
+    procs = [subprocess.Popen([sys.executable, "-c", _RACER, str(path), f"owner{i}"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(4)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in results]
+    outputs = [out for out, _ in results]
+    counts = sorted(int(n) for out in outputs for n in out.split("|")[0].split())
+    assert counts == list(range(1, 601)), [c for c in counts if counts.count(c) != 1][:20]
+    assert sum(int(out.split("|")[1]) for out in outputs) == 7, outputs
+    assert [int(out.split("|")[2]) > 0 for out in outputs].count(True) == 1, outputs
 
 
 async def _store_with_mail(path: Path, messages: int = 3) -> None:

@@ -73,7 +73,7 @@ async def test_v4_migration_indexes_existing_text(tmp_path: Path) -> None:
         ALTER TABLE messages DROP COLUMN text_id; DROP TABLE subscriptions;
         ALTER TABLE mailboxes DROP COLUMN recent_from; ALTER TABLE mailboxes DROP COLUMN pruned_modseq;
         ALTER TABLE messages ADD COLUMN recent INTEGER NOT NULL DEFAULT 1;
-        CREATE INDEX messages_recent ON messages(mailbox_id, recent); DROP TABLE rate_windows;
+        CREATE INDEX messages_recent ON messages(mailbox_id, recent);
         PRAGMA user_version = 3;
     """)
     conn.close()
@@ -111,7 +111,7 @@ async def test_v6_migration_turns_recent_flags_into_a_watermark(tmp_path: Path) 
         CREATE INDEX messages_recent ON messages(mailbox_id, recent);
         UPDATE messages SET recent = 0 WHERE uid <= 2 OR mailbox_id = (SELECT id FROM mailboxes WHERE path = 'Trash');
         DELETE FROM journal WHERE modseq <= 3 AND mailbox_id = (SELECT id FROM mailboxes WHERE path = 'INBOX');
-        DROP TABLE rate_windows; PRAGMA user_version = 5;
+        PRAGMA user_version = 5;
     """)
     conn.close()
     s = await open_sqlite_store(path)

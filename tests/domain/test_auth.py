@@ -1,5 +1,5 @@
 """Failed logins are counted per account and source address; ``LoginService.unlock`` clears a lockout, from another
-process too when the counters are the SQLite store's."""
+process too when the counters are the node's SQLite counters file."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from wildduck.adapters.local.counters import LocalCounters
 from wildduck.adapters.local.pubsub import LocalPubSub
 from wildduck.adapters.sqlite import open_sqlite_store
+from wildduck.adapters.sqlite.counters import open_sqlite_counters
 from wildduck.domain.auth import LoginPolicy, LoginService, source_of
 from wildduck.domain.users import UserService
 from wildduck.errors import AuthFailed, RateLimited
@@ -37,11 +38,13 @@ def _login(store: Any, counters: Any) -> Login:
 @pytest.fixture(params=["local", "sqlite"])
 async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Login]:
     store = await open_sqlite_store(tmp_path / "auth.db")
+    counters = await open_sqlite_counters(tmp_path / "counters.sqlite3")
     try:
-        e = _login(store, LocalCounters() if request.param == "local" else store)
+        e = _login(store, LocalCounters() if request.param == "local" else counters)
         await e.users.create("carol", "right", address="carol@example.com")
         yield e
     finally:
+        await counters.close()
         await store.close()
 
 
@@ -79,12 +82,14 @@ async def test_unlock_forgets_the_failures_of_every_source(env: Login) -> None:
 
 
 async def test_an_unlock_in_another_process_reaches_the_server(tmp_path: Path) -> None:
-    """The CLI's ``user unlock`` opens its own store on the server's file: the lockout counts live there."""
+    """The CLI's ``user unlock`` opens its own counters on the server's file: the lockout counts live there."""
     server_store = await open_sqlite_store(tmp_path / "shared.db")
     cli_store = await open_sqlite_store(tmp_path / "shared.db")
+    server_counters = await open_sqlite_counters(tmp_path / "counters.sqlite3")
+    cli_counters = await open_sqlite_counters(tmp_path / "counters.sqlite3")
     try:
-        server = _login(server_store, server_store)
-        cli = _login(cli_store, cli_store)
+        server = _login(server_store, server_counters)
+        cli = _login(cli_store, cli_counters)
         await server.users.create("carol", "right", address="carol@example.com")
         await fail(server.login, 2, STRANGER)
         with pytest.raises(RateLimited):
@@ -92,6 +97,8 @@ async def test_an_unlock_in_another_process_reaches_the_server(tmp_path: Path) -
         await cli.login.unlock(await cli.users.find("carol"))
         assert await server.login.authenticate("carol", "right", peer=STRANGER)
     finally:
+        await cli_counters.close()
+        await server_counters.close()
         await cli_store.close()
         await server_store.close()
 

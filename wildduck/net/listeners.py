@@ -49,6 +49,38 @@ async def bind(name: str, host: str, port: int) -> list[trio.SocketListener]:
         raise ConfigError(f"{name} {host}:{port}: {exc.strerror or exc}") from None
 
 
+async def bind_spread(name: str, host: str, port: int, copies: int) -> list[list[trio.SocketListener]]:
+    """``copies`` sets of listening sockets on one address (one set per worker process), each socket with an accept
+    queue of its own (``SO_REUSEPORT``): the kernel spreads new connections evenly over the sets by a hash of the
+    client's address, where processes sharing one socket would take them unevenly (whoever wakes first). Port 0
+    becomes one free port for every set. ConfigError naming the listener and address when binding fails."""
+    sets: list[list[trio.SocketListener]] = [[] for _ in range(copies)]
+    try:
+        infos = await trio.socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in infos:
+            chosen = address
+            for group in sets:
+                sock = trio.socket.socket(family, kind, proto)
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                    if family == socket.AF_INET6:
+                        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    await sock.bind(chosen)
+                    chosen = sock.getsockname()  # port 0: the port the first set got
+                    sock.listen(socket.SOMAXCONN)
+                except BaseException:
+                    sock.close()
+                    raise
+                group.append(trio.SocketListener(sock))
+    except OSError as exc:
+        for group in sets:
+            for listener in group:
+                await listener.aclose()
+        raise ConfigError(f"{name} {host}:{port}: {exc.strerror or exc}") from None
+    return sets
+
+
 class Listener:
     """One listening service. Run :meth:`run` with ``nursery.start``; it reports the bound address."""
 

@@ -63,8 +63,28 @@ service pop3-login {{
 {chroot}}}
 """
 
+#: LMTP (added when LMTP is served): on its own port; the recipient ``user@example.com`` is the same account as
+#: ``user`` (a second passwd line with the same home), and bounces would name this postmaster
+LMTP = """\
+postmaster_address = postmaster@example.com
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp_port}
+  }}
+}}
+"""
+
+#: the same for LMTP: pre-forked lmtp processes that serve many connections each
+SPEED_LMTP = """\
+service lmtp {{
+  process_min_avail = 2
+  service_count = 0
+}}
+"""
+
 #: the protocols ``private_dovecot`` can serve
-PROTOCOLS = frozenset({"imap", "pop3"})
+PROTOCOLS = frozenset({"imap", "pop3", "lmtp"})
 
 CONFIG = """\
 base_dir = {dir}/run
@@ -109,6 +129,7 @@ class PrivateDovecot:
     pid: int
     directory: Path
     pop3_port: int | None = None  # POP3, when served
+    lmtp_port: int | None = None  # LMTP, when served
 
     @property
     def log(self) -> Path:
@@ -124,12 +145,13 @@ def private_dovecot(directory: Path, user: str, password: str, *, binary: str = 
                     speed: bool = False, protocols: str = "imap") -> Iterator[PrivateDovecot]:
     """Run Dovecot in the foreground under ``directory`` with one user until the block ends.
 
-    ``protocols`` is Dovecot's setting of that name: ``"imap"`` or ``"imap pop3"`` (IMAP is always served: it is
-    how callers fill the mailbox). ``speed`` adds the benchmark settings for every protocol served.
+    ``protocols`` is Dovecot's setting of that name: ``"imap"`` plus any of ``pop3`` and ``lmtp`` (IMAP is always
+    served: it is how callers fill the mailbox). ``speed`` adds the benchmark settings for every protocol served.
+    LMTP delivers to ``user@example.com``.
     """
     served = protocols.split()
     if "imap" not in served or not set(served) <= PROTOCOLS or len(set(served)) != len(served):
-        raise ValueError(f"protocols must be 'imap' or 'imap pop3', not {protocols!r}")
+        raise ValueError(f"protocols must be 'imap' plus any of 'pop3' and 'lmtp', not {protocols!r}")
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o755)  # the unprivileged login and auth processes read the passwd file and reach the sockets
     if os.geteuid() == 0:
@@ -143,18 +165,21 @@ def private_dovecot(directory: Path, user: str, password: str, *, binary: str = 
     home.mkdir(parents=True, exist_ok=True)
     for path in (home.parent, home):
         os.chown(path, uid, gid)
-    (directory / "passwd").write_text(f"{user}:{{PLAIN}}{password}:{uid}:{gid}::{home}::\n")
+    entry = f":{{PLAIN}}{password}:{uid}:{gid}::{home}::\n"
+    (directory / "passwd").write_text(user + entry + (f"{user}@example.com" + entry if "lmtp" in served else ""))
     (directory / "passwd").chmod(0o644)
-    port = free_port()
+    port = free_port()  # successive calls never repeat a port
     pop3_port = free_port() if "pop3" in served else None
-    while pop3_port == port:
-        pop3_port = free_port()
+    lmtp_port = free_port() if "lmtp" in served else None
     config = directory / "dovecot.conf"
     text = CONFIG.format(dir=directory, port=port, users=users, chroot=chroot, protocols=" ".join(served))
     if pop3_port is not None:
         text += POP3.format(pop3_port=pop3_port, chroot=chroot)
+    if lmtp_port is not None:
+        text += LMTP.format(lmtp_port=lmtp_port)
     if speed:
         text += SPEED.format() + (SPEED_POP3.format() if pop3_port is not None else "")
+        text += SPEED_LMTP.format() if lmtp_port is not None else ""
     config.write_text(text)
     proc = subprocess.Popen([binary, "-F", "-c", str(config)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
@@ -162,9 +187,11 @@ def private_dovecot(directory: Path, user: str, password: str, *, binary: str = 
         _wait_for_greeting(port, proc, directory / "dovecot.log")
         if pop3_port is not None:
             _wait_for_greeting(pop3_port, proc, directory / "dovecot.log", greeting=b"+OK")
+        if lmtp_port is not None:
+            _wait_for_greeting(lmtp_port, proc, directory / "dovecot.log", greeting=b"220 ")
         if speed:
             time.sleep(0.5)  # let process_min_avail finish forking
-        yield PrivateDovecot(port, proc.pid, directory, pop3_port)
+        yield PrivateDovecot(port, proc.pid, directory, pop3_port, lmtp_port)
     finally:
         proc.terminate()
         try:

@@ -80,11 +80,38 @@ async def running_server(data_dir: Path, overrides: dict[str, Any] | None = None
                 server.stop()
 
 
+_next_port: list[int] = []
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A TCP port on loopback that was free a moment ago (for listeners that cannot take port 0)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on loopback that is free now (for listeners that cannot take port 0), chosen *below* the kernel's
+    ephemeral range: a port from that range can be taken by any port-0 bind or outgoing connection between this call
+    and the server's bind (seen in CI as "Address already in use"); one below it cannot. Successive calls walk
+    upwards from a per-process random start, so two calls never return the same port."""
+    low, _ = _ephemeral_range()
+    top = low if low > 12000 else 65535
+    base = 10000
+    if not _next_port:
+        _next_port.append(base + (os.getpid() * 7919) % (top - base))
+    for _ in range(top - base):
+        port = _next_port[0]
+        _next_port[0] = base + (port + 1 - base) % (top - base)
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free TCP port on loopback")
 
 
 def process_memory(pid: int) -> dict[str, int]:

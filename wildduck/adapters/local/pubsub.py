@@ -37,12 +37,19 @@ class LocalSubscription:
         if self._closed:
             return
         if len(self._items) - self._marker_queued >= self._size:
-            self._lost += 1
-            if not self._marker_queued:
-                self._items.append(Resync())  # a placeholder: the count is filled in when it is taken
-                self._marker_queued = True
-        else:
-            self._items.append(nudge)
+            self._lose()  # the queued marker is a placeholder: the count is filled in when it is taken
+            return
+        self._items.append(nudge)
+        self._lot.unpark_all()
+
+    def _lose(self) -> None:
+        """Count one nudge lost elsewhere (another process could not pass it on): a :class:`Resync` follows."""
+        if self._closed:
+            return
+        self._lost += 1
+        if not self._marker_queued:
+            self._items.append(Resync())
+            self._marker_queued = True
         self._lot.unpark_all()
 
     def _close(self) -> None:
@@ -92,6 +99,11 @@ class LocalPubSub:
 
     async def publish(self, channel: str, nudge: Nudge) -> None:
         """Offer ``nudge`` to every subscriber of ``channel``; never blocks."""
+        await self.publish_here(channel, nudge)
+
+    async def publish_here(self, channel: str, nudge: Nudge) -> None:
+        """Offer ``nudge`` to the subscribers in this process only (subclasses that also pass nudges on to other
+        processes keep this for the nudges those processes pass here)."""
         for sub in tuple(self._subscribers.get(channel, ())):
             sub._offer(nudge)
         await trio.lowlevel.checkpoint()
@@ -112,6 +124,13 @@ class LocalPubSub:
                 if not subs:
                     del self._subscribers[channel]
             sub._close()
+
+    def resync_all(self) -> None:
+        """Tell every subscriber that nudges were lost on the way here (each gets a :class:`Resync` and re-reads
+        its journals): a link from another process of the node broke or overflowed."""
+        for group in self._subscribers.values():
+            for sub in group:
+                sub._lose()
 
     def subscriber_count(self, channel: str) -> int:
         return len(self._subscribers.get(channel, ()))

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from wildduck import metrics
 from wildduck.adapters._threads import WorkerThreads
 from wildduck.adapters.sqlite.schema import migrate
-from wildduck.adapters.sqlite.writer import GroupCommitWriter
+from wildduck.adapters.sqlite.writer import FileLock, GroupCommitWriter
 from wildduck.errors import AlreadyExists, StoreError
 
 T = TypeVar("T")
@@ -63,7 +63,8 @@ class StoreBase:
             raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
         self.path = path
         self.synchronous = synchronous
-        self._group_writer = GroupCommitWriter(lambda: self._writer, mapped)
+        self._write_lock: FileLock | None = None
+        self._group_writer = GroupCommitWriter(lambda: self._writer, mapped, lambda: self._write_lock)
         self._reader_count = max(1, readers)
         self._reader_threads = WorkerThreads(self._reader_count, "wildduck-sqlite-reader")
         self._writer: sqlite3.Connection | None = None
@@ -83,8 +84,10 @@ class StoreBase:
 
     def _open_sync(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = FileLock(f"{self.path}.lock")
         self._writer = self._connect()
-        migrate(self._writer)
+        with self._write_lock:  # two processes opening a new file must not both migrate it
+            migrate(self._writer)
         for _ in range(self._reader_count):
             self._readers.put(self._connect())
 
@@ -104,6 +107,9 @@ class StoreBase:
                 conn.close()
             self._all.clear()
             self._writer = None
+            if self._write_lock is not None:
+                self._write_lock.close()
+                self._write_lock = None
 
         await self._group_writer.call(close_all)
         await self._group_writer.stop()

@@ -215,10 +215,15 @@ def _render_imap_forms(conn: sqlite3.Connection) -> None:
         last = rows[-1][0]
 
 
+# v10: the rate-limit windows of v7 moved to the node's counters file (``counters.py``: soft state, no fsync per
+# count, beside slots and leases that every process of the node shares).
+SCHEMA_V10 = "DROP TABLE IF EXISTS rate_windows"
+
+
 #: a step is an SQL script (statements separated by ";"), a list of statements, or a function of the connection
 Step = str | list[str] | Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[list[Step]] = [[SCHEMA_V1], [SCHEMA_V2], [SCHEMA_V3], [SCHEMA_V4, _index_existing_text], [SCHEMA_V5],
-                                [SCHEMA_V6], [SCHEMA_V7], [SCHEMA_V8], [SCHEMA_V9, _render_imap_forms]]
+                                [SCHEMA_V6], [SCHEMA_V7], [SCHEMA_V8], [SCHEMA_V9, _render_imap_forms], [SCHEMA_V10]]
 #: the schema this version of wildduck writes; every older version (from 1 on) is migrated on open
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from wildduck.adapters.sqlite.accounts import AccountsRole
 from wildduck.adapters.sqlite.blobs import BlobsRole
 from wildduck.adapters.sqlite.codec import new_id
-from wildduck.adapters.sqlite.counters import CountersRole
 from wildduck.adapters.sqlite.journal import JournalRole
 from wildduck.adapters.sqlite.mailboxes import MailboxesRole
 from wildduck.adapters.sqlite.maintenance import MaintenanceRole
@@ -23,14 +22,12 @@ from wildduck.adapters.sqlite.messages import MessagesRole
 from wildduck.adapters.sqlite.search import SearchRole
 
 if TYPE_CHECKING:
-    from wildduck.ports import Accounts, BlobStore, Counters, Journal, Mailboxes, Maintenance, Messages, SearchIndex
+    from wildduck.ports import Accounts, BlobStore, Journal, Mailboxes, Maintenance, Messages, SearchIndex
 
 
-class SqliteStore(AccountsRole, MailboxesRole, MessagesRole, JournalRole, SearchRole, BlobsRole, MaintenanceRole,
-                  CountersRole):
-    """Accounts, Mailboxes, Messages, Journal, SearchIndex, BlobStore and Maintenance on one SQLite database file,
-    and Counters for the single node (rate-limit windows shared by every process on the machine; slots and leases
-    in this process: ``counters.py``).
+class SqliteStore(AccountsRole, MailboxesRole, MessagesRole, JournalRole, SearchRole, BlobsRole, MaintenanceRole):
+    """Accounts, Mailboxes, Messages, Journal, SearchIndex, BlobStore and Maintenance on one SQLite database file
+    (the node's Counters have a file of their own: ``counters.py``).
 
     Quota policy is the domain's: the store only applies the limit each call passes (``NewMessage.quota``,
     ``copy_messages(quota=...)``). ``close()`` ends the store (it is no role's method).
@@ -42,9 +39,9 @@ class SqliteStore(AccountsRole, MailboxesRole, MessagesRole, JournalRole, Search
 
 if TYPE_CHECKING:
     def _fills_every_storage_role(s: SqliteStore) -> tuple[Accounts, Mailboxes, Messages, Journal, SearchIndex,
-                                                             BlobStore, Maintenance, Counters]:
+                                                             BlobStore, Maintenance]:
         """mypy checks here that ``SqliteStore`` implements each port."""
-        return s, s, s, s, s, s, s, s
+        return s, s, s, s, s, s, s
 
 
 async def open_sqlite_store(path: str | os.PathLike[str], *, synchronous: str = "full",

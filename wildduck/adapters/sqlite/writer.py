@@ -4,11 +4,20 @@ Write transactions that queue up while one is committing run together in the nex
 own savepoint (a failing one rolls back alone), and are committed with one COMMIT, so one fsync. Every caller gets
 its outcome only after that COMMIT: nothing is acknowledged before it is durable. If SQLite abandons the whole
 transaction (an I/O error, a full disk) or the COMMIT fails, every job of the batch fails.
+
+Several processes may write one database (the workers of ``wildduck serve --workers N``, a ``wildduck deliver``).
+SQLite lets a writer that finds the file locked poll (its busy handler sleeps 1, 2, 5, ... up to 100 ms between
+tries), so under contention a write waits milliseconds for a lock that was free after microseconds. Each writer
+therefore takes an exclusive ``flock`` on a lock file beside the database (:class:`FileLock`) around its
+transaction: a blocked writer sleeps in the kernel and wakes the moment the holder lets go, and SQLite's own lock is
+then always free for it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -29,6 +38,46 @@ T = TypeVar("T")
 MAX_BATCH = 64
 
 
+class FileLock:
+    """An exclusive ``flock`` on ``path`` (created if missing), held by one thread at a time of this process and by
+    one process at a time of the machine; blocking, so only for the threads that write."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._threads = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+    def try_acquire(self) -> bool:
+        """Take the lock if no thread or process holds it; never waits (release with ``__exit__``)."""
+        if not self._threads.acquire(blocking=False):
+            return False
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._threads.release()
+            return False
+        except BaseException:
+            self._threads.release()
+            raise
+        return True
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 @dataclass(slots=True)
 class _Job:
     fn: Callable[..., Any]
@@ -39,9 +88,11 @@ class _Job:
 
 class GroupCommitWriter:
     def __init__(self, conn: Callable[[], sqlite3.Connection | None],
-                 mapped: Callable[[Callable[[], T]], T]) -> None:
-        """``conn`` gives the writer connection; ``mapped`` runs a job, turning driver errors into ours."""
+                 mapped: Callable[[Callable[[], T]], T], lock: Callable[[], FileLock | None] = lambda: None) -> None:
+        """``conn`` gives the writer connection; ``mapped`` runs a job, turning driver errors into ours; ``lock``
+        the lock that every process's writer of this database holds around a transaction."""
         self._conn = conn
+        self._lock = lock
         self._mapped = mapped
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="wildduck-sqlite-writer", daemon=True)
@@ -87,6 +138,14 @@ class GroupCommitWriter:
             for job in batch:
                 job.deliver(outcome.Error(StoreError("store is closed")))
             return
+        lock = self._lock()
+        if lock is None:
+            self._commit_locked(conn, batch)
+            return
+        with lock:
+            self._commit_locked(conn, batch)
+
+    def _commit_locked(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         results: list[outcome.Outcome[Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
