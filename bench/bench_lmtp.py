@@ -109,6 +109,7 @@ def run_server(workdir: Path, build: Build, env: dict[str, str], clients: int, s
 def run_dovecot(workdir: Path, clients: int, seconds: float, shared: bool) -> dict[str, float]:
     """The same clients against Debian's Dovecot LMTP (maildir, its default mail_fsync = optimized: each
     delivered file is fsynced before the 250), configured for speed."""
+    workdir.chmod(0o755)  # Dovecot's unprivileged processes must reach the maildir
     with private_dovecot(workdir / "dovecot", "user", "pw", speed=True, protocols="imap lmtp") as dovecot:
         assert dovecot.lmtp_port is not None
         result = drive("127.0.0.1", dovecot.lmtp_port, "user@example.com", clients, seconds, shared)
@@ -176,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
         if dovecot:
             ours = statistics.median(r["rate"] for r in runs[impls[-1][0]])
             theirs = statistics.median(r["rate"] for r in runs["dovecot"])
+            if not theirs:
+                raise SystemExit("Dovecot delivered nothing: see its log")
             print(f"** {label}: wildduck {impls[-1][0]} ({args.workers} worker{'s' * (args.workers > 1)}) / dovecot "
                   f"msgs/s {ours / theirs:.2f}x")
         if args.against and args.repeat > 1:

@@ -65,6 +65,37 @@ async def test_fixed_window(env: Env) -> None:
     assert await counters.window("k") == Window(0, 0.0)
 
 
+async def test_decrement_takes_one_event_back(env: Env) -> None:
+    counters = env.counters
+    await counters.decrement("k")  # nothing counted: nothing happens, no window opens
+    assert await counters.window("k") == Window(0, 0.0)
+    await counters.increment("k", 120)
+    await counters.increment("k", 120)
+    env.advance(20)
+    await counters.decrement("k")
+    assert await counters.window("k") == Window(1, 100.0)  # the window keeps its end
+    await counters.decrement("k")
+    await counters.decrement("k")
+    assert (await counters.window("k")).count == 0  # never below 0
+    assert (await counters.increment("k", 120)).count == 1
+
+
+async def test_concurrent_increments_and_decrements_balance(env: Env) -> None:
+    """Logins that count first and take their count back when the password was right leave nothing behind."""
+    counters = env.counters
+    peaks: list[int] = []
+
+    async def login() -> None:
+        peaks.append((await counters.increment("k", 120)).count)
+        await counters.decrement("k")
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(100):
+            nursery.start_soon(login)
+    assert (await counters.window("k")).count == 0
+    assert max(peaks) <= 100
+
+
 async def test_concurrent_increments_count_each_event_once(env: Env) -> None:
     counts: list[int] = []
 

@@ -103,6 +103,46 @@ async def test_an_unlock_in_another_process_reaches_the_server(tmp_path: Path) -
         await server_store.close()
 
 
+async def test_concurrent_right_logins_are_never_refused(env: Login) -> None:
+    """50 connections of one account from one address logging in at once (more than the failure limit): all in,
+    and nothing stays counted against the account."""
+    import trio
+
+    results: list[str] = []
+
+    async def one() -> None:
+        try:
+            await env.login.authenticate("carol", "right", peer=OWNER)
+            results.append("ok")
+        except (RateLimited, AuthFailed) as exc:
+            results.append(type(exc).__name__)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(50):
+            nursery.start_soon(one)
+    assert results == ["ok"] * 50
+    await fail(env.login, 2, OWNER)  # the whole budget is still there
+    with pytest.raises(RateLimited):
+        await env.login.authenticate("carol", "right", peer=OWNER)
+
+
+async def test_parallel_guesses_cannot_overrun_the_limit(env: Login) -> None:
+    import trio
+
+    outcomes: list[str] = []
+
+    async def guess() -> None:
+        try:
+            await env.login.authenticate("carol", "wrong", peer=STRANGER)
+        except (RateLimited, AuthFailed) as exc:
+            outcomes.append(type(exc).__name__)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(20):
+            nursery.start_soon(guess)
+    assert outcomes.count("AuthFailed") == POLICY.max_failures  # only that many passwords were checked
+
+
 @pytest.mark.parametrize(("peer", "source"), [
     ("203.0.113.9:51000", "203.0.113.9"),
     ("203.0.113.9", "203.0.113.9"),

@@ -13,7 +13,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -84,6 +84,23 @@ class UserSession:
     origin: str
 
 
+class _KeyedLocks:
+    """One ``trio.Lock`` per key, kept only while a task holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, trio.Lock] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, trio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._locks.pop(key, None)
+
+
 class LoginService:
     def __init__(self, users: UserService, counters: Counters, pubsub: PubSub,
                  policy: LoginPolicy = LoginPolicy()) -> None:
@@ -95,7 +112,9 @@ class LoginService:
         # changes the stored hash, so old entries can never match again.
         self._auth_cache: dict[tuple[str, str, bytes], float] = {}
         self._auth_key = secrets.token_bytes(32)
-        self._verifying: dict[tuple[str, str, bytes], trio.Lock] = {}
+        self._verifying = _KeyedLocks()
+        #: attempts on one (account, source) key run one at a time in this process (see ``authenticate``)
+        self._attempts = _KeyedLocks()
         #: slots this process holds, as (key, token); the keeper renews them
         self._held: set[tuple[str, str]] = set()
 
@@ -123,8 +142,10 @@ class LoginService:
 
         The attempt is counted **before** the password is checked (one atomic increment), so parallel guesses
         cannot overrun the limit: past ``max_failures`` in the window, every attempt is refused with
-        ``RateLimited`` whatever the password. A correct password clears the count. Raises ``AuthFailed`` after
-        the failure penalty.
+        ``RateLimited`` whatever the password. A correct password takes its own count back (a decrement, not a
+        reset: concurrent logins of the same account, right and wrong, each undo only themselves, so a stream of
+        successful logins neither locks the account nor erases a stranger's failures). Raises ``AuthFailed``
+        after the failure penalty.
 
         Attempts are counted per account **and** source: ``peer`` is the client's address (``"ip:port"`` as the
         listeners give it, or a bare address; IPv6 counts per /64, see :func:`source_of`), so a stranger's wrong
@@ -136,18 +157,25 @@ class LoginService:
         except NotFound:
             user = None
         policy = self.policy
-        key = await self._attempt_key(user, username, source_of(peer)) if policy.max_failures else ""
-        if policy.max_failures:
-            window = await self.counters.increment(key, policy.failure_window)
-            if window.count > policy.max_failures:
-                raise RateLimited(f"too many failed logins, try again in {math.ceil(window.retry_after)} s",
-                                  window.retry_after)
-        found = await self._verify(user, password)
+        if not policy.max_failures:
+            found = await self._verify(user, password)
+        else:
+            key = await self._attempt_key(user, username, source_of(peer))
+            # One at a time per key in this process: otherwise N concurrent right logins (a client opening its
+            # connections, a burst from one NAT) would all count before any takes its count back, and the
+            # later ones be refused. Guesses are no faster for it; across processes at most one per process
+            # is in flight.
+            async with self._attempts.hold(key):
+                window = await self.counters.increment(key, policy.failure_window)
+                if window.count > policy.max_failures:
+                    raise RateLimited(f"too many failed logins, try again in {math.ceil(window.retry_after)} s",
+                                      window.retry_after)
+                found = await self._verify(user, password)
+                if found is not None:
+                    await self.counters.decrement(key)
         if found is None:
             await trio.sleep(policy.failure_penalty)
             raise AuthFailed("invalid credentials")
-        if policy.max_failures:
-            await self.counters.reset(key)
         return found
 
     async def unlock(self, user: User) -> None:
@@ -169,18 +197,13 @@ class LoginService:
         if self._auth_cache.get(key, 0.0) > now:
             return user
         # concurrent logins with the same password (a client opening several connections) share one check
-        lock = self._verifying.setdefault(key, trio.Lock())
-        try:
-            async with lock:
-                now = time.monotonic()
-                if self._auth_cache.get(key, 0.0) > now:
-                    return user
-                ok = await trio.to_thread.run_sync(
-                    passwords.verify_password, password, user.password_hash, limiter=hash_limiter
-                )
-        finally:
-            if not lock.locked() and not lock.statistics().tasks_waiting:
-                self._verifying.pop(key, None)
+        async with self._verifying.hold(key):
+            now = time.monotonic()
+            if self._auth_cache.get(key, 0.0) > now:
+                return user
+            ok = await trio.to_thread.run_sync(
+                passwords.verify_password, password, user.password_hash, limiter=hash_limiter
+            )
         if not ok:
             return None
         if len(self._auth_cache) >= AUTH_CACHE_SIZE:

@@ -36,6 +36,10 @@ class Counters(Protocol):
         ``window`` seconds."""
         ...
 
+    async def decrement(self, key: str) -> None:
+        """Take back one event counted by ``increment`` in the open window (never below 0; no window opens)."""
+        ...
+
     async def reset(self, key: str) -> None:
         ...
 

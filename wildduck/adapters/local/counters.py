@@ -51,6 +51,13 @@ class LocalCounters:
         await trio.lowlevel.checkpoint()
         return Window(count + 1, closes - now)
 
+    async def decrement(self, key: str) -> None:
+        now = self._clock()
+        count, closes = self._current(key, now)
+        if count:
+            self._windows[key] = (count - 1, closes)
+        await trio.lowlevel.checkpoint()
+
     async def reset(self, key: str) -> None:
         self._windows.pop(key, None)
         await trio.lowlevel.checkpoint()

@@ -150,6 +150,11 @@ class SqliteCounters:
 
         return await self._tx(tx)
 
+    async def decrement(self, key: str) -> None:
+        """Take back one event of the open window of ``key`` (never below 0)."""
+        await self._tx(lambda conn, now: conn.execute(
+            "UPDATE rate_windows SET count = count - 1 WHERE key = ? AND closes > ? AND count > 0", (key, now)))
+
     async def reset(self, key: str) -> None:
         """Close the window of ``key`` (its count is 0 again)."""
         await self._tx(lambda conn, _now: conn.execute("DELETE FROM rate_windows WHERE key = ?", (key,)))
