@@ -196,7 +196,7 @@ def run_wildduck(args: argparse.Namespace, workdir: Path, build: Build) -> Resul
         _host, port = server.address("imap")
         if args.profile:
             profile = subprocess.Popen(
-                [args.profile, "record", "--pid", str(server.proc.pid), "--rate", "200", "--format", "raw", "--gil",
+                [args.profile, "record", "--pid", str(server.proc.pid), "--subprocesses", "--rate", "200", "--format", "raw", "--gil",
                  "--duration", str(args.seconds), "-o", str(profile_path(args, build))],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         result = run_imaptest(args.imaptest, port, args.mbox, args.clients, args.seconds, server.proc.pid, workdir)

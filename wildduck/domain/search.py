@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from wildduck.model import SearchRow
 from wildduck.model import search as q
 from wildduck.ports import SearchIndex
-from wildduck.protocols.mime import headers
+from wildduck.protocols.mime import headers, searchable
 
 #: the query nodes a session can answer from what it keeps in memory
 _MEMORY = (q.All, q.And, q.Or, q.Not, q.Flag, q.Recent, q.Uids, q.ModSeq)
-_ADDRESS_FIELDS = frozenset({"from", "to", "cc", "bcc"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,35 +46,8 @@ def text_terms(query: q.Query) -> list[q.Text]:
     return list(dict.fromkeys(node for node in q.walk(query) if isinstance(node, q.Text)))
 
 
-def _header_values(row: SearchRow, name: str) -> list[str]:
-    fields = headers.fields(row.header)
-    return [headers.decode_words(v) for k, v in fields if k == name.lower()]
-
-
 def _has(row: SearchRow, flag: str) -> bool:
     return flag in row.flags
-
-
-def _sent_date(row: SearchRow) -> dt.date | None:
-    """The Date header's calendar date in the sender's own time zone (RFC 3501 SENT* keys)."""
-    parsed = headers.parse_date(headers.get(headers.fields(row.header), "date"))
-    return parsed.date() if parsed else None
-
-
-def _address_values(row: SearchRow, name: str) -> list[str]:
-    """Decoded header values plus each address as ``name <mailbox@host>`` (comments and spacing normalized)."""
-    out = []
-    for key, value in headers.fields(row.header):
-        if key != name:
-            continue
-        out.append(headers.decode_words(value))
-        for a in headers.parse_addresses(value):
-            if a.mailbox is None:
-                continue
-            addr = a.mailbox.decode("utf-8", "replace") + ("@" + a.host.decode("utf-8", "replace") if a.host else "")
-            display = headers.decode_words(a.name) if a.name else ""
-            out.append(f"{display} <{addr}>" if display else addr)
-    return out
 
 
 def _contains(haystacks: Sequence[str], needle: str) -> bool:
@@ -110,13 +82,13 @@ def matches(query: q.Query, row: SearchRow, ctx: Context) -> bool:
     if isinstance(query, q.Instant):
         return row.internal_date <= query.when if query.op == "before" else row.internal_date >= query.when
     if isinstance(query, q.Date):
-        day = row.internal_date.date() if query.field == "internal" else _sent_date(row)
+        if query.field == "internal":
+            day: dt.date | None = row.internal_date.date()
+        else:
+            day = searchable.sent_date(headers.fields(row.header))
         return day is not None and _compare(day, query.op, query.day)
-    if isinstance(query, q.Header):
-        if query.name in _ADDRESS_FIELDS:
-            return _contains(_address_values(row, query.name), query.needle)
-        values = _header_values(row, query.name)
-        return bool(values) and (not query.needle or _contains(values, query.needle))
+    if isinstance(query, q.Header):  # an empty needle matches any copy of the field: only its presence counts
+        return _contains(searchable.values(headers.fields(row.header), query.name), query.needle)
     if isinstance(query, q.Text):
         assert ctx.text_hits is not None, "text terms need the index's answers"
         return row.uid in ctx.text_hits[(query.needle, query.headers_too)]

@@ -9,12 +9,14 @@ changes are the ones the client knows at that point of the report.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from wildduck.model import FlagChange, JournalEntry, JournalOp, Mailbox, Nudge, Resync
+import trio
+
+from wildduck.model import FlagChange, JournalEntry, JournalOp, JournalPage, Mailbox, Nudge, Resync
 from wildduck.model.mailboxes import FlagsByUid, MessageTable, ModseqsByUid
 from wildduck.ports import Journal, Messages
 
@@ -91,6 +93,98 @@ def _replay(table: MessageTable, entries: Iterable[JournalEntry]) -> None:
                 table.set_at(i, entry.flags, entry.modseq)
 
 
+class _Batch:
+    """Calls of one kind on one mailbox, gathered while none of them has started."""
+
+    __slots__ = ("wants", "done", "page", "since", "previous", "top", "winner")
+
+    def __init__(self, first: int) -> None:
+        self.wants = [first]
+        self.done = trio.Event()
+        self.page: JournalPage | None = None
+        self.since = 0
+        self.previous: int | None = None
+        self.top = 0
+        self.winner = 0
+
+
+class SharedReads:
+    """Journal reads and \\Recent claims of one mailbox by many sessions at once, done once.
+
+    A delivery wakes every session that selected the mailbox (hundreds, for a shared or much-watched INBOX), and
+    each would read the journal and try to claim \\Recent: a store call each, queued behind each other. Calls that
+    arrive while a first one waits for its turn (two scheduling rounds: the sessions woken by the same nudge) join
+    it; once it has started, later calls start a batch of their own, so that every caller gets an answer read
+    after it asked (the journal's contract holds for each). One read serves every joiner: from the lowest
+    ``since``, each gets the entries above its own (a pruned page is read again alone). One claim serves
+    every joiner: up to the highest UID any of them saw; the session that asked for it gets the claimed
+    messages as \\Recent, the others none (each message is \\Recent in one session, as RFC 3501 asks)."""
+
+    def __init__(self, journal: Journal, messages: Messages) -> None:
+        self.journal = journal
+        self.messages = messages
+        self._reads: dict[str, _Batch] = {}
+        self._claims: dict[str, _Batch] = {}
+
+    async def read_journal(self, mailbox_id: str, since: int) -> JournalPage:
+        batch = self._reads.get(mailbox_id)
+        if batch is not None:
+            batch.wants.append(since)
+            await batch.done.wait()
+            page = batch.page
+            if page is None or (page.pruned and since != batch.since):  # the first call failed, or was pruned
+                return await self.journal.read_journal(mailbox_id, since)
+            return _above(page, batch.since, since)
+        batch = self._reads[mailbox_id] = _Batch(since)
+        try:
+            await _two_rounds()
+        finally:
+            del self._reads[mailbox_id]
+        try:
+            batch.since = min(batch.wants)
+            batch.page = await self.journal.read_journal(mailbox_id, batch.since)
+        finally:
+            batch.done.set()
+        return _above(batch.page, batch.since, since)
+
+    async def claim_recent(self, mailbox_id: str, up_to: int) -> int:
+        batch = self._claims.get(mailbox_id)
+        if batch is not None:
+            me = len(batch.wants)
+            batch.wants.append(up_to)
+            await batch.done.wait()
+            if batch.previous is None:  # the first call failed: claim alone
+                return await self.messages.claim_recent(mailbox_id, up_to)
+            return batch.previous if me == batch.winner else max(batch.previous, batch.top)
+        batch = self._claims[mailbox_id] = _Batch(up_to)
+        try:
+            await _two_rounds()
+        finally:
+            del self._claims[mailbox_id]
+        try:
+            batch.top = max(batch.wants)
+            batch.winner = batch.wants.index(batch.top)
+            batch.previous = await self.messages.claim_recent(mailbox_id, batch.top)
+        finally:
+            batch.done.set()
+        return batch.previous if batch.winner == 0 else max(batch.previous, batch.top)
+
+
+async def _two_rounds() -> None:
+    """Let the tasks runnable now, and those they wake without waiting, reach the batch (trio runs the tasks of
+    one round in no fixed order: one round could close the batch before the others of the same wake-up came)."""
+    await trio.lowlevel.cancel_shielded_checkpoint()
+    await trio.lowlevel.cancel_shielded_checkpoint()
+
+
+def _above(page: JournalPage, read_since: int, since: int) -> JournalPage:
+    """``page`` (read from ``read_since``) as a read from ``since`` >= ``read_since`` would have returned it."""
+    if since == read_since:
+        return page
+    start = bisect_right(page.entries, since, key=lambda e: e.modseq)
+    return replace(page, entries=page.entries[start:])
+
+
 @dataclass
 class MailboxView:
     """One session's view of its selected mailbox. Build it with :meth:`open`.
@@ -113,6 +207,8 @@ class MailboxView:
     dirty: bool = False
     #: the mailbox was deleted
     gone: bool = False
+    #: journal reads and \\Recent claims shared with the other sessions of this process (None: its own)
+    shared: SharedReads | None = None
 
     def __post_init__(self) -> None:
         self.flags = FlagsByUid(self.table)
@@ -214,7 +310,7 @@ class MailboxView:
             return [Deleted()]
         if not (self.dirty or force):
             return []
-        page = await self.journal.read_journal(self.mailbox.id, self.known_modseq)
+        page = await (self.shared or self.journal).read_journal(self.mailbox.id, self.known_modseq)
         if page.mailbox is None:
             self.gone = True
             return [Deleted()]
@@ -269,7 +365,7 @@ class MailboxView:
         if self.readonly:
             first = self.mailbox.recent_from
         else:
-            first = await self.messages.claim_recent(self.mailbox.id, arrived[-1] + 1)
+            first = await (self.shared or self.messages).claim_recent(self.mailbox.id, arrived[-1] + 1)
         self.recent.update(u for u in arrived if u >= first)
 
     async def _resync(self) -> list[Change]:
@@ -318,6 +414,8 @@ class SyncService:
         self.messages = messages
         self.journal = journal
         self._kept: OrderedDict[str, _Kept] = OrderedDict()
+        #: the views' journal reads and claims, coalesced across sessions
+        self.shared = SharedReads(journal, messages)
 
     async def open_view(self, mailbox: Mailbox, *, readonly: bool, origin: str = "") -> MailboxView:
         kept = self._kept.pop(mailbox.id, None)
@@ -326,6 +424,7 @@ class SyncService:
             kept = _Kept(mailbox, MessageTable())
         view = await MailboxView.open(self.messages, self.journal, mailbox, readonly=readonly, origin=origin,
                                       kept=None if fresh else kept)
+        view.shared = self.shared
         if fresh:
             kept = _Kept(view.mailbox, view.table.copy())
         if len(kept.table) >= CACHE_FROM:

@@ -28,6 +28,14 @@ IMAP_FORMS = ("imap_envelope", "imap_bodystructure", "imap_body", "imap_envelope
               "imap_body_utf8")
 #: the ``messages`` columns of a record without what recomposing the message takes, in the order
 #: :func:`meta_record` reads them (no JSON but the flags: the structure is read in its IMAP form)
+#: the header keys SEARCH narrows in SQL (schema v11), each from a column ``search_<key>``
+SEARCH_FIELDS = ("from", "to", "cc", "bcc", "subject")
+#: the ``messages`` columns of schema v11, in the order of :func:`search_columns`: the sender's calendar day of the
+#: Date header as a proleptic Gregorian ordinal (``date.toordinal()``; NULL without a parseable Date), and per
+#: header key its search values case-folded, joined by :data:`SEARCH_SEPARATOR` (NULL when the field is absent)
+SEARCH_COLUMNS = ("sent_day", *(f"search_{name}" for name in SEARCH_FIELDS))
+#: between the values of one search column: a needle without it matches the column iff it matches one value
+SEARCH_SEPARATOR = "\n"
 RECORD_META = ("id, user_id, uid, modseq, flags, internal_date, size, subject, message_id, header_date, "
                + ", ".join(IMAP_FORMS))
 
@@ -99,9 +107,29 @@ def parts_load(text: str) -> list[StoredPart]:
 
 def stored_header(skeleton: bytes, compressed: int, mime_tree: str) -> bytes:
     """The top-level header block of a stored message (from its skeleton and MIME tree columns)."""
-    raw = unpack(skeleton, compressed)
-    tree = json.loads(mime_tree)
-    return raw[: int(tree.get("bs", len(raw)))] if isinstance(tree, dict) else b""
+    return header_block(unpack(skeleton, compressed), json.loads(mime_tree))
+
+
+def header_block(skeleton: bytes, tree: Any) -> bytes:
+    """The top-level header block of a message's skeleton, given its MIME tree."""
+    return skeleton[: int(tree.get("bs", len(skeleton)))] if isinstance(tree, dict) else b""
+
+
+def search_columns(header: bytes) -> tuple[int | None, str | None, str | None, str | None, str | None, str | None]:
+    """The values of the :data:`SEARCH_COLUMNS` of a message with this top-level header block: what the domain's
+    exact evaluator computes from the same bytes (``protocols.mime.searchable``), kept so that SQL can decide the
+    SENT* keys and narrow the header keys without reading the header."""
+    from wildduck.protocols.mime import headers, searchable
+
+    parsed = headers.fields(header)
+    day = searchable.sent_date(parsed)
+
+    def joined(name: str) -> str | None:
+        found = searchable.values(parsed, name)
+        return SEARCH_SEPARATOR.join(v.casefold() for v in found) if found else None
+
+    return (day.toordinal() if day is not None else None, joined("from"), joined("to"), joined("cc"), joined("bcc"),
+            joined("subject"))
 
 
 def user(row: sqlite3.Row) -> User:

@@ -41,7 +41,8 @@ from wildduck.model.mailboxes import MessageTable
 
 _MESSAGE_COLUMNS = ("id, user_id, mailbox_id, uid, modseq, flags, internal_date, size, skeleton, skeleton_compressed, "
                     "parts, mime_tree, envelope, bodystructure, subject, message_id, header_date, has_attachments, "
-                    "search_text, text_id, " + ", ".join(codec.IMAP_FORMS))
+                    "search_text, text_id, " + ", ".join((*codec.IMAP_FORMS, *codec.SEARCH_COLUMNS)))
+_INSERT_MESSAGE = f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES ({placeholders(len(_MESSAGE_COLUMNS.split(',')))})"
 
 
 #: UIDs per statement of a metadata read (SQLite binds at most 32,766 parameters)
@@ -61,6 +62,8 @@ class _Encoded:
     blobs: list[str]
     #: the IMAP forms of ENVELOPE, BODYSTRUCTURE and BODY (the ``codec.IMAP_FORMS`` columns)
     imap: tuple[bytes | None, ...]
+    #: the sent day and the header search values (the ``codec.SEARCH_COLUMNS``)
+    search: tuple[int | str | None, ...]
 
     @classmethod
     def of(cls, p: PreparedMessage) -> _Encoded:
@@ -71,7 +74,8 @@ class _Encoded:
             raise ValueError(f"prepared message lacks the bytes of blob {missing[0]}")
         return cls(skeleton, compressed, codec.parts_json(p.parts), codec.to_json(p.mime_tree),
                    codec.to_json(p.envelope), codec.to_json(p.bodystructure), blobs,
-                   codec.imap_forms(p.envelope, p.bodystructure))
+                   codec.imap_forms(p.envelope, p.bodystructure),
+                   codec.search_columns(codec.header_block(p.skeleton, p.mime_tree)))
 
 
 def _apply(mode: FlagMode, current: tuple[str, ...], given: list[str]) -> tuple[str, ...]:
@@ -203,13 +207,12 @@ class MessagesRole(StoreBase):
                         mid, item.user_id, mailbox_id, uid, modseq, flags, codec.ts(item.internal_date), p.size,
                         e.skeleton, int(e.compressed), e.parts, e.mime_tree, e.envelope, e.bodystructure, p.subject,
                         p.message_id, codec.ts(p.header_date) if p.header_date else None, int(p.has_attachments), "",
-                        text_ids[id(p)], *e.imap,
+                        text_ids[id(p)], *e.imap, *e.search,
                     ))
                     blob_rows.extend((mid, blob) for blob in e.blobs)
                     journal_rows.append((mailbox_id, modseq, JournalOp.EXISTS, uid, mid, flags, now))
                     outcomes[idx] = AppendResult(mid, mailbox_id, uid, modseq, alloc["uid_validity"])
-                conn.executemany(f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES ({placeholders(26)})",
-                                 message_rows)
+                conn.executemany(_INSERT_MESSAGE, message_rows)
                 conn.executemany("INSERT INTO message_blobs (message_id, blob) VALUES (?, ?)", blob_rows)
                 write_journal(conn, journal_rows)
                 count_messages(conn, mailbox_id, len(indexes), sum("\\Seen" not in items[idx].flags for idx in indexes),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from wildduck.adapters.sqlite.codec import IMAP_FORMS, imap_forms, stored_header
+from wildduck.adapters.sqlite.codec import IMAP_FORMS, SEARCH_COLUMNS, imap_forms, search_columns, stored_header
 from wildduck.errors import StoreError
 
 SCHEMA_V1 = """
@@ -220,10 +220,40 @@ def _render_imap_forms(conn: sqlite3.Connection) -> None:
 SCHEMA_V10 = "DROP TABLE IF EXISTS rate_windows"
 
 
+# v11: SEARCH on sent dates and header addresses / subject without reading headers. Each message keeps the sender's
+# calendar day of its Date header (``sent_day``, a date ordinal: SENT* compare it, exactly) and, per header key
+# (FROM, TO, CC, BCC, SUBJECT), its search values case-folded (``search_<key>``: ``instr`` decides the key, a scan
+# of a narrow index instead of decompressing and parsing every header). Two covering indexes: the sent day (a range
+# for SENT*) with the header values (scanned for a header key), and the size (a range for LARGER / SMALLER). The data
+# step derives the columns from each stored header, with the same code as an ingest; the indexes come after it.
+SCHEMA_V11 = ["ALTER TABLE messages ADD COLUMN sent_day INTEGER",
+              *(f"ALTER TABLE messages ADD COLUMN {column} TEXT" for column in SEARCH_COLUMNS[1:])]
+SCHEMA_V11_INDEXES = [
+    f"CREATE INDEX messages_sent ON messages(mailbox_id, sent_day, uid, {', '.join(SEARCH_COLUMNS[1:])})",
+    "CREATE INDEX messages_size ON messages(mailbox_id, size, uid)",
+]
+
+
+def _fill_search_columns(conn: sqlite3.Connection) -> None:
+    """v11 data step: the sent day and header search values of every stored message, from its stored header."""
+    assignments = ", ".join(f"{column} = ?" for column in SEARCH_COLUMNS)
+    last = -1
+    while True:
+        rows = conn.execute("SELECT rowid, skeleton, skeleton_compressed, mime_tree FROM messages WHERE rowid > ? "
+                            "ORDER BY rowid LIMIT 1000", (last,)).fetchall()
+        if not rows:
+            return
+        conn.executemany(f"UPDATE messages SET {assignments} WHERE rowid = ?",
+                         [(*search_columns(stored_header(skeleton, compressed, tree)), rowid)
+                          for rowid, skeleton, compressed, tree in rows])
+        last = rows[-1][0]
+
+
 #: a step is an SQL script (statements separated by ";"), a list of statements, or a function of the connection
 Step = str | list[str] | Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[list[Step]] = [[SCHEMA_V1], [SCHEMA_V2], [SCHEMA_V3], [SCHEMA_V4, _index_existing_text], [SCHEMA_V5],
-                                [SCHEMA_V6], [SCHEMA_V7], [SCHEMA_V8], [SCHEMA_V9, _render_imap_forms], [SCHEMA_V10]]
+                                [SCHEMA_V6], [SCHEMA_V7], [SCHEMA_V8], [SCHEMA_V9, _render_imap_forms], [SCHEMA_V10],
+                                [SCHEMA_V11, _fill_search_columns, SCHEMA_V11_INDEXES]]
 #: the schema this version of wildduck writes; every older version (from 1 on) is migrated on open
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -2,9 +2,11 @@
 
 ``candidates`` compiles a query into two SQL predicates over a ``messages`` row ``m``: an upper bound (every
 matching message satisfies it) and a lower bound (every message satisfying it matches). ``Not`` swaps them, which
-is why a term that SQL decides exactly (flags, UIDs, sizes, MODSEQs, text) narrows under ``Not`` too, and a term it
-only bounds from above (a flag's LIKE) still narrows where it stands alone. Terms SQL cannot decide (headers,
-\\Recent, sent dates) bound nothing: they are ignored inside ``And`` and make ``Or`` give up.
+is why a term that SQL decides exactly (flags, UIDs, sizes, MODSEQs, text, sent dates, header keys on the fields
+kept in columns) narrows under ``Not`` too, and a term it only bounds from above (a flag's LIKE) still narrows where
+it stands alone. Terms SQL cannot decide (other header fields, \\Recent) bound nothing: they are ignored inside
+``And`` and make ``Or`` give up. A column that may be NULL is tested with ``IS NOT NULL AND`` first: its predicate
+is then false, never NULL, for a message without the field, so that ``NOT`` turns it true as the evaluator does.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import wildduck.adapters.sqlite.codec as codec
 from wildduck.adapters.sqlite.base import StoreBase, select_in
 from wildduck.model import SearchRow
-from wildduck.model.search import All, And, Date, Flag, Instant, ModSeq, Not, Or, Query, Size, Text, Uids
+from wildduck.model.search import All, And, Date, Flag, Header, Instant, ModSeq, Not, Or, Query, Size, Text, Uids
 
 #: UID ranges above this many are bounded by their span only (one comparison instead of thousands of ORs)
 _MAX_RANGES = 64
@@ -68,6 +70,28 @@ def _date(q: Date) -> tuple[_Sql | None, _Sql | None]:
     return ("m.internal_date >= ? AND m.internal_date < ?", [_day_start(q.day, -1), _day_start(q.day, 2)]), None
 
 
+_SENT_OPS = {"before": "<", "on": "=", "since": ">="}
+
+
+def _sent(q: Date) -> _Sql:
+    """The sent day column against the day asked for: exact (the column is the evaluator's own sent date; a message
+    without a parseable Date header matches no SENT* key)."""
+    return f"m.sent_day IS NOT NULL AND m.sent_day {_SENT_OPS[q.op]} ?", [q.day.toordinal()]
+
+
+def _header(q: Header) -> tuple[_Sql | None, _Sql | None]:
+    """A header key on a column: its values contain the case-folded needle (``instr``: no wildcards to escape).
+    The column joins the values with a separator, so a needle holding the separator may match across two of them:
+    an upper bound only."""
+    column = f"m.search_{q.name}"
+    if not q.needle:
+        exact: _Sql = (f"{column} IS NOT NULL", [])
+        return exact, exact
+    needle = q.needle.casefold()
+    upper = (f"{column} IS NOT NULL AND instr({column}, ?) > 0", [needle])
+    return upper, (upper if codec.SEARCH_SEPARATOR not in needle else None)
+
+
 def _uids(q: Uids) -> tuple[_Sql, _Sql | None]:
     if not q.ranges:
         return ("0", []), ("0", [])
@@ -111,14 +135,19 @@ def _bounds(q: Query, mailbox_id: str) -> tuple[_Sql | None, _Sql | None]:
     if isinstance(q, Size):
         exact = ("m.size > ?" if q.op == "larger" else "m.size < ?", [q.octets])
         return exact, exact
-    if isinstance(q, Date) and q.field == "internal":
-        return _date(q)
+    if isinstance(q, Date):
+        if q.field == "internal":
+            return _date(q)
+        exact = _sent(q)
+        return exact, exact
+    if isinstance(q, Header) and q.name in codec.SEARCH_FIELDS:
+        return _header(q)
     if isinstance(q, Instant):
         when = codec.ts(q.when)
         if q.op == "before":
             return ("m.internal_date <= ?", [when + _EPSILON]), ("m.internal_date <= ?", [when - _EPSILON])
         return ("m.internal_date >= ?", [when - _EPSILON]), ("m.internal_date >= ?", [when + _EPSILON])
-    return None, None  # Header, Recent, Date(sent): decided by the domain
+    return None, None  # Recent, other headers: decided by the domain
 
 
 def _join(op: str, parts: list[_Sql]) -> _Sql:
