@@ -176,8 +176,11 @@ def wildduck_server(args: argparse.Namespace, workdir: Path, build: Build) -> Bu
     """A fresh data directory with the benchmark user; the server of ``build``, not yet started."""
     data_dir = workdir / "data"
     config = workdir / "wildduck.toml"
+    store = f'[store]\nsynchronous = "{args.synchronous}"\n' if args.synchronous else ""
+    if args.fsync_all:
+        store = (store or "[store]\n") + "fsync_all = true\n"
     config.write_text(f'[server]\ndata_dir = "{data_dir}"\n{build.workers_setting(args.workers)}[lmtp]\nport = 0\n'
-                      + wildduck_overrides(args.clients, build))
+                      + store + wildduck_overrides(args.clients, build))
     build.init_store(config)
     build.run("--config", str(config), "user", "create", USER, "--password", PASSWORD,
               "--address", f"{USER}@example.com", "--quota", "100G")
@@ -196,7 +199,8 @@ def run_wildduck(args: argparse.Namespace, workdir: Path, build: Build) -> Resul
         _host, port = server.address("imap")
         if args.profile:
             profile = subprocess.Popen(
-                [args.profile, "record", "--pid", str(server.proc.pid), "--subprocesses", "--rate", "200", "--format", "raw", "--gil",
+                [args.profile, "record", "--pid", str(server.proc.pid), "--subprocesses", "--rate", "200",
+                 "--format", "raw", "--gil",
                  "--duration", str(args.seconds), "-o", str(profile_path(args, build))],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         result = run_imaptest(args.imaptest, port, args.mbox, args.clients, args.seconds, server.proc.pid, workdir)
@@ -332,6 +336,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="5 s runs")
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1, help="wildduck server processes ([server] workers)")
+    parser.add_argument("--synchronous", choices=("full", "normal"), help="wildduck's [store] synchronous")
+    parser.add_argument("--fsync-all", action="store_true", help="wildduck's [store] fsync_all = true")
     parser.add_argument("--seconds", type=int, default=None, help="ImapTest secs= (default 30, --quick 5)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per server (alternating); medians are printed")
     parser.add_argument("--imaptest", default=os.environ.get("IMAPTEST", "imaptest"),

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""A 100,000-message INBOX: SELECT, EXAMINE, ``UID FETCH 1:* (FLAGS)``, ``FETCH 1:* (ENVELOPE)``, STATUS and the
-server's memory with the mailbox selected, against Debian's Dovecot in the same run.
+"""A 100,000-message INBOX: SELECT, EXAMINE, ``UID FETCH 1:* (FLAGS)``, ``FETCH 1:* (ENVELOPE)``, STATUS, SEARCH on
+a header address, the sent date, a subject word and the size, and the server's memory with the mailbox selected,
+against Debian's Dovecot in the same run.
 
     python bench/bench_large_mailbox.py [--quick] [--messages 100000] [--repeat 5] [--against REV] [--no-dovecot]
 
@@ -14,7 +15,8 @@ Messages: ~1 KB each, a From/To/Subject/Date/Message-ID header and a short text 
 The client is a raw socket (no parsing beyond finding the tagged reply), one connection per server, on loopback.
 Each command runs ``--repeat`` times and the table holds medians; the first SELECT (cold: the server's caches and,
 for Dovecot, its index are built) is reported on its own row. The server's RSS is read with the mailbox selected
-(wildduck: the server process; Dovecot: the ``imap`` process serving the connection).
+(wildduck: the server process; Dovecot: the ``imap`` process serving the connection). Each SEARCH reply is checked
+against the number of messages the generator made to match (:data:`SEARCHES`).
 """
 
 from __future__ import annotations
@@ -86,6 +88,22 @@ def message_bytes(n: int) -> bytes:
             f"Cc: list{n % 7}@example.org\r\nSubject: message number {n} about {rng.choice(words)}\r\n"
             f"Date: Mon, {day:02d} Jan 2024 10:{n % 60:02d}:00 +0000\r\nMessage-ID: <m{n}@example.net>\r\n"
             f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{lines}\r\n").encode()
+
+
+#: (label, command, which generated messages match): the SEARCH keys answered from the header, the date and the size
+SEARCHES: list[tuple[str, str, Callable[[int, bytes], bool]]] = [
+    ("UID SEARCH FROM <address>", "UID SEARCH FROM sender7@example.net", lambda n, raw: n % 500 == 7),
+    ("UID SEARCH SENTSINCE <date>", "UID SEARCH SENTSINCE 28-Jan-2024", lambda n, raw: n % 28 == 27),
+    ("UID SEARCH SUBJECT <word>", "UID SEARCH SUBJECT juliet",
+     lambda n, raw: b"juliet" in raw.split(b"\r\nSubject: ", 1)[1].split(b"\r\n", 1)[0]),
+    ("UID SEARCH LARGER <n>", "UID SEARCH LARGER 1060", lambda n, raw: len(raw) > 1060),
+]
+
+
+def search_counts(count: int) -> dict[str, int]:
+    """How many of the ``count`` generated messages each of :data:`SEARCHES` finds."""
+    raws = [message_bytes(n) for n in range(count)]
+    return {label: sum(matches(n, raw) for n, raw in enumerate(raws)) for label, _, matches in SEARCHES}
 
 
 def message_flags(n: int, keywords: bool) -> tuple[str, ...]:
@@ -181,8 +199,9 @@ class Client:
         self.sock.close()
 
 
-def measure(client: Client, repeat: int, memory: Callable[[], int], count: int) -> dict[str, float]:
-    """Times in seconds (medians), the RSS in bytes."""
+def measure(client: Client, repeat: int, memory: Callable[[], int], count: int,
+            found: dict[str, int]) -> dict[str, float]:
+    """Times in seconds (medians), the RSS in bytes; ``found``: the number of UIDs each SEARCH must return."""
     out: dict[str, float] = {}
     client.command(f"LOGIN {USER} {PASSWORD}")
     took, reply = client.command("SELECT INBOX")
@@ -191,12 +210,16 @@ def measure(client: Client, repeat: int, memory: Callable[[], int], count: int) 
     runs: dict[str, list[float]] = {}
     commands = [("SELECT", "SELECT INBOX"), ("EXAMINE", "EXAMINE INBOX"), ("SELECT", "SELECT INBOX"),
                 ("UID FETCH 1:* (FLAGS)", "UID FETCH 1:* (FLAGS)"), ("FETCH 1:* (ENVELOPE)", "FETCH 1:* (ENVELOPE)"),
-                ("STATUS", "STATUS INBOX (MESSAGES UNSEEN UIDNEXT)")]
+                ("STATUS", "STATUS INBOX (MESSAGES UNSEEN UIDNEXT)"),
+                *((label, text) for label, text, _ in SEARCHES)]
     for _ in range(repeat):
         for label, text in commands:
             took, reply = client.command(text)
             if "FETCH" in label:
                 assert reply.count(b" FETCH (") == count, (label, reply.count(b" FETCH ("))
+            if "SEARCH" in label:
+                line = reply[reply.index(b"* SEARCH"):].split(b"\r\n", 1)[0]
+                assert len(line.split()) - 2 == found[label], (label, len(line.split()) - 2, found[label])
             runs.setdefault(label, []).append(took)
     out.update({label: statistics.median(times) for label, times in runs.items()})
     client.command("SELECT INBOX")
@@ -205,7 +228,7 @@ def measure(client: Client, repeat: int, memory: Callable[[], int], count: int) 
     return out
 
 
-def run_wildduck(build: Build, count: int, repeat: int, workdir: Path) -> dict[str, float]:
+def run_wildduck(build: Build, count: int, repeat: int, workdir: Path, found: dict[str, int]) -> dict[str, float]:
     source = filled_data(build, count)
     data = workdir / "data"
     shutil.rmtree(data, ignore_errors=True)
@@ -219,7 +242,7 @@ def run_wildduck(build: Build, count: int, repeat: int, workdir: Path) -> dict[s
         client = Client(server.address("imap")[1])
         before = process_memory(pid)["VmRSS"]
         try:
-            result = measure(client, repeat, lambda: process_memory(pid)["VmRSS"], count)
+            result = measure(client, repeat, lambda: process_memory(pid)["VmRSS"], count, found)
         finally:
             client.close()
         result["RSS before"] = before
@@ -240,7 +263,7 @@ def _imap_processes(port: int) -> list[int]:
     return found
 
 
-def run_dovecot(binary: str, count: int, repeat: int, workdir: Path) -> dict[str, float]:
+def run_dovecot(binary: str, count: int, repeat: int, workdir: Path, found: dict[str, int]) -> dict[str, float]:
     directory = workdir / "dovecot"
     shutil.rmtree(directory, ignore_errors=True)
     maildir = directory / "home" / USER / "Maildir"
@@ -254,12 +277,13 @@ def run_dovecot(binary: str, count: int, repeat: int, workdir: Path) -> dict[str
 
         client = Client(instance.port)
         try:
-            return measure(client, repeat, memory, count)
+            return measure(client, repeat, memory, count, found)
         finally:
             client.close()
 
 
-ROWS = ["SELECT (first)", "SELECT", "EXAMINE", "UID FETCH 1:* (FLAGS)", "FETCH 1:* (ENVELOPE)", "STATUS"]
+ROWS = ["SELECT (first)", "SELECT", "EXAMINE", "UID FETCH 1:* (FLAGS)", "FETCH 1:* (ENVELOPE)", "STATUS",
+        *(label for label, _, _ in SEARCHES)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -283,17 +307,19 @@ def main(argv: list[str] | None = None) -> None:
         print(f"Dovecot not found ({args.dovecot}): apt-get install dovecot-imapd, or --no-dovecot",
               file=sys.stderr)
         raise SystemExit(2)
+    found = search_counts(count)
+    print("SEARCH matches: " + ", ".join(f"{label} {n:,}" for label, n in found.items()))
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="wd-bench-large-") as tmp:
         Path(tmp).chmod(0o755)  # Dovecot's unprivileged processes read their files below it
         for b in builds:
             print(f"measuring {b.label} ...", flush=True)
-            results[b.label] = run_wildduck(b, count, repeat, Path(tmp))
+            results[b.label] = run_wildduck(b, count, repeat, Path(tmp), found)
             print(f"  {b.label}: " + ", ".join(f"{k} {v * 1000:,.1f} ms" for k, v in results[b.label].items()
                                               if "RSS" not in k), flush=True)
         if dovecot:
             print("measuring dovecot ...", flush=True)
-            results["dovecot"] = run_dovecot(dovecot, count, repeat, Path(tmp))
+            results["dovecot"] = run_dovecot(dovecot, count, repeat, Path(tmp), found)
             print("  dovecot: " + ", ".join(f"{k} {v * 1000:,.1f} ms" for k, v in results["dovecot"].items()
                                             if "RSS" not in k), flush=True)
     names = list(results)

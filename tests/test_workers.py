@@ -299,3 +299,24 @@ def test_a_data_directory_too_long_for_the_sockets_is_a_clear_error(short_dir: P
     out = subprocess.run([sys.executable, "-m", "wildduck", "serve", "--config", str(config)], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode != 0 and "would be longer than" in out.stderr
+
+
+def test_ctrl_c_in_a_terminal_stops_everything_in_order(short_dir: Path) -> None:
+    """SIGINT to the server's whole process group (what a terminal sends on Ctrl-C): the supervisor stops the
+    workers in order; none is mistaken for a crash and restarted."""
+    config = write_config(short_dir)
+    prepare(config)
+    proc = subprocess.Popen([sys.executable, "-m", "wildduck", "serve", "--config", str(config)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)  # a group of its own, as a shell job has
+    assert proc.stderr is not None
+    log = []
+    for raw in proc.stderr:
+        log.append(raw.decode(errors="replace"))
+        if " ready (" in log[-1]:
+            break
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    rest = "".join(log) + err.decode(errors="replace")
+    assert proc.returncode == 0, rest
+    assert "starting another" not in rest and "did not stop in time" not in rest

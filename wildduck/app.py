@@ -189,6 +189,7 @@ async def open_services(config: Config, *, server: bool = False,
         config.resolve_data_path(config.store.path),
         synchronous=config.store.synchronous,
         readers=config.store.readers,
+        fsync_all=config.store.fsync_all,
     )
     counters: Counters = LocalCounters()
     pubsub: LocalPubSub

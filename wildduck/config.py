@@ -44,6 +44,7 @@ class StoreConfig:
     path: str
     synchronous: str
     readers: int
+    fsync_all: bool
 
 
 @dataclass(frozen=True, slots=True)

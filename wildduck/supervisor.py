@@ -162,8 +162,10 @@ class Supervisor:
         fds = [fd for group in self._fds(worker.index).values() for fd in group]
         env = {**os.environ, WORKER_ENV: self._spec(worker.index, write_fd)}
         try:
+            # a session of its own: Ctrl-C in a terminal reaches the supervisor only, which stops the workers in
+            # order (a worker that got SIGINT itself could exit first and look like a crash)
             proc = await trio.lowlevel.open_process(self.command, pass_fds=[*fds, write_fd, self._lifeline[0]],
-                                                    env=env)
+                                                    env=env, start_new_session=True)
         finally:
             os.close(write_fd)
         worker.process, worker.started = proc, trio.current_time()

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from pathlib import Path
 
 from tests.adapters.conftest import make_user, prepared
 from wildduck.adapters.sqlite import open_sqlite_store
-from wildduck.adapters.sqlite.codec import IMAP_FORMS
+from wildduck.adapters.sqlite.codec import IMAP_FORMS, SEARCH_COLUMNS
 from wildduck.domain.messages import prepare
 from wildduck.model import NewMessage
+from wildduck.model import search as q
 from wildduck.protocols.imap import serializer
 from wildduck.protocols.mime import bodystructure
 
-#: back from v9 to v8: the IMAP forms of the message structure go
-_DROP_V9 = "".join(f"ALTER TABLE messages DROP COLUMN {column};\n" for column in IMAP_FORMS)
+#: back from v11 to v10: the search columns and their indexes go
+_DROP_V11 = "DROP INDEX messages_sent; DROP INDEX messages_size;\n" + "".join(
+    f"ALTER TABLE messages DROP COLUMN {column};\n" for column in SEARCH_COLUMNS)
+#: back from v9 (and v11) to v8: the IMAP forms of the message structure go too
+_DROP_V9 = _DROP_V11 + "".join(f"ALTER TABLE messages DROP COLUMN {column};\n" for column in IMAP_FORMS)
 
 
 async def test_pragmas(tmp_path: Path) -> None:
@@ -204,6 +209,45 @@ async def test_v9_migration_renders_the_imap_forms(tmp_path: Path) -> None:
             assert (light.flags, light.size, light.internal_date) == (whole.flags, whole.size, whole.internal_date)
         assert full[0].imap_envelope_utf8 is None and full[1].imap_envelope_utf8 is not None
         assert full[2].imap_bodystructure_utf8 is not None  # the 8-bit subject of the encapsulated message
+        assert await s.check_integrity() == []
+    finally:
+        await s.close()
+
+
+async def test_v11_migration_fills_the_search_columns(tmp_path: Path) -> None:
+    """A v10 database decided SENT* and the header keys by parsing every header; v11 keeps the sent day and the
+    header search values in columns, filled by the migration with what an ingest writes, and indexed."""
+    path = tmp_path / "v10.db"
+    raws = [b"From: Alpha <alpha@example.com>\r\nTo: b@example.com\r\nSubject: Alpha\r\n"
+            b"Date: Tue, 10 Mar 2026 23:30:00 -0800\r\n\r\nhi\r\n",
+            "Subject: Grüße\r\nFrom: =?utf-8?q?J=C3=B6rg?= <j@example.com>\r\nCc: c@x\r\nCc: d@y\r\n"
+            "Bcc: e@z\r\n\r\nhi\r\n".encode(),
+            b"Date: garbage\r\n\r\nno addresses\r\n"]
+    columns = ", ".join(SEARCH_COLUMNS)
+    s = await open_sqlite_store(path)
+    try:
+        user = await make_user(s)
+        inbox = await s.find_mailbox(user.id, "INBOX")
+        await s.append_messages([NewMessage(user.id, inbox.id, prepare(raw)) for raw in raws])
+    finally:
+        await s.close()
+    conn = sqlite3.connect(path)
+    fresh = conn.execute(f"SELECT {columns} FROM messages ORDER BY uid").fetchall()
+    conn.executescript(_DROP_V11 + "PRAGMA user_version = 10;")  # back to v10
+    conn.close()
+    assert fresh == [
+        (dt.date(2026, 3, 10).toordinal(), "alpha <alpha@example.com>", "b@example.com", None, None, "alpha"),
+        (None, "jörg <j@example.com>", None, "c@x\nd@y", "e@z", "grüsse"),
+        (None, None, None, None, None, None)]
+    s = await open_sqlite_store(path)
+    try:
+        rows = s._writer.execute(f"SELECT {columns} FROM messages ORDER BY uid").fetchall()  # type: ignore[union-attr]
+        assert [tuple(r) for r in rows] == fresh
+        indexes = {r[1] for r in s._writer.execute("PRAGMA index_list(messages)")}  # type: ignore[union-attr]
+        assert {"messages_sent", "messages_size"} <= indexes
+        assert await s.candidates(inbox.id, q.Date("sent", "on", dt.date(2026, 3, 10))) == {1}
+        assert await s.candidates(inbox.id, q.Header("cc", "D@Y")) == {2}
+        assert await s.candidates(inbox.id, q.Not(q.Header("from", ""))) == {3}
         assert await s.check_integrity() == []
     finally:
         await s.close()

@@ -102,8 +102,8 @@ async def test_a_read_that_started_is_not_joined(tmp_path: Path) -> None:
         await s.messages.append(alice, inbox, MESSAGE, origin="other")
         async with trio.open_nursery() as nursery:
             nursery.start_soon(partial(early.refresh, force=True))
-            await trio.sleep(0)
-            await trio.sleep(0)  # the first read has started
+            await trio.lowlevel.checkpoint()
+            await trio.lowlevel.checkpoint()  # the first read has started
             second = await s.messages.append(alice, inbox, MESSAGE, origin="other")
             late.dirty = True
             changes = await late.refresh()

@@ -167,11 +167,14 @@ async def test_imap_sees_the_quit_at_once(server: RunningServer) -> None:
 
 
 async def test_mail_expunged_through_imap_meanwhile(server: RunningServer) -> None:
-    """RETR of a message expunged elsewhere answers -ERR and the session goes on; QUIT does not fail for it."""
+    """RETR of a message expunged elsewhere answers -ERR and the session goes on, also for a message read before
+    (whose content is cached: the nudge about INBOX makes RETR ask the store again); QUIT does not fail for it."""
     await deliver(server, message(1), message(2), message(3))
     with trio.fail_after(30):
         c = await POP3.connect(server)
         await c.login()
+        status, lines = await c.multi("RETR 1")  # read once: kept in the content cache
+        assert status.startswith(b"+OK") and b"body 1" in lines
         imap = await IMAPClient.connect(server)
         await imap.login()
         await imap.command("s", "SELECT INBOX")

@@ -99,30 +99,33 @@ class ContentCache:
 
     A message's content never changes and a UID is never reused in a mailbox; the stored message id is kept and
     compared too. Memory is bounded: at most ``max_bytes`` in all (least recently read dropped first), messages
-    over ``max_item`` bytes are not kept. An entry only saves reading the content: the message is still looked
-    up in the store (it may have been expunged, its flags changed)."""
+    over ``max_item`` bytes are not kept. An entry saves reading the content; the message is still looked up in
+    the store (it may have been expunged, its flags changed) unless the caller knows it is there (see
+    :meth:`MessageService.open_message`), and then the record kept with it (flags as of when it was read)
+    serves."""
 
     def __init__(self, max_bytes: int = 32 << 20, max_item: int = 4 << 20) -> None:
         self.max_bytes = max_bytes
         self.max_item = min(max_item, max_bytes)
         self.size = 0
-        self._items: OrderedDict[tuple[str, int], tuple[str, bytes]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, int], tuple[MessageRecord, bytes]] = OrderedDict()
 
     def __contains__(self, key: tuple[str, int]) -> bool:
         return key in self._items
 
-    def get(self, key: tuple[str, int], message_id: str) -> bytes | None:
+    def get(self, key: tuple[str, int], message_id: str) -> tuple[MessageRecord, bytes] | None:
+        """The record (as of when it was put) and the content, if they are kept for this message id."""
         item = self._items.get(key)
-        if item is None or item[0] != message_id:
+        if item is None or item[0].id != message_id:
             return None
         self._items.move_to_end(key)
-        return item[1]
+        return item
 
-    def put(self, key: tuple[str, int], message_id: str, content: bytes) -> None:
+    def put(self, key: tuple[str, int], record: MessageRecord, content: bytes) -> None:
         self.discard(key)
         if len(content) > self.max_item:
             return
-        self._items[key] = (message_id, content)
+        self._items[key] = (record, content)
         self.size += len(content)
         while self.size > self.max_bytes:
             _key, (_id, dropped) = self._items.popitem(last=False)
@@ -264,29 +267,33 @@ class MessageService:
         blobs = await self.blobs.get_blobs(needed) if needed else {}
         return [OpenedMessage(r, {p.blob: blobs[p.blob] for p in r.parts}) for r in records]
 
-    async def open_message(self, mailbox_id: str, uid: int) -> OpenedMessage:
+    async def open_message(self, mailbox_id: str, uid: int, *, known_id: str | None = None) -> OpenedMessage:
         """One message ready to be read (NotFound if it does not exist).
 
         A message read recently comes from :attr:`content_cache`: one store call for its record without content
         instead of two (record, then blobs), and no recomposing. A message read from the store is recomposed
-        whole when the cache may keep it."""
+        whole when the cache may keep it. ``known_id``: the caller knows that the message is there with this id
+        (nothing has changed the mailbox since it learnt so: a POP3 session between its maildrop snapshot and the
+        first nudge about INBOX); from the cache, no store call is made at all."""
         key = (mailbox_id, uid)
         cache = self.content_cache
+        if known_id is not None and (kept := cache.get(key, known_id)) is not None:
+            return OpenedMessage(kept[0], {}, kept[1])
         if key in cache:
             found = await self.store.get_messages(mailbox_id, [uid], content=False)
             if not found:
                 cache.discard(key)
                 raise NotFound(f"no message {uid}")
-            composed = cache.get(key, found[0].id)
-            if composed is not None:
-                return OpenedMessage(found[0], {}, composed)
+            kept = cache.get(key, found[0].id)
+            if kept is not None:
+                return OpenedMessage(found[0], {}, kept[1])
         found = await self.store.get_messages(mailbox_id, [uid], content=True)
         if not found:
             raise NotFound(f"no message {uid}")
         (opened,) = await self.open_records(found)
         if opened.record.size <= cache.max_item:
             composed = opened.content()
-            cache.put(key, opened.record.id, composed)
+            cache.put(key, opened.record, composed)
             return OpenedMessage(opened.record, opened.blobs, composed)
         return opened
 

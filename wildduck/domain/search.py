@@ -1,9 +1,10 @@
 """Search: the planner and the exact evaluation of a :mod:`wildduck.model.search` query over a mailbox.
 
 A query is answered from the cheapest source that can: the session's memory (flags, UIDs, MODSEQs, \\Recent), the
-``SearchIndex``'s candidates (text through the full-text index; flags, dates and sizes where the engine can), and
-last the stored rows of the remaining candidates, which are checked exactly here. Text terms match
-case-insensitively substrings of the decoded text; header terms match decoded header values by substring.
+``SearchIndex``'s candidates (text through the full-text index; flags, dates, sizes and header keys where the engine
+can; when it decided every term, a ``Decided`` set is the answer), and last the stored rows of the remaining
+candidates, which are checked exactly here. Text terms match case-insensitively substrings of the decoded text;
+header terms match decoded header values by substring.
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ class SearchService:
                 mailbox_id, term.needle, headers_too=term.headers_too)
         only = _text_candidates(query, hits) if hits else await self.index.candidates(mailbox_id, query)
         known = set(uids)
+        if isinstance(only, q.Decided):  # the index decided every term: its answer is the result
+            return [Found(u, modseqs.get(u, 0)) for u in sorted(only & known)]
         wanted = None if only is None else sorted(only & known)
         rows = await self.index.search_rows(mailbox_id, with_header=needs_header(query), uids=wanted)
         ctx = Context(recent, hits)

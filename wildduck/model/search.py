@@ -125,6 +125,15 @@ class ModSeq:
 Query = All | And | Or | Not | Flag | Recent | Header | Text | Date | Instant | Size | Uids | ModSeq
 
 
+class Decided(frozenset[int]):
+    """Candidates (``SearchIndex.candidates``) that are exactly the matching UIDs: the engine decided every term of
+    the query, so the domain checks nothing more (no row is read: a SENT* or FROM key that matches thousands of
+    messages would otherwise parse thousands of headers again). An engine returns it only where its answer is
+    exact by construction; a plain frozenset is a superset that the domain evaluates."""
+
+    __slots__ = ()
+
+
 def walk(query: Query) -> list[Query]:
     """Every node of the query, depth first (the root first)."""
     out: list[Query] = []

@@ -18,7 +18,8 @@ class SearchIndex(Protocol):
     async def candidates(self, mailbox_id: str, query: Query) -> frozenset[int] | None:
         """A superset of the UIDs of ``mailbox_id`` that match ``query``, using whatever the engine can evaluate
         (text through its index; flags, dates, sizes, UIDs, MODSEQs and headers where it can), or None when it
-        cannot narrow at all. Must never leave out a matching message."""
+        cannot narrow at all. Must never leave out a matching message. A ``Decided`` set (a frozenset) says the
+        engine evaluated every term of the query: it is exactly the matches, and no row is read."""
         ...
 
     async def text_search(self, mailbox_id: str, needle: str, *, headers_too: bool) -> frozenset[int]:

@@ -23,7 +23,7 @@ from wildduck.domain.mailboxes import NoSuchMailbox
 from wildduck.domain.maildrop import Maildrop, MaildropService
 from wildduck.domain.messages import MessageService
 from wildduck.errors import AuthFailed, DomainError, NotFound, RateLimited, StoreError, TooManyConnections
-from wildduck.model import Nudge
+from wildduck.model import Nudge, Resync
 from wildduck.protocols.pop3 import server as pop3
 from wildduck.sessions._login import log_in
 from wildduck.sessions._runner import Connection, Lifecycle, SessionEnded, run_session
@@ -83,6 +83,8 @@ class POP3Session:
         #: what the login holds (connection slot, subscription), released at the end of the session
         self.stack = AsyncExitStack()
         self.account_gone = False
+        #: a nudge about INBOX (or a loss marker) came after the maildrop snapshot: RETR checks the store again
+        self.inbox_changed = False
         self._reading: trio.CancelScope | None = None
         self._helpers: trio.Nursery | None = None
 
@@ -161,13 +163,35 @@ class POP3Session:
         self.proto.receive_data(data)
 
     async def watch_account(self, session: UserSession) -> None:
-        """Note an account that was deleted, disabled or logged out by an administrator (other nudges are of no
-        use to POP3: its maildrop is a snapshot)."""
+        """Note an account that was deleted, disabled or logged out by an administrator, and the first change to
+        INBOX since the maildrop snapshot (until then RETR trusts that its messages are there: a message read
+        before comes from the cache without a store call)."""
         async for item in session.subscription:
-            if isinstance(item, Nudge) and item.ends_account:
-                self.account_gone = True
-                if self._reading is not None:
-                    self._reading.cancel()
+            if self._note(item):
+                return
+
+    def _note(self, item: Nudge | Resync) -> bool:
+        """Take in one nudge; True when it ends the account."""
+        if isinstance(item, Nudge) and item.ends_account:
+            self.account_gone = True
+            if self._reading is not None:
+                self._reading.cancel()
+            return True
+        if isinstance(item, Resync) or (self.drop is not None and item.mailbox_id == self.drop.inbox.id):
+            self.inbox_changed = True
+        return False
+
+    def _note_queued(self) -> None:
+        """Take in the nudges queued but not yet seen by :meth:`watch_account` (it may not have run since they
+        came: a change committed before the client's command must count)."""
+        if self.login is None:
+            return
+        while True:
+            try:
+                item = self.login.subscription.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+            if self._note(item):
                 return
 
     # -- events ---------------------------------------------------------------------------------------------------
@@ -226,7 +250,12 @@ class POP3Session:
         assert self.drop is not None
         started = time.perf_counter()
         try:
-            opened = await self.s.messages.open_message(self.drop.inbox.id, event.message.uid)
+            self._note_queued()
+            if self.account_gone:
+                p.refuse_message("this account is no longer available", "SYS/PERM")
+                return
+            known = None if self.inbox_changed else event.message.uidl  # the UIDL is the stored message id
+            opened = await self.s.messages.open_message(self.drop.inbox.id, event.message.uid, known_id=known)
         except NotFound:
             p.refuse_message(f"message {event.number} was deleted meanwhile")
             return

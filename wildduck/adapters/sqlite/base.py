@@ -58,13 +58,14 @@ def mapped(fn: Callable[[], T]) -> T:
 class StoreBase:
     """The database file and its connections; every role mixin of ``SqliteStore`` builds on it."""
 
-    def __init__(self, path: Path, *, synchronous: str, readers: int) -> None:
+    def __init__(self, path: Path, *, synchronous: str, readers: int, fsync_all: bool = False) -> None:
         if synchronous not in ("full", "normal"):
             raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
         self.path = path
         self.synchronous = synchronous
         self._write_lock: FileLock | None = None
-        self._group_writer = GroupCommitWriter(lambda: self._writer, mapped, lambda: self._write_lock)
+        self._group_writer = GroupCommitWriter(lambda: self._writer, mapped, lambda: self._write_lock,
+                                               relaxed=synchronous == "full" and not fsync_all)
         self._reader_count = max(1, readers)
         self._reader_threads = WorkerThreads(self._reader_count, "wildduck-sqlite-reader")
         self._writer: sqlite3.Connection | None = None
@@ -115,14 +116,15 @@ class StoreBase:
         await self._group_writer.stop()
         self._reader_threads.stop()
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
         """Run ``fn`` in a write transaction on the writer connection; returns once it is committed (possibly
-        together with other writers' transactions: see ``writer.py``).
+        together with other writers' transactions: see ``writer.py``). ``durable=False``: for a change that only
+        sets flags or removes messages, which may reach the disk with the next durable commit (``writer.py``).
 
         Cancellation: the transaction runs to its end (commit or rollback) on the writer thread.
         """
         with metrics.STORE_CALLS.labels("write").time():
-            return await self._group_writer.transaction(fn)
+            return await self._group_writer.transaction(fn, durable=durable)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on a reader connection inside one read transaction (a consistent snapshot).

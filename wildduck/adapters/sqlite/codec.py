@@ -125,8 +125,8 @@ def search_columns(header: bytes) -> tuple[int | None, str | None, str | None, s
     day = searchable.sent_date(parsed)
 
     def joined(name: str) -> str | None:
-        found = searchable.values(parsed, name)
-        return SEARCH_SEPARATOR.join(v.casefold() for v in found) if found else None
+        found = searchable.values(parsed, name)  # each once: a bare address is also its own parsed form
+        return SEARCH_SEPARATOR.join(dict.fromkeys(v.casefold() for v in found)) if found else None
 
     return (day.toordinal() if day is not None else None, joined("from"), joined("to"), joined("cc"), joined("bcc"),
             joined("subject"))

@@ -312,7 +312,8 @@ class MessagesRole(StoreBase):
         mode = FlagMode(mode)
         given = list(dict.fromkeys(flags))
         now = time.time()
-        return await self._write(lambda conn: _set_flags(conn, mailbox_id, uids, mode, given, unchangedsince, now))
+        return await self._write(lambda conn: _set_flags(conn, mailbox_id, uids, mode, given, unchangedsince, now),
+                                 durable=False)
 
     async def copy_messages(self, source_id: str, uids: Sequence[int], target_id: str, *, move: bool = False,
                             quota: int | None = None) -> list[tuple[int, int]]:
@@ -346,8 +347,8 @@ class MessagesRole(StoreBase):
                          (up_to, mailbox_id))
             return previous
 
-        return await self._write(tx)
+        return await self._write(tx, durable=False)
 
     async def expunge(self, mailbox_id: str, uids: Sequence[int]) -> list[int]:
         now = time.time()
-        return await self._write(lambda conn: remove_messages(conn, mailbox_id, uids, now))
+        return await self._write(lambda conn: remove_messages(conn, mailbox_id, uids, now), durable=False)

@@ -7,6 +7,7 @@ kept in columns) narrows under ``Not`` too, and a term it only bounds from above
 it stands alone. Terms SQL cannot decide (other header fields, \\Recent) bound nothing: they are ignored inside
 ``And`` and make ``Or`` give up. A column that may be NULL is tested with ``IS NOT NULL AND`` first: its predicate
 is then false, never NULL, for a message without the field, so that ``NOT`` turns it true as the evaluator does.
+Where the two bounds are one predicate, SQL decided the query: the candidates are ``Decided``, the answer itself.
 """
 
 from __future__ import annotations
@@ -19,7 +20,22 @@ from typing import Any
 import wildduck.adapters.sqlite.codec as codec
 from wildduck.adapters.sqlite.base import StoreBase, select_in
 from wildduck.model import SearchRow
-from wildduck.model.search import All, And, Date, Flag, Header, Instant, ModSeq, Not, Or, Query, Size, Text, Uids
+from wildduck.model.search import (
+    All,
+    And,
+    Date,
+    Decided,
+    Flag,
+    Header,
+    Instant,
+    ModSeq,
+    Not,
+    Or,
+    Query,
+    Size,
+    Text,
+    Uids,
+)
 
 #: UID ranges above this many are bounded by their span only (one comparison instead of thousands of ORs)
 _MAX_RANGES = 64
@@ -160,13 +176,15 @@ class SearchRole(StoreBase):
     """``SearchIndex``: the trigram text index and candidates narrowed in SQL."""
 
     async def candidates(self, mailbox_id: str, query: Query) -> frozenset[int] | None:
-        """A superset of the matching UIDs, from one SQL statement (None when nothing in the query narrows)."""
-        upper, _lower = _bounds(query, mailbox_id)
+        """A superset of the matching UIDs, from one SQL statement (None when nothing in the query narrows); a
+        ``Decided`` set, the matches exactly, when the lower bound is the upper one (every term decided in SQL)."""
+        upper, lower = _bounds(query, mailbox_id)
         if upper is None:
             return None
         sql = f"SELECT m.uid FROM messages m WHERE m.mailbox_id = ? AND ({upper[0]})"
         args = [mailbox_id, *upper[1]]
-        return frozenset(await self._read(lambda conn: [r[0] for r in conn.execute(sql, args)]))
+        found = await self._read(lambda conn: [r[0] for r in conn.execute(sql, args)])
+        return Decided(found) if lower == upper else frozenset(found)
 
     async def text_search(self, mailbox_id: str, needle: str, *, headers_too: bool) -> frozenset[int]:
         """UIDs whose body text (and, with ``headers_too``, top-level header) contains ``needle``, ignoring case.

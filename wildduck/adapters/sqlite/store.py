@@ -33,8 +33,8 @@ class SqliteStore(AccountsRole, MailboxesRole, MessagesRole, JournalRole, Search
     ``copy_messages(quota=...)``). ``close()`` ends the store (it is no role's method).
     """
 
-    def __init__(self, path: Path, *, synchronous: str = "full", readers: int = 4) -> None:
-        super().__init__(path, synchronous=synchronous, readers=readers)
+    def __init__(self, path: Path, *, synchronous: str = "full", readers: int = 4, fsync_all: bool = False) -> None:
+        super().__init__(path, synchronous=synchronous, readers=readers, fsync_all=fsync_all)
 
 
 if TYPE_CHECKING:
@@ -45,13 +45,14 @@ if TYPE_CHECKING:
 
 
 async def open_sqlite_store(path: str | os.PathLike[str], *, synchronous: str = "full",
-                            readers: int = 4) -> SqliteStore:
+                            readers: int = 4, fsync_all: bool = False) -> SqliteStore:
     """Open (creating if needed, migrating if older) the SQLite store at ``path``.
 
-    ``synchronous`` is ``"full"`` (an acknowledged write survives power loss) or ``"normal"``; ``readers`` is the
-    number of reader connections (and threads).
+    ``synchronous`` is ``"full"`` (an acknowledged message survives power loss; with ``fsync_all`` every other
+    acknowledged write too, without it flag changes and expunges may wait for the next durable commit) or
+    ``"normal"``; ``readers`` is the number of reader connections (and threads).
     """
-    store = SqliteStore(Path(path), synchronous=synchronous, readers=readers)
+    store = SqliteStore(Path(path), synchronous=synchronous, readers=readers, fsync_all=fsync_all)
     await store.open()
     return store
 

@@ -11,6 +11,13 @@ tries), so under contention a write waits milliseconds for a lock that was free 
 therefore takes an exclusive ``flock`` on a lock file beside the database (:class:`FileLock`) around its
 transaction: a blocked writer sleeps in the kernel and wakes the moment the holder lets go, and SQLite's own lock is
 then always free for it.
+
+Durability: with ``synchronous = FULL`` every COMMIT waits for an fsync of the write-ahead log. A commit that only
+changes flags or takes messages away (STORE, EXPUNGE, a \\Recent claim: ``durable=False``) need not: its frames
+reach the disk with the next durable commit (the log is appended in order, and one fsync covers everything before
+it) or checkpoint, so a process crash never undoes it and a power loss may undo the last of them, as with
+Dovecot's default ``mail_fsync = optimized``. A message, a copy, a move, a mailbox change is always durable
+before it is acknowledged. ``[store] fsync_all = true`` makes every commit durable.
 """
 
 from __future__ import annotations
@@ -84,23 +91,32 @@ class _Job:
     deliver: Callable[[outcome.Outcome[Any]], None]
     #: True: a write transaction on the connection (``fn`` is given it); False: run ``fn`` as it is
     transaction: bool
+    #: the transaction must survive power loss before its caller hears of it (see ``GroupCommitWriter``)
+    durable: bool = True
 
 
 class GroupCommitWriter:
     def __init__(self, conn: Callable[[], sqlite3.Connection | None],
-                 mapped: Callable[[Callable[[], T]], T], lock: Callable[[], FileLock | None] = lambda: None) -> None:
+                 mapped: Callable[[Callable[[], T]], T], lock: Callable[[], FileLock | None] = lambda: None, *,
+                 relaxed: bool = False) -> None:
         """``conn`` gives the writer connection; ``mapped`` runs a job, turning driver errors into ours; ``lock``
-        the lock that every process's writer of this database holds around a transaction."""
+        the lock that every process's writer of this database holds around a transaction. ``relaxed`` (for a
+        connection in ``synchronous = FULL``): a batch of jobs none of which is ``durable`` commits without an
+        fsync (``synchronous = NORMAL`` for that commit)."""
         self._conn = conn
         self._lock = lock
+        self._relaxed = relaxed
+        self._synchronous_full = True
         self._mapped = mapped
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="wildduck-sqlite-writer", daemon=True)
         self._thread.start()
 
-    async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` inside a write transaction; returns once it is committed."""
-        return await wait_for_thread(lambda deliver: self._jobs.put(_Job(fn, deliver, True)))
+    async def transaction(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
+        """Run ``fn(conn)`` inside a write transaction; returns once it is committed (``durable``: and on disk,
+        with the writer in ``synchronous = FULL``; otherwise it may wait for the next durable commit or WAL
+        checkpoint to reach the disk, which a process crash does not undo but a power loss may)."""
+        return await wait_for_thread(lambda deliver: self._jobs.put(_Job(fn, deliver, True, durable)))
 
     async def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn()`` on the writer thread, outside any transaction (open, close, migrations)."""
@@ -148,6 +164,11 @@ class GroupCommitWriter:
     def _commit_locked(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         results: list[outcome.Outcome[Any]] = []
         try:
+            if self._relaxed:
+                full = any(job.durable for job in batch)
+                if full != self._synchronous_full:  # the level cannot change inside a transaction
+                    conn.execute(f"PRAGMA synchronous = {'FULL' if full else 'NORMAL'}")
+                    self._synchronous_full = full
             conn.execute("BEGIN IMMEDIATE")
             for job in batch:
                 conn.execute("SAVEPOINT job")
