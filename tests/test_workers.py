@@ -114,6 +114,8 @@ def test_two_workers_share_the_ports_and_report_as_one_node(short_dir: Path) -> 
         assert st["pid"] == server.proc.pid  # type: ignore[union-attr]
         assert len({w["pid"] for w in st["workers"]}) == 2 and server.proc.pid not in {w["pid"] for w in st["workers"]}  # type: ignore[union-attr]
         assert st["connections"]["imap"] == len(clients)  # summed over the workers
+        assert {name: tuple(a.rsplit(":", 1)) for name, a in st["listeners"].items()} == {
+            name: (host, str(port)) for name, (host, port) in server.ports.items()}  # metrics too
         with urllib.request.urlopen(f"http://127.0.0.1:{server.address('metrics')[1]}/metrics", timeout=30) as r:
             text = r.read().decode()
         logins = [line for line in text.splitlines() if line.startswith("wildduck_logins_total{")]

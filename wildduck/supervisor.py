@@ -74,6 +74,8 @@ class Supervisor:
         self.sockets = sockets
         self.count = len(sockets)
         self.workers = [_Worker(i) for i in range(self.count)]
+        #: every listener's address (the metrics one is served here, the others by the workers)
+        self.bound: dict[str, Bound] = {}
         self._stop = trio.Event()
         #: the workers hold the read end; this process holds the only write end, so they see EOF when it dies
         self._lifeline = os.pipe()
@@ -95,6 +97,7 @@ class Supervisor:
             host, port = group[0].socket.getsockname()[:2]
             bound[name] = Bound(name, host, port)
         metrics_sockets = self.sockets[0].pop("metrics", None)
+        self.bound = bound
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._signals)
             relay = MeshPubSub([node_socket(self.config, i) for i in range(self.count)])
@@ -218,7 +221,7 @@ class Supervisor:
         return json.dumps({
             "version": __version__,
             "pid": os.getpid(),
-            "listeners": first.get("listeners", {}),
+            "listeners": {b.name: f"{b.host}:{b.port}" for b in self.bound.values()},
             "connections": connections,
             "database_bytes": first.get("database_bytes", 0),
             "last_delivery": max(deliveries, key=dt.datetime.fromisoformat) if deliveries else None,
