@@ -86,8 +86,8 @@ class StoreBase:
     def _open_sync(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = FileLock(f"{self.path}.lock")
-        self._writer = self._connect()
-        with self._write_lock:  # two processes opening a new file must not both migrate it
+        with self._write_lock:  # two processes opening a new file must not both switch it to WAL or migrate it
+            self._writer = self._connect()
             migrate(self._writer)
         for _ in range(self._reader_count):
             self._readers.put(self._connect())

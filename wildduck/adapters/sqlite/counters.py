@@ -61,14 +61,16 @@ class SqliteCounters:
     async def open(self) -> None:
         def connect() -> None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                   timeout=_BUSY_TIMEOUT_MS / 1000)
-            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints (fsyncs) run on the thread: see _tx
             self._lock = FileLock(f"{self.path}.lock")
+            # under the lock: several processes creating the file at once would make SQLite refuse the switch to
+            # WAL of all but one ("database is locked", without waiting)
             with self._lock:
+                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                       timeout=_BUSY_TIMEOUT_MS / 1000)
+                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints (fsyncs) run on the thread: see _tx
                 conn.executescript(_SCHEMA)
             self._conn = conn
 
