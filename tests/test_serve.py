@@ -22,6 +22,20 @@ def write_config(tmp_path: Path, extra: str = "") -> Path:
     return path
 
 
+def imap_login(server: ServerProcess, user: str, password: str) -> str:
+    """"ok", or the server's refusal of an IMAP LOGIN."""
+    import imaplib
+
+    client = imaplib.IMAP4(*server.address("imap"), timeout=30)
+    try:
+        client.login(user, password)
+        return "ok"
+    except imaplib.IMAP4.error as exc:
+        return str(exc)
+    finally:
+        client.shutdown()
+
+
 def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -109,7 +123,6 @@ def test_generated_certificate_is_valid_for_localhost(tmp_path: Path) -> None:
 
 def test_user_unlock_clears_a_lockout_in_the_running_server(tmp_path: Path) -> None:
     """The failed-login counts live in the server; ``wildduck user unlock`` asks it over its node socket."""
-    import imaplib
 
     config = write_config(tmp_path, "[limits]\nauth_failures = 2\n")
     wd = [sys.executable, "-m", "wildduck", "--config", str(config)]
@@ -118,14 +131,7 @@ def test_user_unlock_clears_a_lockout_in_the_running_server(tmp_path: Path) -> N
                    check=True, capture_output=True, timeout=60)
 
     def login(password: str) -> str:
-        imap = imaplib.IMAP4(*server.address("imap"), timeout=30)
-        try:
-            imap.login("alice", password)
-            return "ok"
-        except imaplib.IMAP4.error as exc:
-            return str(exc)
-        finally:
-            imap.shutdown()
+        return imap_login(server, "alice", password)
 
     with ServerProcess(config) as server:
         assert "invalid" in login("wrong").lower()

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_serve import imap_login, wait_for
 from wildduck.testing.server import ServerProcess
 
 ADDRESS = "ann@example.com"
@@ -50,6 +51,13 @@ def wd(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60)
 
 
+def prepared_config(root: Path, extra: str = "") -> Path:
+    """A two-worker configuration under ``root`` with its store and the user ann."""
+    config = write_config(root, extra)
+    prepare(config)
+    return config
+
+
 def prepare(config: Path) -> None:
     assert wd(config, "init").returncode == 0
     created = wd(config, "user", "create", "ann", "--password", "pw", "--address", ADDRESS)
@@ -62,28 +70,21 @@ def status(config: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(answer.stdout)  # type: ignore[no-any-return]
 
 
-def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
-
-
 def imap(server: ServerProcess) -> imaplib.IMAP4:
     client = imaplib.IMAP4(*server.address("imap"), timeout=30)
     client.login("ann", "pw")
     return client
 
 
-def on_both_workers(config: Path, server: ServerProcess, clients: list[imaplib.IMAP4], most: int = 40) -> None:
-    """Open IMAP sessions into ``clients`` until each worker holds at least one."""
+def on_both_workers(config: Path, server: ServerProcess, most: int = 40) -> list[imaplib.IMAP4]:
+    """IMAP sessions, opened until each worker holds at least one."""
+    clients: list[imaplib.IMAP4] = []
     while len(clients) < most:
         clients.append(imap(server))
         if len(clients) >= 4:
             held = [sum(w["connections"].values()) for w in status(config)["workers"]]
             if len(held) == 2 and all(held):
-                return
+                return clients
     raise AssertionError(f"{most} connections all went to one worker")
 
 
@@ -104,12 +105,10 @@ def deliver(server: ServerProcess, subject: str) -> None:
 
 
 def test_two_workers_share_the_ports_and_report_as_one_node(short_dir: Path) -> None:
-    config = write_config(short_dir)
-    prepare(config)
+    config = prepared_config(short_dir)
     with ServerProcess(config) as server:
         assert any("2 workers" in line and "ready" in line for line in server.log)
-        clients: list[imaplib.IMAP4] = []
-        on_both_workers(config, server, clients)
+        clients = on_both_workers(config, server)
         st = status(config)
         assert st["pid"] == server.proc.pid  # type: ignore[union-attr]
         assert len({w["pid"] for w in st["workers"]}) == 2 and server.proc.pid not in {w["pid"] for w in st["workers"]}  # type: ignore[union-attr]
@@ -130,11 +129,9 @@ def test_two_workers_share_the_ports_and_report_as_one_node(short_dir: Path) -> 
 
 def test_a_change_in_one_worker_reaches_idle_sessions_in_every_worker(short_dir: Path) -> None:
     """LMTP delivery, IMAP STORE and `wildduck deliver` (through the supervisor) all push to IDLE everywhere."""
-    config = write_config(short_dir)
-    prepare(config)
+    config = prepared_config(short_dir)
     with ServerProcess(config) as server:
-        clients: list[imaplib.IMAP4] = []
-        on_both_workers(config, server, clients)
+        clients = on_both_workers(config, server)
         for c in clients:
             c.select("INBOX")
             c.sock.settimeout(15)
@@ -161,11 +158,9 @@ def test_a_change_in_one_worker_reaches_idle_sessions_in_every_worker(short_dir:
 def test_concurrent_appends_through_both_workers_get_distinct_uids(short_dir: Path) -> None:
     """UID allocation is one counter for the node: 8 or more clients spread over the workers append 20 messages
     each."""
-    config = write_config(short_dir)
-    prepare(config)
+    config = prepared_config(short_dir)
     with ServerProcess(config) as server:
-        clients: list[imaplib.IMAP4] = []
-        on_both_workers(config, server, clients)
+        clients = on_both_workers(config, server)
         while len(clients) < 8:
             clients.append(imap(server))
         errors: list[str] = []
@@ -192,12 +187,10 @@ def test_concurrent_appends_through_both_workers_get_distinct_uids(short_dir: Pa
 
 
 def test_the_per_user_connection_limit_holds_across_workers(short_dir: Path) -> None:
-    config = write_config(short_dir)
+    config = prepared_config(short_dir)
     config.write_text(config.read_text().replace("[imap]\n", "[imap]\nmax_connections_per_user = 6\n"))
-    prepare(config)
     with ServerProcess(config) as server:
-        clients: list[imaplib.IMAP4] = []
-        on_both_workers(config, server, clients, most=6)
+        clients = on_both_workers(config, server, most=6)
         while len(clients) < 6:
             clients.append(imap(server))
         refused = 0
@@ -212,11 +205,9 @@ def test_the_per_user_connection_limit_holds_across_workers(short_dir: Path) -> 
 
 
 def test_a_worker_that_dies_is_replaced_and_the_others_keep_serving(short_dir: Path) -> None:
-    config = write_config(short_dir)
-    prepare(config)
+    config = prepared_config(short_dir)
     with ServerProcess(config) as server:
-        clients: list[imaplib.IMAP4] = []
-        on_both_workers(config, server, clients)
+        clients = on_both_workers(config, server)
         before = {w["index"]: w["pid"] for w in status(config)["workers"]}
         os.kill(before[1], signal.SIGKILL)
         wait_for(lambda: {w["index"]: w["pid"] for w in status(config)["workers"]}.get(1, before[1]) != before[1])
@@ -236,8 +227,7 @@ def test_a_worker_that_dies_is_replaced_and_the_others_keep_serving(short_dir: P
 
 
 def test_workers_stop_when_the_supervisor_is_killed(short_dir: Path) -> None:
-    config = write_config(short_dir)
-    prepare(config)
+    config = prepared_config(short_dir)
     server = ServerProcess(config).start()
     pids = [w["pid"] for w in status(config)["workers"]]
     server.kill()
@@ -262,18 +252,10 @@ def test_workers_stop_when_the_supervisor_is_killed(short_dir: Path) -> None:
 
 
 def test_unlock_reaches_the_shared_counters(short_dir: Path) -> None:
-    config = write_config(short_dir, "[limits]\nauth_failures = 2\n")
-    prepare(config)
+    config = prepared_config(short_dir, "[limits]\nauth_failures = 2\n")
 
     def login(server: ServerProcess, password: str) -> str:
-        client = imaplib.IMAP4(*server.address("imap"), timeout=30)
-        try:
-            client.login("ann", password)
-            return "ok"
-        except imaplib.IMAP4.error as exc:
-            return str(exc)
-        finally:
-            client.shutdown()
+        return imap_login(server, "ann", password)
 
     with ServerProcess(config) as server:
         for _ in range(2):
@@ -306,8 +288,7 @@ def test_a_data_directory_too_long_for_the_sockets_is_a_clear_error(short_dir: P
 def test_ctrl_c_in_a_terminal_stops_everything_in_order(short_dir: Path) -> None:
     """SIGINT to the server's whole process group (what a terminal sends on Ctrl-C): the supervisor stops the
     workers in order; none is mistaken for a crash and restarted."""
-    config = write_config(short_dir)
-    prepare(config)
+    config = prepared_config(short_dir)
     proc = subprocess.Popen([sys.executable, "-m", "wildduck", "serve", "--config", str(config)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)  # a group of its own, as a shell job has

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from wildduck.adapters.sqlite.codec import IMAP_FORMS, SEARCH_COLUMNS, imap_forms, search_columns, stored_header
 from wildduck.errors import StoreError
@@ -199,20 +199,28 @@ CREATE INDEX messages_flags ON messages(mailbox_id, uid, modseq, flags)
 SCHEMA_V9 = [f"ALTER TABLE messages ADD COLUMN {column} BLOB" for column in IMAP_FORMS]
 
 
+def _rewrite_messages(conn: sqlite3.Connection, read: str, columns: Sequence[str],
+                      derive: Callable[[sqlite3.Row], Sequence[object]]) -> None:
+    """A data step over every stored message, 1,000 rows at a time in rowid order: read the columns ``read``
+    (after the rowid) and set ``columns`` to ``derive(row)``."""
+    assignments = ", ".join(f"{column} = ?" for column in columns)
+    last = -1
+    while True:
+        rows = conn.execute(f"SELECT rowid, {read} FROM messages WHERE rowid > ? ORDER BY rowid LIMIT 1000",
+                            (last,)).fetchall()
+        if not rows:
+            return
+        conn.executemany(f"UPDATE messages SET {assignments} WHERE rowid = ?",
+                         [(*derive(row), row[0]) for row in rows])
+        last = rows[-1][0]
+
+
 def _render_imap_forms(conn: sqlite3.Connection) -> None:
     """v9 data step: the IMAP forms of every stored message, from its ENVELOPE and BODYSTRUCTURE JSON."""
     import json
 
-    assignments = ", ".join(f"{column} = ?" for column in IMAP_FORMS)
-    last = -1
-    while True:
-        rows = conn.execute("SELECT rowid, envelope, bodystructure FROM messages WHERE rowid > ? ORDER BY rowid "
-                            "LIMIT 1000", (last,)).fetchall()
-        if not rows:
-            return
-        conn.executemany(f"UPDATE messages SET {assignments} WHERE rowid = ?",
-                         [(*imap_forms(json.loads(env), json.loads(bs)), rowid) for rowid, env, bs in rows])
-        last = rows[-1][0]
+    _rewrite_messages(conn, "envelope, bodystructure", IMAP_FORMS,
+                      lambda row: imap_forms(json.loads(row[1]), json.loads(row[2])))
 
 
 # v10: the rate-limit windows of v7 moved to the node's counters file (``counters.py``: soft state, no fsync per
@@ -236,17 +244,8 @@ SCHEMA_V11_INDEXES = [
 
 def _fill_search_columns(conn: sqlite3.Connection) -> None:
     """v11 data step: the sent day and header search values of every stored message, from its stored header."""
-    assignments = ", ".join(f"{column} = ?" for column in SEARCH_COLUMNS)
-    last = -1
-    while True:
-        rows = conn.execute("SELECT rowid, skeleton, skeleton_compressed, mime_tree FROM messages WHERE rowid > ? "
-                            "ORDER BY rowid LIMIT 1000", (last,)).fetchall()
-        if not rows:
-            return
-        conn.executemany(f"UPDATE messages SET {assignments} WHERE rowid = ?",
-                         [(*search_columns(stored_header(skeleton, compressed, tree)), rowid)
-                          for rowid, skeleton, compressed, tree in rows])
-        last = rows[-1][0]
+    _rewrite_messages(conn, "skeleton, skeleton_compressed, mime_tree", SEARCH_COLUMNS,
+                      lambda row: search_columns(stored_header(row[1], row[2], row[3])))
 
 
 #: a step is an SQL script (statements separated by ";"), a list of statements, or a function of the connection
