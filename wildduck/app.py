@@ -37,7 +37,8 @@ from wildduck.domain.users import UserService
 from wildduck.errors import ConfigError, NotFound
 from wildduck.log import reopen_log_files
 from wildduck.metrics import serve_metrics
-from wildduck.net.listeners import Bound, Listener, bind, bind_spread
+from wildduck.net.balance import LoadBoard
+from wildduck.net.listeners import Bound, Listener, bind
 from wildduck.net.tls import ReloadableTLS, generate_self_signed
 from wildduck.ports import Backends, Counters
 from wildduck.sessions._runner import Lifecycle
@@ -128,29 +129,17 @@ def check_startable(config: Config) -> None:
 
 async def bind_ports(config: Config) -> dict[str, list[trio.SocketListener]]:
     """Bind every listening port of ``config`` (ConfigError naming the listener and address if one fails)."""
-    return (await bind_ports_spread(config, 1))[0]
-
-
-async def bind_ports_spread(config: Config, copies: int) -> list[dict[str, list[trio.SocketListener]]]:
-    """Bind every listening port of ``config`` ``copies`` times (one set per worker, see
-    :func:`~wildduck.net.listeners.bind_spread`; the metrics port once, in the first set)."""
-    sets: list[dict[str, list[trio.SocketListener]]] = [{} for _ in range(copies)]
+    bound: dict[str, list[trio.SocketListener]] = {}
     try:
         for name, _section, enabled, host, port in listen_specs(config):
-            if not enabled:
-                continue
-            if copies == 1 or name == "metrics":
-                sets[0][name] = await bind(name, host, port)
-                continue
-            for group, sockets in zip(sets, await bind_spread(name, host, port, copies), strict=True):
-                group[name] = sockets
+            if enabled:
+                bound[name] = await bind(name, host, port)
     except BaseException:
-        for group in sets:
-            for sockets in group.values():
-                for s in sockets:
-                    await s.aclose()
+        for sockets in bound.values():
+            for s in sockets:
+                await s.aclose()
         raise
-    return sets
+    return bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +148,8 @@ class WorkerRole:
 
     index: int
     count: int
+    #: the node's connection counts per worker and listener, for least-connections accepting
+    board: LoadBoard | None = None
 
     def share(self, limit: int) -> int:
         """This worker's part of a node-wide connection limit (rounded up: the node may exceed it by count - 1)."""
@@ -379,6 +370,8 @@ class Server:
                 await nursery.start(pubsub.run)
             for listener in self.listeners:
                 listener.sockets = self.prebound.get(listener.name)
+                if self.worker is not None and self.worker.board is not None:
+                    listener.seat = self.worker.board.seat(self.worker.index, listener.name)
                 self.bound[listener.name] = await nursery.start(listener.run)
             if self.worker is not None:
                 log.info("worker %d of %d (pid %d) serving", self.worker.index, self.worker.count, os.getpid())

@@ -4,10 +4,11 @@ Python runs one thread at a time per process, so one server process uses about o
 supervisor binds every listening port (a port in use stops the start, as with one process), prepares what the
 workers would otherwise race to create (the schema, the counters file, the self-signed certificate), then starts N
 workers (``python -m wildduck serve`` with :data:`WORKER_ENV` set) that inherit the listening sockets and accept from
-them. Each worker has sockets of its own on the shared ports (``SO_REUSEPORT``, bound by the supervisor): the kernel
-spreads new connections evenly over them by a hash of the client's address (processes sharing one socket take them
-unevenly: whoever wakes first). The supervisor binds them all, so a port given as 0 is one port for every worker,
-and keeps them open, so connections queued for a worker that exits wait for its replacement instead of being reset.
+them, all from the same sockets: the supervisor binds them once, so a port given as 0 is one port for every worker,
+and keeps them open, so connections waiting for a worker that exits are taken by the others or its replacement
+instead of being reset. Which worker takes a connection is least-connections (``net/balance.py``): each worker
+publishes its connection count per listener in a shared table, and a busier worker leaves a waiting connection to a
+less busy one for a few milliseconds.
 
 The workers share the SQLite database (WAL: readers in every process, writers serialized by SQLite's lock), the
 counters file (failed logins, per-user connection slots, the maintenance lease: ``adapters/sqlite/counters.py``) and
@@ -40,10 +41,11 @@ from wildduck import __version__, metrics
 from wildduck.adapters.local.node import MeshPubSub, Query, ask, serve_node_pubsub
 from wildduck.adapters.sqlite import open_sqlite_store
 from wildduck.adapters.sqlite.counters import open_sqlite_counters
-from wildduck.app import WorkerRole, bind_ports_spread, check_startable, counters_file, log_ready, node_socket, serve
+from wildduck.app import WorkerRole, bind_ports, check_startable, counters_file, log_ready, node_socket, serve
 from wildduck.config import Config
 from wildduck.errors import ConfigError
 from wildduck.log import reopen_log_files
+from wildduck.net.balance import LoadBoard
 from wildduck.net.listeners import Bound
 from wildduck.net.tls import generate_self_signed
 
@@ -67,13 +69,14 @@ class _Worker:
 
 
 class Supervisor:
-    def __init__(self, config: Config, command: list[str], sockets: list[dict[str, list[trio.SocketListener]]]) -> None:
+    def __init__(self, config: Config, command: list[str], sockets: dict[str, list[trio.SocketListener]]) -> None:
         self.config = config
         self.command = command
-        #: each worker's listening sockets (by listener name); the metrics socket, in the first set, is ours
+        #: the listening sockets (by listener name) every worker accepts from; the metrics socket is ours
         self.sockets = sockets
-        self.count = len(sockets)
+        self.count = config.server.workers
         self.workers = [_Worker(i) for i in range(self.count)]
+        self.board = LoadBoard.create(self.count, sorted(name for name in sockets if name != "metrics"))
         #: every listener's address (the metrics one is served here, the others by the workers)
         self.bound: dict[str, Bound] = {}
         self._stop = trio.Event()
@@ -83,20 +86,19 @@ class Supervisor:
     def stop(self) -> None:
         self._stop.set()
 
-    def _fds(self, index: int) -> dict[str, list[int]]:
-        return {name: [s.socket.fileno() for s in group] for name, group in self.sockets[index].items()}
+    def _fds(self) -> dict[str, list[int]]:
+        return {name: [s.socket.fileno() for s in group] for name, group in self.sockets.items()}
 
     def _spec(self, index: int, ready_fd: int) -> str:
-        fds = self._fds(index)
-        return json.dumps({"index": index, "count": self.count, "fds": fds, "ready": ready_fd,
-                           "lifeline": self._lifeline[0]})
+        return json.dumps({"index": index, "count": self.count, "fds": self._fds(), "ready": ready_fd,
+                           "lifeline": self._lifeline[0], "board": self.board.spec()})
 
     async def run(self, *, task_status: trio.TaskStatus[dict[str, Bound]] = trio.TASK_STATUS_IGNORED) -> None:
         bound: dict[str, Bound] = {}
-        for name, group in self.sockets[0].items():
+        for name, group in self.sockets.items():
             host, port = group[0].socket.getsockname()[:2]
             bound[name] = Bound(name, host, port)
-        metrics_sockets = self.sockets[0].pop("metrics", None)
+        metrics_sockets = self.sockets.pop("metrics", None)
         self.bound = bound
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._signals)
@@ -149,6 +151,7 @@ class Supervisor:
                 task_status.started()
             code = await proc.wait()
             worker.process = None
+            self.board.clear(worker.index)  # the others stop leaving connections to it
             if self._stop.is_set():
                 return
             ran = trio.current_time() - worker.started
@@ -162,12 +165,12 @@ class Supervisor:
     async def _start(self, worker: _Worker) -> tuple[trio.Process, bool]:
         """Start one process for ``worker``; whether it said it serves (False: it exited first)."""
         read_fd, write_fd = os.pipe()
-        fds = [fd for group in self._fds(worker.index).values() for fd in group]
+        fds = [fd for group in self._fds().values() for fd in group] + [self._lifeline[0], self.board.fd]
         env = {**os.environ, WORKER_ENV: self._spec(worker.index, write_fd)}
         try:
             # a session of its own: Ctrl-C in a terminal reaches the supervisor only, which stops the workers in
             # order (a worker that got SIGINT itself could exit first and look like a crash)
-            proc = await trio.lowlevel.open_process(self.command, pass_fds=[*fds, write_fd, self._lifeline[0]],
+            proc = await trio.lowlevel.open_process(self.command, pass_fds=[*fds, write_fd],
                                                     env=env, start_new_session=True)
         finally:
             os.close(write_fd)
@@ -251,7 +254,7 @@ async def supervise(config: Config, command: list[str], *,
     if len(os.fsencode(longest.absolute())) > _MAX_SOCKET_PATH:
         raise ConfigError(f"[server] data_dir: the workers' sockets ({longest.absolute()}) would be longer than "
                           f"{_MAX_SOCKET_PATH} bytes; use a shorter data directory or workers = 1")
-    sockets = await bind_ports_spread(config, count)
+    sockets = await bind_ports(config)
     try:
         # what the workers would otherwise race to create
         config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -267,11 +270,10 @@ async def supervise(config: Config, command: list[str], *,
         await _close(sockets)
 
 
-async def _close(sets: list[dict[str, list[trio.SocketListener]]]) -> None:
-    for group in sets:
-        for sockets in group.values():
-            for s in sockets:
-                await s.aclose()
+async def _close(sockets: dict[str, list[trio.SocketListener]]) -> None:
+    for group in sockets.values():
+        for s in group:
+            await s.aclose()
 
 
 async def _until_eof(fd: int) -> None:
@@ -284,7 +286,7 @@ async def run_worker(config: Config, spec_text: str) -> None:
     """The worker side: serve the inherited sockets; tell the supervisor once serving; stop gracefully when the
     supervisor is gone (the lifeline pipe, whose only write end the supervisor holds, reads end-of-file)."""
     spec = json.loads(spec_text)
-    role = WorkerRole(int(spec["index"]), int(spec["count"]))
+    role = WorkerRole(int(spec["index"]), int(spec["count"]), LoadBoard.from_spec(spec["board"]))
     inherited = {name: [trio.SocketListener(trio.socket.from_stdlib_socket(socket.socket(fileno=fd)))
                         for fd in fds] for name, fds in spec["fds"].items()}
     ready_fd = int(spec["ready"])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import math
+import os
+import select
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,6 +17,7 @@ import trio
 from wildduck import metrics
 from wildduck.errors import ConfigError
 from wildduck.log import connection_id
+from wildduck.net.balance import DEFER, Seat
 from wildduck.net.tls import ReloadableTLS
 
 log = logging.getLogger(__name__)
@@ -24,6 +28,11 @@ Handler = Callable[[trio.abc.Stream, str], Awaitable[None]]
 TLS_HANDSHAKE_TIMEOUT = 30.0
 
 _conn_ids = itertools.count(1)
+
+#: accept() errors about the one connection that went away before it was taken (as trio's own listener ignores)
+_IGNORED_ACCEPT_ERRORS = {errno.ECONNABORTED, errno.EPERM, errno.EPROTO}
+#: accept() errors that pass when connections or memory are freed
+_RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,38 +58,6 @@ async def bind(name: str, host: str, port: int) -> list[trio.SocketListener]:
         raise ConfigError(f"{name} {host}:{port}: {exc.strerror or exc}") from None
 
 
-async def bind_spread(name: str, host: str, port: int, copies: int) -> list[list[trio.SocketListener]]:
-    """``copies`` sets of listening sockets on one address (one set per worker process), each socket with an accept
-    queue of its own (``SO_REUSEPORT``): the kernel spreads new connections evenly over the sets by a hash of the
-    client's address, where processes sharing one socket would take them unevenly (whoever wakes first). Port 0
-    becomes one free port for every set. ConfigError naming the listener and address when binding fails."""
-    sets: list[list[trio.SocketListener]] = [[] for _ in range(copies)]
-    try:
-        infos = await trio.socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        for family, kind, proto, _, address in infos:
-            chosen = address
-            for group in sets:
-                sock = trio.socket.socket(family, kind, proto)
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                    if family == socket.AF_INET6:
-                        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                    await sock.bind(chosen)
-                    chosen = sock.getsockname()  # port 0: the port the first set got
-                    sock.listen(socket.SOMAXCONN)
-                except BaseException:
-                    sock.close()
-                    raise
-                group.append(trio.SocketListener(sock))
-    except OSError as exc:
-        for group in sets:
-            for listener in group:
-                await listener.aclose()
-        raise ConfigError(f"{name} {host}:{port}: {exc.strerror or exc}") from None
-    return sets
-
-
 class Listener:
     """One listening service. Run :meth:`run` with ``nursery.start``; it reports the bound address."""
 
@@ -94,6 +71,7 @@ class Listener:
         max_connections: int,
         tls: ReloadableTLS | None = None,
         on_overload: Handler | None = None,
+        seat: Seat | None = None,
     ) -> None:
         self.name = name
         self.host = host
@@ -103,6 +81,11 @@ class Listener:
         self.tls = tls
         self.on_overload = on_overload
         self.active = 0
+        #: with several workers: this worker's entry in the node's load board (see ``net/balance.py``)
+        self.seat = seat
+        #: connections accepted whose task has not started yet (they count as load already)
+        self._starting = 0
+        self._accepting = False
         #: sockets bound before the listener runs (``serve`` binds every port before it creates anything)
         self.sockets: list[trio.SocketListener] | None = None
         self._accept_scope = trio.CancelScope()
@@ -122,14 +105,70 @@ class Listener:
             async with trio.open_nursery() as conns:
                 self._conn_scope = conns.cancel_scope
                 with self._accept_scope:
-                    await trio.serve_listeners(
-                        self._serve_one, listeners, handler_nursery=conns,
-                        task_status=_Forward(task_status, bound),
-                    )
+                    if self.seat is None:
+                        await trio.serve_listeners(
+                            self._serve_one, listeners, handler_nursery=conns,
+                            task_status=_Forward(task_status, bound),
+                        )
+                    else:
+                        try:
+                            async with trio.open_nursery() as loops:
+                                for lst in listeners:
+                                    loops.start_soon(self._accept_balanced, lst, conns)
+                                self._accepting = True
+                                self._publish()
+                                task_status.started(bound)
+                        finally:
+                            self._accepting = False
+                            self.seat.leave()
                 for lst in listeners:
                     await lst.aclose()
         finally:
             self.drained.set()
+
+    def _publish(self) -> None:
+        if self.seat is not None and self._accepting:
+            self.seat.publish(self.active + self._starting)
+
+    async def _accept_balanced(self, listener: trio.SocketListener, conns: trio.Nursery) -> None:
+        """Accept from a socket the node's workers share, leaving a waiting connection to a less busy worker first
+        (see ``net/balance.py``)."""
+        assert self.seat is not None
+        sock = listener.socket
+        raw = socket.socket(fileno=os.dup(sock.fileno()))  # for accepts that must not wait
+        raw.setblocking(False)
+        waiting = select.poll()  # is a connection still waiting (not taken by another worker)?
+        waiting.register(raw.fileno(), select.POLLIN)
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(sock)
+                if self.seat.busier(self.active + self._starting):
+                    # leave it to a less busy worker; watch meanwhile, so this worker is not asleep when the
+                    # next connection should be its own
+                    deadline = trio.current_time() + DEFER
+                    while trio.current_time() < deadline:
+                        await trio.sleep(DEFER / 5)
+                        if not waiting.poll(0) or not self.seat.busier(self.active + self._starting):
+                            break
+                    if not waiting.poll(0):
+                        continue
+                try:
+                    accepted, _ = raw.accept()
+                except BlockingIOError:  # another worker took it
+                    continue
+                except OSError as exc:
+                    if exc.errno in _IGNORED_ACCEPT_ERRORS:
+                        continue
+                    if exc.errno in _RESOURCE_ERRORS:
+                        log.error("%s: cannot accept (%s); retrying in 0.1 s", self.name, exc.strerror)
+                        await trio.sleep(0.1)
+                        continue
+                    raise
+                self._starting += 1
+                self._publish()
+                conns.start_soon(self._serve_one, trio.SocketStream(trio.socket.from_stdlib_socket(accepted)))
+        finally:
+            raw.close()
 
     def stop_accepting(self) -> None:
         """Close the listening socket; connections in progress continue."""
@@ -156,6 +195,8 @@ class Listener:
         return None
 
     async def _serve_one(self, stream: trio.SocketStream) -> None:
+        if self.seat is not None:
+            self._starting -= 1
         # one id per connection, set once: every log line of this task (listener and session) carries it
         connection_id.set(f"{self.name}#{next(_conn_ids)}")
         peer = _peer_of(stream)
@@ -175,6 +216,7 @@ class Listener:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
             finally:
+                self._publish()
                 await trio.aclose_forcefully(stream)
             return
         self.active += 1
@@ -193,6 +235,7 @@ class Listener:
             log.exception("connection from %s failed", peer)
         finally:
             self.active -= 1
+            self._publish()
             gauge.dec()
             await trio.aclose_forcefully(conn or stream)
 
