@@ -300,3 +300,32 @@ class MessageService:
     async def summaries(self, mailbox_id: str, *, newest: int | None = None) -> list[MessageSummary]:
         """The mailbox's messages in UID order (only the ``newest`` ones, if given), without content."""
         return await self.store.list_messages(mailbox_id, newest=newest)
+
+    async def append_all(self, user: User, mailbox: Mailbox,
+                         messages: Sequence[tuple[bytes, Sequence[str], dt.datetime | None]], *,
+                         origin: str = "") -> list[AppendResult]:
+        """APPEND of several messages at once (IMAP MULTIAPPEND, RFC 3502), all or none: each ``(raw, flags,
+        internal date or None)`` is checked for size and the quota for their sum before anything is written, then
+        all are stored in one transaction. Should the store still refuse some (another writer used the room
+        meanwhile), the ones it stored are removed again and the refusal is raised. One nudge for the mailbox.
+
+        Raises MessageTooLarge, QuotaExceeded, InvalidInput (an empty message) or NotFound (mailbox gone)."""
+        for raw, _flags, _date in messages:
+            if not raw:
+                raise InvalidInput("empty message", "message")
+            self.check_size(len(raw))
+        if len(messages) > 1:  # one message: the store's conditional increment is the whole check
+            await self.check_room(user.id, sum(len(raw) for raw, _flags, _date in messages))
+        now = dt.datetime.now(dt.UTC)
+        quota = self.quota_of(user)
+        items = [NewMessage(user.id, mailbox.id, await prepare_soon(raw), tuple(f for f in flags if f != RECENT),
+                            date or now, quota=quota) for raw, flags, date in messages]
+        outcomes = await self.store.append_messages(items)
+        stored = [o for o in outcomes if isinstance(o, AppendResult)]
+        refused = [o for o in outcomes if not isinstance(o, AppendResult)]
+        if refused:
+            if stored:
+                await self.expunge(mailbox, [o.uid for o in stored], origin=origin)
+            raise refused[0]
+        await self._nudge(mailbox, user.id, max(o.modseq for o in stored), origin)
+        return stored

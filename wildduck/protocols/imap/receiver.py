@@ -56,6 +56,9 @@ class RawCommand:
 class LiteralAnnounced:
     tag: str
     size: int
+    #: bytes of the literals already read in this command (a MULTIAPPEND's earlier messages: the quota is checked
+    #: for the sum)
+    earlier: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,8 @@ class _Partial:
     depth: int = 0
     size: int = 0
     literals: int = 0
+    #: bytes of the literals read (or being read) so far
+    literal_bytes: int = 0
     tag: str | None = None
     #: set when the command was refused but its remaining bytes must still be consumed
     error: str | None = None
@@ -288,12 +293,15 @@ class Receiver:
             elif literal > self.max_literal:
                 refuse = f"literal of {literal} bytes is over the limit of {self.max_literal}"
                 too_big = True
-            elif cmd.size > self.max_command:
-                refuse = "command too long"
+            elif cmd.size > self.max_command:  # several literals (MULTIAPPEND) over what one command may hold
+                refuse = f"the command would hold more than {self.max_command} bytes"
+                too_big = True
             elif cmd.literals > self.max_literals:
                 refuse = "too many literals"
             elif nonsync and self.literal_minus and literal > 4096:
                 refuse = "non-synchronizing literals over 4096 bytes are not allowed (LITERAL-)"
+            earlier = cmd.literal_bytes
+            cmd.literal_bytes += literal
             if nonsync:
                 self._remaining = literal
                 if refuse is not None:
@@ -309,7 +317,7 @@ class Receiver:
                 return CommandRejected(tag, refuse, "NO", "TOOBIG") if too_big else CommandRejected(tag, refuse)
             self._remaining = literal
             self._state = _State.WAIT_LITERAL
-            return LiteralAnnounced(cmd.tag or "*", literal)
+            return LiteralAnnounced(cmd.tag or "*", literal, earlier)
         # the command is complete
         self._cmd = _Partial()
         if cmd.error is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,42 @@ def astring(value: Any, *, utf8: bool = False) -> bytes:
     if data and not any(c in _ATOM_SPECIALS or c > 127 for c in data) and data.upper() != b"NIL":
         return data
     return string(data, utf8=utf8)
+
+
+def number_set(numbers: Sequence[int]) -> str:
+    """``1:3,7`` for [1, 2, 3, 7]: a sequence set with runs merged, in the order given (COPYUID, APPENDUID,
+    ESEARCH ALL)."""
+    out: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], -1]:
+        if n == prev + 1:
+            prev = n
+            continue
+        out.append(f"{start}:{prev}" if prev != start else f"{start}")
+        start = prev = n
+    return ",".join(out)
+
+
+def esearch(tag: str, uid: bool, options: Iterable[str], numbers: Sequence[int], modseq: int | None) -> bytes:
+    """``* ESEARCH (TAG "t") [UID] MIN n MAX n ALL set COUNT n [MODSEQ m]`` (RFC 4731) for the ascending
+    ``numbers`` found: of these items the ones in ``options``, always in this order (Dovecot's, whatever the
+    client's); MIN, MAX and ALL only when something was found."""
+    wanted = set(options)
+    parts = [b"* ESEARCH (TAG " + string(tag) + b")"]
+    if uid:
+        parts.append(b"UID")
+    if numbers:
+        if "MIN" in wanted:
+            parts.append(b"MIN %d" % numbers[0])
+        if "MAX" in wanted:
+            parts.append(b"MAX %d" % numbers[-1])
+        if "ALL" in wanted:
+            parts.append(b"ALL " + number_set(numbers).encode("ascii"))
+    if "COUNT" in wanted:
+        parts.append(b"COUNT %d" % len(numbers))
+    if modseq is not None:
+        parts.append(b"MODSEQ %d" % modseq)
+    return b" ".join(parts) + b"\r\n"
 
 
 def flag_list(flags: Iterable[str]) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 
 from wildduck.domain.mailboxes import Hierarchy
 from wildduck.errors import AuthFailed, NotFound, RateLimited, TooManyConnections
@@ -55,16 +56,17 @@ async def starttls(s: IMAPSession, cmd: g.Command) -> None:
 
 # -- not authenticated -----------------------------------------------------------------------------------------------
 async def _login(s: IMAPSession, tag: str, username: str, password: str) -> None:
+    stack = AsyncExitStack()  # the login's own: UNAUTHENTICATE releases it before the session ends
     try:
-        s.login = await log_in(s.s.login, s.stack, "imap", username, password, peer=s.conn.peer,
-                               max_connections=s.settings.max_connections_per_user)
+        login = await log_in(s.s.login, stack, "imap", username, password, peer=s.conn.peer,
+                             max_connections=s.settings.max_connections_per_user)
     except (RateLimited, TooManyConnections) as exc:
         s.no(tag, str(exc), "ALERT")
         return
     except AuthFailed:
         s.no(tag, "invalid credentials", "AUTHENTICATIONFAILED")
         return
-    s.state = g.AUTHENTICATED
+    s.logged_in(login, stack)
     s.ok(tag, "logged in", f"CAPABILITY {s.capabilities()}")
 
 
@@ -112,13 +114,22 @@ async def authenticate(s: IMAPSession, cmd: g.Command) -> None:
     await _login(s, cmd.tag, username, password)
 
 
+async def unauthenticate(s: IMAPSession, cmd: g.Command) -> None:
+    """UNAUTHENTICATE (RFC 8437): back to the not-authenticated state on the same connection (see
+    :meth:`IMAPSession.log_out`)."""
+    user = s.user.username
+    await s.log_out()
+    log.info("%s logged out with UNAUTHENTICATE", user)
+    s.ok(cmd.tag, "UNAUTHENTICATE completed")
+
+
 # -- authenticated ---------------------------------------------------------------------------------------------------
 async def enable(s: IMAPSession, cmd: g.Command) -> None:
     assert isinstance(cmd, g.Enable)
     enabled = []
     for cap in cmd.capabilities:
         if cap == "CONDSTORE" and not s.condstore:
-            s.condstore = True
+            s.enable_condstore()
             enabled.append(cap)
         elif cap == "UTF8=ACCEPT" and not s.utf8:
             s.utf8 = True
@@ -289,17 +300,19 @@ async def status(s: IMAPSession, cmd: g.Command) -> None:
 
 
 async def append(s: IMAPSession, cmd: g.Command) -> None:
+    """APPEND, of one message or several (MULTIAPPEND, RFC 3502: all stored or none); APPENDUID names them all."""
     assert isinstance(cmd, g.Append)
     mailbox = await s.mailbox(cmd.mailbox, target=True)
-    if not cmd.message:
+    if not all(m.message for m in cmd.messages):
         s.no(cmd.tag, "empty message")
         return
-    outcome = await s.s.messages.append(s.user, mailbox, cmd.message, flags=cmd.flags, internal_date=cmd.date,
-                                        origin=s.origin)
+    outcomes = await s.s.messages.append_all(s.user, mailbox, [(m.message, m.flags, m.date) for m in cmd.messages],
+                                             origin=s.origin)
     if s.view is not None and s.view.mailbox.id == mailbox.id:
         s.view.dirty = True  # our own nudge is skipped
         await s.sync()
-    s.ok(cmd.tag, "APPEND completed", f"APPENDUID {outcome.uid_validity} {outcome.uid}")
+    uids = serializer.number_set([o.uid for o in outcomes])
+    s.ok(cmd.tag, "APPEND completed", f"APPENDUID {outcomes[0].uid_validity} {uids}")
 
 
 async def getquotaroot(s: IMAPSession, cmd: g.Command) -> None:

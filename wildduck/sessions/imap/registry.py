@@ -28,6 +28,7 @@ _ROWS: tuple[Entry, ...] = (
     Entry("STARTTLS", _NOT_AUTH, g.parse_simple, c.starttls),
     Entry("LOGIN", _NOT_AUTH, g.parse_login, c.login),
     Entry("AUTHENTICATE", _NOT_AUTH, g.parse_authenticate, c.authenticate),
+    Entry("UNAUTHENTICATE", _AUTH, g.parse_simple, c.unauthenticate),
     Entry("ENABLE", _AUTH, g.parse_enable, c.enable),
     Entry("NAMESPACE", _AUTH, g.parse_simple, c.namespace),
     Entry("SELECT", _AUTH, g.parse_select, c.select),

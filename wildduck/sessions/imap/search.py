@@ -30,15 +30,19 @@ def _seq_ranges(view: MailboxView, seqset: g.SequenceSet) -> q.Uids:
     return q.Uids.of(ranges)
 
 
-def compile_key(key: g.SearchKey, view: MailboxView, now: dt.datetime) -> q.Query:
-    """The query for one IMAP search key, in the view of ``view`` at ``now`` (for WITHIN)."""
+def compile_key(key: g.SearchKey, view: MailboxView, now: dt.datetime, *,
+                saved: g.SequenceSet | None = None) -> q.Query:
+    """The query for one IMAP search key, in the view of ``view`` at ``now`` (for WITHIN); ``saved`` is what ``$``
+    stands for (RFC 5182: UIDs, as a message set or a UID set alike)."""
     op, args = key.op, key.args
     if op == "AND":
-        return q.And(tuple(compile_key(k, view, now) for k in args))
+        return q.And(tuple(compile_key(k, view, now, saved=saved) for k in args))
     if op == "OR":
-        return q.Or((compile_key(args[0], view, now), compile_key(args[1], view, now)))
+        return q.Or((compile_key(args[0], view, now, saved=saved), compile_key(args[1], view, now, saved=saved)))
     if op == "NOT":
-        return q.Not(compile_key(args[0], view, now))
+        return q.Not(compile_key(args[0], view, now, saved=saved))
+    if op in ("SEQ", "UID") and args[0].last_result:
+        return q.Uids(saved.normalized if saved is not None else ())
     if op == "ALL":
         return q.All()
     if op in _FLAG_KEYS:

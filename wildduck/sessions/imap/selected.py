@@ -10,7 +10,7 @@ from wildduck.protocols.imap import grammar as g
 from wildduck.protocols.imap import serializer
 from wildduck.protocols.imap.fetch import MessageView, body_item, internaldate, sets_seen
 from wildduck.sessions.imap.search import compile_key, uses_modseq
-from wildduck.sessions.imap.session import IMAPSession
+from wildduck.sessions.imap.session import EMPTY_RESULT, IMAPSession
 
 #: FETCH items answered from a record without its content (no skeleton, parts or MIME tree)
 _META_ITEMS = frozenset({"FLAGS", "UID", "MODSEQ", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE"})
@@ -22,8 +22,11 @@ _RFC822_SECTIONS = {"RFC822": "", "RFC822.HEADER": "HEADER", "RFC822.TEXT": "TEX
 
 
 def targets(s: IMAPSession, sequence: g.SequenceSet, uid: bool) -> list[tuple[int, int]]:
-    """(sequence number, UID) of the messages a sequence set names (merge-joined, never per-range scans)."""
+    """(sequence number, UID) of the messages a sequence set names (merge-joined, never per-range scans); ``$`` is
+    the saved search result (RFC 5182), the messages of its UIDs still in the mailbox."""
     uids = s.selected.uids
+    if sequence.last_result:
+        sequence, uid = s.saved_result, True
     if not uids:
         return []
     if uid:
@@ -32,21 +35,9 @@ def targets(s: IMAPSession, sequence: g.SequenceSet, uid: bool) -> list[tuple[in
 
 
 def valid_sequence(s: IMAPSession, sequence: g.SequenceSet) -> bool:
+    """Whether a message sequence set names only existing numbers (``$`` always does: RFC 5182 2.1)."""
     count = len(s.selected.uids)
     return all((lo is None or lo <= count) and (hi is None or hi <= count) for lo, hi in sequence.ranges)
-
-
-def _compact(numbers: list[int]) -> str:
-    """``1:3,7`` for [1, 2, 3, 7] (order kept, runs merged)."""
-    out: list[str] = []
-    start = prev = numbers[0]
-    for n in numbers[1:] + [-1]:
-        if n == prev + 1:
-            prev = n
-            continue
-        out.append(f"{start}:{prev}" if prev != start else f"{start}")
-        start = prev = n
-    return ",".join(out)
 
 
 async def check(s: IMAPSession, cmd: g.Command) -> None:
@@ -96,10 +87,10 @@ async def fetch(s: IMAPSession, cmd: g.Command) -> None:
     items = list(cmd.items)
     if cmd.uid and not any(i.name == "UID" for i in items):
         items.insert(0, g.FetchItem("UID", label="UID"))
-    if cmd.changedsince is not None:
-        s.condstore = True
-        if not any(i.name == "MODSEQ" for i in items):
-            items.append(g.FetchItem("MODSEQ", label="MODSEQ"))
+    if cmd.changedsince is not None and not any(i.name == "MODSEQ" for i in items):
+        items.append(g.FetchItem("MODSEQ", label="MODSEQ"))
+    if any(i.name == "MODSEQ" for i in items):
+        s.enable_condstore()
     chosen = targets(s, cmd.sequence, cmd.uid)
     if cmd.changedsince is not None:
         chosen = [(n, u) for n, u in chosen if view.modseqs.get(u, 0) > cmd.changedsince]
@@ -294,11 +285,11 @@ async def store(s: IMAPSession, cmd: g.Command) -> None:
         s.bad(cmd.tag, "invalid message sequence number")
         return
     await s.sync(expunge=cmd.uid)
+    if cmd.unchangedsince is not None:
+        s.enable_condstore()
     chosen = targets(s, cmd.sequence, cmd.uid)
     change = await s.s.messages.set_flags(view.mailbox, [u for _n, u in chosen], FlagMode(cmd.mode), cmd.flags,
                                           unchangedsince=cmd.unchangedsince, origin=s.origin)
-    if cmd.unchangedsince is not None:
-        s.condstore = True
     view.apply(change)
     changed = {c.uid for c in change.changed}
     modified = set(change.modified)
@@ -334,7 +325,8 @@ async def copy(s: IMAPSession, cmd: g.Command) -> None:
         view.dirty = True  # our own nudges are skipped
     code = None
     if pairs:
-        code = f"COPYUID {target.uid_validity} {_compact([p[0] for p in pairs])} {_compact([p[1] for p in pairs])}"
+        code = (f"COPYUID {target.uid_validity} {serializer.number_set([p[0] for p in pairs])} "
+                f"{serializer.number_set([p[1] for p in pairs])}")
     if move:
         if code:
             s.send(serializer.untagged(f"OK [{code}] moved"))
@@ -345,19 +337,48 @@ async def copy(s: IMAPSession, cmd: g.Command) -> None:
         s.ok(cmd.tag, f"{cmd.name} completed", code)
 
 
+#: the result options after which ``$`` keeps every match, not only the MIN/MAX ones (RFC 5182 2.4)
+_SAVE_ALL = frozenset({"ALL", "COUNT"})
+_EXTREMES = frozenset({"MIN", "MAX"})
+
+
 async def search(s: IMAPSession, cmd: g.Command) -> None:
+    """SEARCH and UID SEARCH: ``* SEARCH``, or with result options (RFC 4731) ``* ESEARCH``; ``SAVE`` (RFC 5182)
+    keeps the result for ``$`` (only the MIN/MAX messages when those are asked without ALL or COUNT), and a SAVE
+    that fails (NO) leaves ``$`` empty; a BAD one changes nothing."""
     assert isinstance(cmd, g.Search)
+    options = cmd.return_options
+    save = "SAVE" in options
     if cmd.charset not in (None, "UTF-8", "US-ASCII"):
+        if save:
+            s.saved_result = EMPTY_RESULT
         s.no(cmd.tag, "unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
         return
     await s.sync(expunge=cmd.uid)
     view = s.selected
-    query = compile_key(cmd.criteria, view, dt.datetime.now(dt.UTC))
+    with_modseq = uses_modseq(cmd.criteria)
+    if with_modseq:
+        s.enable_condstore()
+    query = compile_key(cmd.criteria, view, dt.datetime.now(dt.UTC), saved=s.saved_result)
+    if save:
+        s.saved_result = EMPTY_RESULT  # what it is if the search fails (NO)
     found = await s.s.search.search(view.mailbox.id, query, uids=view.uids, flags=view.flags,
                                     modseqs=view.modseqs, recent=frozenset(view.recent))
     numbers = [f.uid if cmd.uid else view.seq_of(f.uid) for f in found]
-    line = "SEARCH" + "".join(f" {n}" for n in numbers)
-    if uses_modseq(cmd.criteria) and found:
-        line += f" (MODSEQ {max(f.modseq for f in found)})"
-    s.send(serializer.untagged(line))
+    with_modseq = with_modseq and bool(found)
+    if not options:
+        line = "SEARCH" + "".join(f" {n}" for n in numbers)
+        if with_modseq:
+            line += f" (MODSEQ {max(f.modseq for f in found)})"
+        s.send(serializer.untagged(line))
+        s.ok(cmd.tag, f"{cmd.name} completed")
+        return
+    returned = found  # the messages MODSEQ covers and SAVE keeps: only MIN/MAX ones if neither ALL nor COUNT
+    if found and _SAVE_ALL.isdisjoint(options) and not _EXTREMES.isdisjoint(options):
+        returned = [f for f, kind in ((found[0], "MIN"), (found[-1], "MAX")) if kind in options]
+    if save:
+        s.saved_result = g.SequenceSet.of_numbers([f.uid for f in returned])
+    if options != ("SAVE",):  # SAVE alone answers nothing but the tagged OK
+        modseq = max(f.modseq for f in returned) if with_modseq else None
+        s.send(serializer.esearch(cmd.tag, cmd.uid, options, numbers, modseq))
     s.ok(cmd.tag, f"{cmd.name} completed")

@@ -37,7 +37,7 @@ from wildduck.errors import (
     StoreError,
     TooManyConnections,
 )
-from wildduck.log import connection_id
+from wildduck.log import connection_id, connection_user
 from wildduck.model import Mailbox, Nudge, Resync, User
 from wildduck.protocols.imap import grammar as g
 from wildduck.protocols.imap import mutf7, serializer
@@ -64,6 +64,8 @@ MAX_BAD_IN_A_ROW = 50
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 #: queued output is written once it reaches this size, even within one command
 FLUSH_AT = 262144
+#: ``$`` before any SEARCH RETURN (SAVE) in the selected mailbox (RFC 5182 2.1: names no message)
+EMPTY_RESULT = g.SequenceSet(())
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +136,15 @@ class IMAPSession:
         self.keywords: set[str] = set()
         self.condstore = False
         self.utf8 = False
+        #: ``$``: the UIDs the last SEARCH RETURN (SAVE) kept in the selected mailbox (RFC 5182)
+        self.saved_result = EMPTY_RESULT
         self.out: list[bytes] = []
         self.out_size = 0
         self.bad_in_a_row = 0
-        #: what the login holds (connection slot, subscription), released at the end of the session
+        #: what the session holds, released when it ends (the login's stack among it)
         self.stack = AsyncExitStack()
+        #: what the login holds (connection slot, subscription), released by UNAUTHENTICATE or with the session
+        self.login_stack: AsyncExitStack | None = None
 
     @property
     def user(self) -> User:
@@ -178,9 +184,11 @@ class IMAPSession:
         caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS",
                 "MOVE", "SPECIAL-USE", "CHILDREN", "CONDSTORE", "QUOTA",
                 f"APPENDLIMIT={self.settings.max_message_size}", "LIST-STATUS", "UTF8=ACCEPT", "WITHIN",
-                "STATUS=SIZE"]
-        if self.state != g.NOT_AUTHENTICATED and not self.conn.compressed:
-            caps.append("COMPRESS=DEFLATE")
+                "STATUS=SIZE", "ESEARCH", "SEARCHRES", "MULTIAPPEND"]
+        if self.state != g.NOT_AUTHENTICATED:
+            caps.append("UNAUTHENTICATE")
+            if not self.conn.compressed:
+                caps.append("COMPRESS=DEFLATE")
         if self.state == g.NOT_AUTHENTICATED:
             if self.tls_context is not None and not self.conn.tls_active:
                 caps.append("STARTTLS")
@@ -194,6 +202,7 @@ class IMAPSession:
     async def run(self) -> None:
         """Serve the connection; the login's slot and subscription are released when it ends."""
         async with self.stack:
+            self.stack.push_async_callback(self._release_login)
             await self._serve()
 
     async def _serve(self) -> None:
@@ -236,7 +245,7 @@ class IMAPSession:
             return
         if self.login is not None:
             try:
-                await self.s.messages.check_room(self.user.id, event.size)
+                await self.s.messages.check_room(self.user.id, event.earlier + event.size)
             except QuotaExceeded:
                 self.rx.refuse_literal()
                 self.no(event.tag, "mailbox is over quota", "OVERQUOTA")
@@ -292,6 +301,28 @@ class IMAPSession:
 
     def bad(self, tag: str, text: str) -> None:
         self.tagged(tag, "BAD", text)
+
+    def logged_in(self, login: UserSession, stack: AsyncExitStack) -> None:
+        """The user is logged in; ``stack`` holds the login's slot and subscription (released by
+        :meth:`log_out`, or when the session ends)."""
+        self.login = login
+        self.login_stack = stack
+        self.state = g.AUTHENTICATED
+
+    async def _release_login(self) -> None:
+        stack, self.login, self.login_stack = self.login_stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def log_out(self) -> None:
+        """Back to the not-authenticated state (UNAUTHENTICATE, RFC 8437): the selected mailbox goes without an
+        expunge, ENABLEd extensions are off, the connection slot and the subscription are released. TLS and
+        COMPRESS stay."""
+        self.unselect()
+        self.state = g.NOT_AUTHENTICATED
+        self.condstore = self.utf8 = False
+        await self._release_login()
+        connection_user.set("")
 
     # -- names ----------------------------------------------------------------------------------------------------
     def decode_name(self, raw: bytes) -> str:
@@ -409,7 +440,21 @@ class IMAPSession:
         return (serializer.untagged(f"FLAGS ({flags})")
                 + serializer.untagged(f"OK [PERMANENTFLAGS ({flags} \\*)] flags permitted"))
 
+    def enable_condstore(self) -> None:
+        """CONDSTORE is on from now (RFC 7162 3.1: FETCH of MODSEQ, CHANGEDSINCE, UNCHANGEDSINCE, SEARCH MODSEQ,
+        ENABLE); the first time, with a mailbox selected, the client is told its HIGHESTMODSEQ."""
+        if self.condstore:
+            return
+        self.condstore = True
+        view = self.view
+        if view is not None:  # the journal's watermark, or this session's own last change if that is later
+            highest = max(view.known_modseq, max(view.table.modseqs, default=0))
+            self.send(serializer.untagged(f"OK [HIGHESTMODSEQ {highest}] highest"))
+
     def unselect(self) -> None:
+        """Back to the authenticated state (SELECT, EXAMINE, CLOSE, UNSELECT, the selected mailbox deleted): the
+        view, the keywords told and ``$`` go."""
         self.view = None
         self.keywords = set()
+        self.saved_result = EMPTY_RESULT
         self.state = g.AUTHENTICATED

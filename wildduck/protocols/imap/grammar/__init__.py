@@ -20,6 +20,7 @@ from wildduck.protocols.imap.grammar.commands import (
     NOT_AUTHENTICATED,
     SELECTED,
     Append,
+    AppendMessage,
     Authenticate,
     Command,
     Compress,
@@ -65,7 +66,8 @@ from wildduck.protocols.imap.grammar.sequence import Range, SequenceSet, parse_s
 
 __all__ = [
     "AUTHENTICATED", "LOGOUT", "NOT_AUTHENTICATED", "SELECTED",
-    "Append", "Args", "Authenticate", "Command", "Compress", "CopyMove", "Enable", "Fetch", "FetchItem", "Id",
+    "Append", "AppendMessage", "Args", "Authenticate", "Command", "Compress", "CopyMove", "Enable", "Fetch",
+    "FetchItem", "Id",
     "ListCommand", "Login", "MailboxCommand", "ParseError", "QuotaCommand", "Range", "Rename", "Search", "SearchKey",
     "Parser", "Select", "SequenceSet", "Simple", "Status", "Store", "UidExpunge",
     "parse", "parse_date", "parse_date_time", "parse_fetch_item", "parse_fetch_items", "parse_flag", "parse_flags",

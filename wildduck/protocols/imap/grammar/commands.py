@@ -77,11 +77,20 @@ class Status(Command):
 
 
 @dataclass(frozen=True, slots=True)
-class Append(Command):
-    mailbox: bytes
+class AppendMessage:
+    """One message of an APPEND: its flags, its internal date (None: now) and its bytes."""
+
     flags: tuple[str, ...]
     date: dt.datetime | None
     message: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Append(Command):
+    """APPEND of one message, or of several (MULTIAPPEND, RFC 3502: all of them or none)."""
+
+    mailbox: bytes
+    messages: tuple[AppendMessage, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +130,8 @@ class Search(Command):
     uid: bool
     charset: str | None
     criteria: SearchKey  # an AND of the top-level keys
+    #: RFC 4731 / RFC 5182 result options (MIN MAX ALL COUNT SAVE, each once, in the client's order; ``RETURN ()``
+    #: is ALL); empty: a plain SEARCH, answered with ``* SEARCH``
     return_options: tuple[str, ...] = ()
 
 
@@ -248,19 +259,25 @@ def parse_status(tag: str, name: str, a: Args) -> Command:
 
 
 def parse_append(tag: str, name: str, a: Args) -> Command:
+    """``APPEND mailbox [flags] [date-time] literal`` and, for MULTIAPPEND (RFC 3502), more ``[flags] [date-time]
+    literal`` after it."""
     mailbox = a.astring("mailbox")
-    flags: tuple[str, ...] = ()
-    date = None
-    tok = a.peek()
-    if tok is not None and tok[0] == LPAREN:
-        flags = parse_flags(a)
+    messages: list[AppendMessage] = []
+    while True:
+        flags: tuple[str, ...] = ()
+        date = None
         tok = a.peek()
-    if tok is not None and tok[0] == QUOTED:
-        date = parse_date_time(a.string("date-time"))
-    message = a.string("message literal")
-    if not a.at_end():
-        raise ParseError("MULTIAPPEND is not supported")
-    return Append(tag, name, mailbox, flags, date, message)
+        if tok is not None and tok[0] == LPAREN:
+            flags = parse_flags(a)
+            tok = a.peek()
+        if tok is not None and tok[0] == QUOTED:
+            date = parse_date_time(a.string("date-time"))
+            tok = a.peek()
+        if tok is None or tok[0] != LITERAL:
+            raise ParseError("expected message literal")
+        messages.append(AppendMessage(flags, date, a.string("message literal")))
+        if a.at_end():
+            return Append(tag, name, mailbox, tuple(messages))
 
 
 def _fetch_like(a: Args) -> tuple[SequenceSet, tuple[FetchItem, ...]]:
@@ -318,6 +335,10 @@ def parse_copy(tag: str, name: str, a: Args, uid: bool = False) -> Command:
     return CopyMove(tag, name, uid, seq, mailbox)
 
 
+#: SEARCH result options: ESEARCH (RFC 4731) and SEARCHRES (RFC 5182)
+SEARCH_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
+
+
 def parse_search(tag: str, name: str, a: Args, uid: bool = False) -> Command:
     returns: list[str] = []
     tok = a.peek()
@@ -326,7 +347,13 @@ def parse_search(tag: str, name: str, a: Args, uid: bool = False) -> Command:
         if not a.open():
             raise ParseError("expected RETURN (...)")
         while not a.close():
-            returns.append(a.atom("return option").decode("ascii", "replace").upper())
+            option = a.atom("return option").decode("ascii", "replace").upper()
+            if option not in SEARCH_RETURN_OPTIONS:
+                raise ParseError(f"unknown search return option {option[:40]}")
+            if option not in returns:
+                returns.append(option)
+        if not returns:
+            returns.append("ALL")  # RFC 4731 3.1: RETURN () is RETURN (ALL)
     charset = None
     tok = a.peek()
     if tok is not None and tok[0] == ATOM and (tok[1] or b"").upper() == b"CHARSET":

@@ -66,6 +66,6 @@ def parse_search_key(a: Args, depth: int = 0) -> SearchKey:
             a.string("entry name")
             a.atom("entry type")
         return SearchKey(op, (a.number("mod-sequence", bits=63),))
-    if raw[:1].isdigit() or raw[:1] == b"*":
+    if raw[:1].isdigit() or raw[:1] in (b"*", b"$"):  # "$": the saved result (RFC 5182)
         return SearchKey("SEQ", (parse_sequence_set(raw),))
     raise ParseError(f"unknown search key {op[:40]}")

@@ -1,6 +1,8 @@
 """IMAP sequence sets (RFC 3501 §9 ``sequence-set``), normalized once when parsed.
 
-A set is kept as its sorted, merged concrete ranges plus the bounds of the ranges that involve ``*``. ``*`` means
+A set is kept as its sorted, merged concrete ranges plus the bounds of the ranges that involve ``*``. ``$`` (RFC 5182
+SEARCHRES: the result the last ``SEARCH RETURN (SAVE)`` kept) is a set of its own, :attr:`SequenceSet.last_result`;
+the session substitutes the kept UIDs (:meth:`SequenceSet.of_numbers`) before resolving it. ``*`` means
 the largest number in use at the time of use, so those ranges resolve only then: ``n:*`` is ``n..largest`` or, when
 ``n`` is larger, ``largest..n`` (it still names the largest, RFC 3501 §6.4.8). Membership is a bisection
 (O(log ranges)); resolving a set against a mailbox is a merge-join (O(messages + ranges)).
@@ -70,12 +72,20 @@ class SequenceSet:
         normalized: the concrete ranges (no "*"), ascending, disjoint and non-adjacent.
         star: (lowest, highest) number in the ranges that involve "*", or None when there are none; the union of
             those ranges is ``min(lowest, largest) .. max(highest, largest)``.
+        last_result: the set is ``$`` (RFC 5182): the saved search result, whatever the command's form (UIDs or
+            sequence numbers); ``ranges`` is empty.
     """
 
     ranges: tuple[Range, ...]
+    last_result: bool = False
     normalized: tuple[tuple[int, int], ...] = field(init=False, repr=False, compare=False)
     star: tuple[int, int] | None = field(init=False, repr=False, compare=False)
     _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    @classmethod
+    def of_numbers(cls, numbers: Sequence[int]) -> SequenceSet:
+        """The set of exactly these numbers (ascending or not), as merged ranges: ``[1, 2, 3, 7]`` is ``1:3,7``."""
+        return cls(tuple(_merge([(n, n) for n in sorted(numbers)])))
 
     def __post_init__(self) -> None:
         normalized, star = _normalize(self.ranges)
@@ -184,12 +194,18 @@ class SequenceSet:
 _SEQ_NUM = re.compile(rb"^(?:[1-9][0-9]{0,9}|\*)$")
 
 
+#: ``$``, the saved search result (RFC 5182 ``seq-last-command``)
+LAST_RESULT = SequenceSet((), last_result=True)
+
+
 def parse_sequence_set(text: bytes) -> SequenceSet:
-    """Parse ``sequence-set`` (RFC 3501 §9).
+    """Parse ``sequence-set`` (RFC 3501 §9), or ``$`` (RFC 5182: only on its own, never inside a list or range).
 
     Raises:
         ParseError: the text is not a sequence set, or a number is over 2^32 - 1.
     """
+    if text == b"$":
+        return LAST_RESULT
     ranges: list[Range] = []
     for part in text.split(b","):
         lo, sep, hi = part.partition(b":")
