@@ -175,3 +175,35 @@ class MailboxService:
         """Counts, \\Recent, UIDNEXT, UIDVALIDITY and HIGHESTMODSEQ from one store call and one snapshot; without
         ``first_unseen`` (IMAP STATUS does not report it) nothing depends on the mailbox's size."""
         return await self.store.mailbox_status(mailbox.id, first_unseen=first_unseen)
+
+    async def create_with_use(self, user_id: str, path: str, uses: tuple[str, ...]) -> Mailbox:
+        """Create ``path`` with a special use (RFC 6154 CREATE-SPECIAL-USE), WildDuck's rule: one use per mailbox
+        and one mailbox per use, among :data:`CREATABLE_USES`. Raises UnsupportedUse for a use outside them,
+        for several uses, or for a use another mailbox of the user has; otherwise as :meth:`create`.
+
+        Two creates racing for the same use can both succeed: the store does not make a use unique.
+        """
+        if not uses:
+            return await self.create(user_id, path)
+        wanted = {_USE_NAMES.get(u.lower(), u) for u in uses}
+        if len(wanted) > 1:
+            raise UnsupportedUse("a mailbox has at most one special use")
+        use = wanted.pop()
+        if use not in CREATABLE_USES:
+            raise UnsupportedUse(f"special use {use[:40]} is not supported")
+        holder = await self.special(user_id, use)
+        if holder is not None:
+            raise UnsupportedUse(f"{holder.path} already has the special use {use}")
+        return await self.create(user_id, path, special_use=use)
+
+
+#: the special uses a mailbox can be created with (RFC 6154 2; \All and \Flagged would be virtual mailboxes)
+CREATABLE_USES = ("\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash")
+_USE_NAMES = {u.lower(): u for u in CREATABLE_USES}
+
+
+class UnsupportedUse(InvalidInput):
+    """A special use that cannot be given to a new mailbox: unknown, virtual, several at once, or taken."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "special_use")

@@ -329,3 +329,10 @@ class MessageService:
             raise refused[0]
         await self._nudge(mailbox, user.id, max(o.modseq for o in stored), origin)
         return stored
+
+    async def count_with_flag(self, mailbox: Mailbox, flag: str) -> int:
+        """How many messages of ``mailbox`` carry ``flag`` (IMAP4rev2's STATUS DELETED, RFC 9051 6.3.11), from
+        one snapshot of the mailbox: a read of every message's flags, as the mailbox row keeps no such count."""
+        table = (await self.store.mailbox_snapshot(mailbox.id)).table
+        having = {n for n, flags in enumerate(table.flag_sets.sets) if flag in flags}
+        return sum(1 for n in table.flag_ids if n in having)

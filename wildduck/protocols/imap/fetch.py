@@ -9,7 +9,7 @@ from typing import Any
 from wildduck.protocols import mime
 from wildduck.protocols.imap import serializer
 from wildduck.protocols.imap.grammar import FetchItem
-from wildduck.protocols.mime import headers
+from wildduck.protocols.mime import headers, transfer
 
 Node = dict[str, Any]
 GetBlob = Callable[[str], bytes]
@@ -151,6 +151,50 @@ def body_item(view: MessageView, item: FetchItem) -> serializer.Streamed | bytes
     return serializer.Streamed(end - start, _without_nul(view.range(start, end)))
 
 
+class UnknownCTE(Exception):
+    """A BINARY item names a part whose Content-Transfer-Encoding the server cannot undo (RFC 3516 4.3:
+    ``NO [UNKNOWN-CTE]``)."""
+
+
+def _binary_content(view: MessageView, item: FetchItem) -> tuple[bytes, bool]:
+    """What BINARY[section] names, its transfer encodings undone, and whether anything was decoded: a leaf part's
+    content; the whole message, a multipart or an encapsulated message with each of its parts decoded and said
+    to be ``binary`` (as Dovecot answers); nothing for a part that does not exist. Raises UnknownCTE."""
+    section = item.section or ""
+    path = [int(n) for n in section.split(".")] if section else []
+    node = view.node(path)
+    if node is None:
+        return b"", False
+    if not path or "parts" in node or "msg" in node:
+        start, end = (node["bs"], node["be"]) if path else (0, view.size)  # BODY[section]'s range
+        raw = view.read(start, end)
+        decoded = transfer.decoded_entity(raw, start, node["msg"] if "msg" in node else node)
+        changed = decoded != raw
+    else:
+        encoding = headers.transfer_encoding(headers.fields(view.read(node["hs"], node["bs"])))
+        decoded = transfer.decode(view.read(node["bs"], node["be"]), encoding)
+        changed = encoding not in transfer.IDENTITY
+    if decoded is None:
+        raise UnknownCTE(f"unknown Content-Transfer-Encoding in {'part ' + section if path else 'the message'}")
+    return decoded, changed
+
+
+def binary_item(view: MessageView, item: FetchItem) -> serializer.Streamed:
+    """The value of BINARY[section]<partial> (RFC 3516): the section with its transfer encodings undone; a
+    ``literal8`` (``~{n}``) when something was decoded or it holds a NUL byte (Dovecot's rule), else a literal;
+    empty for a part that does not exist. Raises UnknownCTE."""
+    data, decoded = _binary_content(view, item)
+    if item.partial:
+        start, length = item.partial
+        data = data[start:start + length]
+    return serializer.Streamed(len(data), [data], binary=decoded or b"\x00" in data)
+
+
+def binary_size(view: MessageView, item: FetchItem) -> bytes:
+    """The value of BINARY.SIZE[section]: the size BINARY[section] has. Raises UnknownCTE."""
+    return b"%d" % len(_binary_content(view, item)[0])
+
+
 def sets_seen(items: Iterable[FetchItem]) -> bool:
     """Whether fetching ``items`` sets ``\\Seen`` on the message (in a mailbox opened read-write).
 
@@ -164,4 +208,5 @@ def sets_seen(items: Iterable[FetchItem]) -> bool:
                or item.name in ("RFC822", "RFC822.TEXT") for item in items)
 
 
-__all__ = ["MessageView", "body_item", "filter_header", "headers", "internaldate", "sets_seen"]
+__all__ = ["MessageView", "UnknownCTE", "binary_item", "binary_size", "body_item", "filter_header", "headers",
+           "internaldate", "sets_seen"]

@@ -32,15 +32,19 @@ from wildduck.protocols._base import NEED_DATA, PAUSED, ConnectionClosed, Sentin
 
 _tok = _speedups.load("imaptok")
 ATOM, QUOTED, LPAREN, RPAREN, LITERAL = 0, 1, 2, 3, 4
+#: a ``literal8`` (``~{n}``, RFC 3516): may hold NUL bytes; only APPEND takes one
+LITERAL8 = 5
 
 Token = tuple[int, bytes | None]
 
 __all__ = [
-    "ATOM", "LITERAL", "LPAREN", "NEED_DATA", "PAUSED", "QUOTED", "RPAREN", "CommandRejected", "ConnectionClosed",
+    "ATOM", "LITERAL", "LITERAL8", "LPAREN", "NEED_DATA", "PAUSED", "QUOTED", "RPAREN", "CommandRejected",
+    "ConnectionClosed",
     "Event", "IdleDone", "LiteralAnnounced", "Mode", "RawCommand", "Receiver", "SaslResponse", "Token",
 ]
 
 _TRAILING_LITERAL = re.compile(rb"\{(\d{1,12})(\+?)\}$")
+_TRAILING_LITERAL8 = re.compile(rb"(?:^|[ (])~\{\d{1,12}\+?\}$")
 _TAG = re.compile(rb"^[\x21\x23\x24\x26\x27\x2c-\x5b\x5e-\x7a\x7c\x7e]+$")  # ASTRING-CHAR minus "+"
 
 
@@ -117,6 +121,8 @@ class _Partial:
     error: str | None = None
     #: the refusal is for a literal over the size limit (NO [TOOBIG], not BAD)
     too_big: bool = False
+    #: the literal being read is a literal8 (``~{n}``)
+    binary: bool = False
 
 
 class Receiver:
@@ -207,7 +213,7 @@ class Receiver:
                 if self._remaining:
                     return self._eof_or_need()
                 if state is _State.LITERAL:
-                    self._cmd.tokens.append((LITERAL, bytes(self._literal)))
+                    self._cmd.tokens.append((LITERAL8 if self._cmd.binary else LITERAL, bytes(self._literal)))
                     self._literal = bytearray()
                 self._state = _State.LINE
                 continue
@@ -284,6 +290,10 @@ class Receiver:
                 cmd.tokens.extend(tokens)
                 cmd.depth = depth
         if literal >= 0:
+            # "~{n}": the tokenizer sees an atom "~" right before the announcement
+            cmd.binary = _TRAILING_LITERAL8.search(line) is not None
+            if cmd.binary and cmd.error is None and cmd.tokens[-1:] == [(ATOM, b"~")]:
+                cmd.tokens.pop()
             cmd.literals += 1
             cmd.size += literal
             refuse = None

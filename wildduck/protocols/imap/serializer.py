@@ -86,10 +86,12 @@ def continuation(text: str = "") -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Streamed:
-    """A FETCH body item sent as a literal of ``size`` bytes produced by ``chunks`` (never one big bytes)."""
+    """A FETCH body item sent as a literal of ``size`` bytes produced by ``chunks`` (never one big bytes); a
+    ``literal8`` (``~{n}``, RFC 3516) when ``binary``."""
 
     size: int
     chunks: Iterable[bytes]
+    binary: bool = False
 
 
 def iter_fetch(seq: int, items: Iterable[tuple[str, bytes | Streamed]]) -> Iterator[bytes]:
@@ -103,7 +105,7 @@ def iter_fetch(seq: int, items: Iterable[tuple[str, bytes | Streamed]]) -> Itera
         first = False
         pending += label.encode("ascii") + b" "
         if isinstance(value, Streamed):
-            pending += b"{%d}\r\n" % value.size
+            pending += b"~{%d}\r\n" % value.size if value.binary else b"{%d}\r\n" % value.size
             yield bytes(pending)
             pending.clear()
             sent = 0

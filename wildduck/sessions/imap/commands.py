@@ -6,14 +6,17 @@ import logging
 import re
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
-from wildduck.domain.mailboxes import Hierarchy
+from wildduck.domain.mailboxes import Hierarchy, HierarchyEntry, parents
 from wildduck.errors import AuthFailed, NotFound, RateLimited, TooManyConnections
 from wildduck.model import Mailbox
+from wildduck.protocols import mime
 from wildduck.protocols._base import sasl_plain
 from wildduck.protocols.imap import grammar as g
 from wildduck.protocols.imap import serializer
 from wildduck.protocols.imap.receiver import NEED_DATA, Mode, SaslResponse
+from wildduck.protocols.mime import transfer
 from wildduck.sessions._login import log_in
 from wildduck.sessions._runner import SessionEnded
 from wildduck.sessions.imap.session import SEPARATOR, IMAPSession
@@ -134,6 +137,9 @@ async def enable(s: IMAPSession, cmd: g.Command) -> None:
         elif cap == "UTF8=ACCEPT" and not s.utf8:
             s.utf8 = True
             enabled.append(cap)
+        elif cap == "IMAP4REV2" and not s.rev2:
+            s.enable_rev2()
+            enabled.append("IMAP4rev2")
     s.send(serializer.untagged("ENABLED" + "".join(" " + c for c in enabled)))
     s.ok(cmd.tag, "ENABLE completed")
 
@@ -145,7 +151,10 @@ async def namespace(s: IMAPSession, cmd: g.Command) -> None:
 
 async def select(s: IMAPSession, cmd: g.Command) -> None:
     assert isinstance(cmd, g.Select) and s.login is not None
+    closing = s.view is not None
     s.unselect()
+    if closing and s.rev2:  # RFC 9051 6.3.2: said before anything about the new mailbox, even if it fails
+        s.send(serializer.untagged("OK [CLOSED] previous mailbox closed"))
     mailbox = await s.mailbox(cmd.mailbox)
     if cmd.condstore:
         s.condstore = True
@@ -154,10 +163,15 @@ async def select(s: IMAPSession, cmd: g.Command) -> None:
     s.keywords = view.keywords()
     s.view = view
     s.send(s.flags_lines())
-    s.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(view.uids), len(view.recent)))
-    unseen = view.first_unseen()
-    if unseen:
-        s.send(serializer.untagged(f"OK [UNSEEN {unseen}] first unseen message"))
+    if s.rev2:  # RFC 9051 6.3.2: no RECENT, no UNSEEN code; the mailbox's name as a LIST response
+        s.forget_recent()
+        s.send(b"* %d EXISTS\r\n" % len(view.uids))
+        s.send(_list_line(s, "LIST", (mailbox.special_use,) if mailbox.special_use else (), mailbox.path))
+    else:
+        s.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(view.uids), len(view.recent)))
+        unseen = view.first_unseen()
+        if unseen:
+            s.send(serializer.untagged(f"OK [UNSEEN {unseen}] first unseen message"))
     s.send(serializer.untagged(f"OK [UIDVALIDITY {mailbox.uid_validity}] UIDs valid"))
     s.send(serializer.untagged(f"OK [UIDNEXT {mailbox.uid_next}] predicted next UID"))
     s.send(serializer.untagged(f"OK [HIGHESTMODSEQ {mailbox.highest_modseq}] highest"))
@@ -168,8 +182,9 @@ async def select(s: IMAPSession, cmd: g.Command) -> None:
 
 
 async def create(s: IMAPSession, cmd: g.Command) -> None:
-    assert isinstance(cmd, g.MailboxCommand)
-    await s.s.mailboxes.create(s.user.id, s.decode_name(cmd.mailbox))
+    """CREATE, with a special use (CREATE-SPECIAL-USE, RFC 6154 3): a use that cannot be given is NO [USEATTR]."""
+    assert isinstance(cmd, g.Create)
+    await s.s.mailboxes.create_with_use(s.user.id, s.decode_name(cmd.mailbox), cmd.uses)
     s.ok(cmd.tag, "CREATE completed")
 
 
@@ -221,47 +236,97 @@ def _list_line(s: IMAPSession, name: str, attrs: Sequence[str], path: str) -> by
     return (b"* " + name.encode() + b" (" + " ".join(attrs).encode() + b') "/" ' + s.encode_name(path) + b"\r\n")
 
 
+@dataclass(slots=True)
+class _Row:
+    """One LIST response: a name, whether it exists, and what the selection and RECURSIVEMATCH found."""
+
+    entry: HierarchyEntry
+    selected: bool = False
+    #: a descendant satisfies the selection criteria but matches no pattern (RFC 5258 3.5: CHILDINFO)
+    childinfo: bool = False
+
+
 async def list_(s: IMAPSession, cmd: g.Command) -> None:
+    """LIST with LIST-EXTENDED (RFC 5258): selection options (SUBSCRIBED, REMOTE: nothing is remote,
+    RECURSIVEMATCH, SPECIAL-USE from RFC 6154), several patterns, return options (SUBSCRIBED, CHILDREN,
+    SPECIAL-USE, STATUS from RFC 5819). A command in the extended syntax gets the attributes its options ask
+    for; a basic LIST gets the children and special-use attributes (CHILDREN, SPECIAL-USE). LSUB is
+    :func:`_lsub`."""
     assert isinstance(cmd, g.ListCommand)
-    if cmd.name == "LIST" and cmd.patterns == (b"",):
+    if cmd.name == "LIST" and cmd.patterns == (b"",) and not cmd.select_options:
         s.send(serializer.untagged(b'LIST (\\Noselect) "/" ""'))
         s.ok(cmd.tag, "LIST completed")
         return
     reference = s.decode_pattern(cmd.reference)
     regexes = [_pattern_regex(reference + s.decode_pattern(p)) for p in cmd.patterns]
-    subscribed_only = cmd.name == "LSUB" or "SUBSCRIBED" in cmd.select_options
-    special_only = "SPECIAL-USE" in cmd.select_options
-    tree = await s.s.mailboxes.hierarchy(s.user.id, with_subscriptions=subscribed_only)
+    select, returns = set(cmd.select_options), set(cmd.return_options)
+    by_subscription = cmd.name == "LSUB" or "SUBSCRIBED" in select
+    by_use = "SPECIAL-USE" in select
+    tree = await s.s.mailboxes.hierarchy(s.user.id, with_subscriptions=by_subscription or "SUBSCRIBED" in returns)
     if cmd.name == "LSUB":
         _lsub(s, cmd, tree, regexes)
         return
+    rows = _list_rows(tree, regexes, by_subscription=by_subscription, by_use=by_use,
+                      recursive="RECURSIVEMATCH" in select)
+    children = not cmd.extended or "CHILDREN" in returns
+    uses = not cmd.extended or by_use or "SPECIAL-USE" in returns
+    subscriptions = by_subscription or "SUBSCRIBED" in returns  # RFC 5258 3.1: SUBSCRIBED implies its return
+    childinfo = " (" + " ".join(f'"{o}"' for o in ("SUBSCRIBED", "SPECIAL-USE") if o in select) + ")"
+    for row in rows:
+        e, m = row.entry, row.entry.mailbox
+        attrs = []
+        if m is None:
+            # a missing level is \\Noselect to a basic IMAP4rev1 LIST, otherwise \\NonExistent (which implies it:
+            # RFC 5258 3, as Dovecot answers)
+            attrs.append("\\NonExistent" if cmd.extended or s.rev2 or not e.level else "\\Noselect")
+        if children:
+            attrs.append("\\HasChildren" if e.has_children else "\\HasNoChildren")
+        if uses and m is not None and m.special_use:
+            attrs.append(m.special_use)
+        if subscriptions and row.selected and e.subscribed:
+            attrs.append("\\Subscribed")
+        line = _list_line(s, "LIST", attrs, e.path)
+        if row.childinfo:
+            line = line[:-2] + b' ("CHILDINFO"' + childinfo.encode() + b")\r\n"
+        s.send(line)
+        if cmd.status_items and m is not None:
+            await send_status(s, m, cmd.status_items)
+    s.ok(cmd.tag, f"{cmd.name} completed")
 
+
+def _list_rows(tree: Hierarchy, regexes: list[re.Pattern[str]], *, by_subscription: bool, by_use: bool,
+               recursive: bool) -> list[_Row]:
+    """The names a LIST answers, in the tree's order (missing superiors of the names RECURSIVEMATCH reports
+    first). Without selection options: the mailboxes and the levels leading to mailboxes; with them, the names
+    that satisfy every one (a subscribed name whose mailbox is gone too); with RECURSIVEMATCH, also the names
+    with a descendant that satisfies them and matches no pattern."""
     def wanted(path: str) -> bool:
         return any(r.match(path) for r in regexes)
 
-    gone = [e for e in tree.entries if e.mailbox is None and e.path in tree.subscriptions]
-    for e in sorted(gone, key=lambda e: e.path):  # subscribed names whose mailbox is gone
-        if wanted(e.path):
-            s.send(_list_line(s, "LIST", ("\\NonExistent", "\\Subscribed"), e.path))
-    if not (subscribed_only or special_only):
-        for e in tree.entries:  # levels that lead to mailboxes but do not exist themselves (a deleted parent)
-            if e.level and wanted(e.path):
-                s.send(_list_line(s, "LIST", ("\\Noselect", "\\HasChildren"), e.path))
-    for e in tree.entries:
-        m = e.mailbox
-        if m is None or not wanted(e.path):
-            continue
-        if (subscribed_only and not m.subscribed) or (special_only and not m.special_use):
-            continue
-        attrs = ["\\HasChildren" if e.has_children else "\\HasNoChildren"]
-        if m.special_use and (cmd.name == "LIST" or "SPECIAL-USE" in cmd.return_options):
-            attrs.append(m.special_use)
-        if ("SUBSCRIBED" in cmd.return_options or subscribed_only) and m.subscribed:  # RFC 5258 3.1
-            attrs.append("\\Subscribed")
-        s.send(_list_line(s, cmd.name, attrs, m.path))
-        if cmd.status_items:
-            await send_status(s, m, cmd.status_items)
-    s.ok(cmd.tag, f"{cmd.name} completed")
+    selecting = by_subscription or by_use
+    rows = {e.path: _Row(e) for e in tree.entries if e.mailbox is not None or e.level or selecting}
+    for row in rows.values():
+        e = row.entry
+        row.selected = ((not by_subscription or e.subscribed)
+                        and (not by_use or (e.mailbox is not None and bool(e.mailbox.special_use))))
+    if recursive:
+        for path, row in list(rows.items()):
+            if not row.selected or wanted(path):
+                continue
+            for parent in parents(path):
+                above = rows.get(parent)
+                if above is None:
+                    above = rows[parent] = _Row(HierarchyEntry(parent, None, False, True, level=True))
+                above.childinfo = True
+    found = [r for r in rows.values() if wanted(r.entry.path) and (r.selected or r.childinfo)]
+    order = {e.path: i for i, e in enumerate(tree.entries)}
+
+    def place(row: _Row) -> tuple[int, int, str]:  # missing names, then levels, then mailboxes (INBOX first)
+        e = row.entry
+        kind = 0 if e.path not in order else 1 if e.mailbox is None and not e.level else 2 if e.mailbox is None else 3
+        return kind, order.get(e.path, 0), e.path
+
+    return sorted(found, key=place)
 
 
 def _lsub(s: IMAPSession, cmd: g.ListCommand, tree: Hierarchy, regexes: list[re.Pattern[str]]) -> None:
@@ -289,6 +354,8 @@ async def send_status(s: IMAPSession, mailbox: Mailbox, items: Sequence[str]) ->
     values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": box.uid_next,
               "UIDVALIDITY": box.uid_validity, "UNSEEN": st.unseen, "HIGHESTMODSEQ": box.highest_modseq,
               "SIZE": st.size, "APPENDLIMIT": s.settings.max_message_size}
+    if "DELETED" in items:  # RFC 9051 6.3.11
+        values["DELETED"] = await s.s.messages.count_with_flag(box, "\\Deleted")
     body = " ".join(f"{item} {values[item]}" for item in items)
     s.send(b"* STATUS " + s.encode_name(box.path) + f" ({body})\r\n".encode())
 
@@ -306,8 +373,11 @@ async def append(s: IMAPSession, cmd: g.Command) -> None:
     if not all(m.message for m in cmd.messages):
         s.no(cmd.tag, "empty message")
         return
-    outcomes = await s.s.messages.append_all(s.user, mailbox, [(m.message, m.flags, m.date) for m in cmd.messages],
-                                             origin=s.origin)
+    # a literal8 may carry NUL bytes, which no literal can: such parts are stored in base64 (RFC 3516 4.4)
+    scanner = mime.scanner()
+    batch = [(transfer.nul_parts_as_base64(m.message, scanner) if m.binary else m.message, m.flags, m.date)
+             for m in cmd.messages]
+    outcomes = await s.s.messages.append_all(s.user, mailbox, batch, origin=s.origin)
     if s.view is not None and s.view.mailbox.id == mailbox.id:
         s.view.dirty = True  # our own nudge is skipped
         await s.sync()

@@ -33,7 +33,7 @@ _ROWS: tuple[Entry, ...] = (
     Entry("NAMESPACE", _AUTH, g.parse_simple, c.namespace),
     Entry("SELECT", _AUTH, g.parse_select, c.select),
     Entry("EXAMINE", _AUTH, g.parse_select, c.select),
-    Entry("CREATE", _AUTH, g.parse_mailbox, c.create),
+    Entry("CREATE", _AUTH, g.parse_create, c.create),
     Entry("DELETE", _AUTH, g.parse_mailbox, c.delete),
     Entry("RENAME", _AUTH, g.parse_rename, c.rename),
     Entry("SUBSCRIBE", _AUTH, g.parse_mailbox, c.subscribe),

@@ -8,7 +8,15 @@ from wildduck.domain.messages import OpenedMessage
 from wildduck.model import FlagMode, MessageRecord
 from wildduck.protocols.imap import grammar as g
 from wildduck.protocols.imap import serializer
-from wildduck.protocols.imap.fetch import MessageView, body_item, internaldate, sets_seen
+from wildduck.protocols.imap.fetch import (
+    MessageView,
+    UnknownCTE,
+    binary_item,
+    binary_size,
+    body_item,
+    internaldate,
+    sets_seen,
+)
 from wildduck.sessions.imap.search import compile_key, uses_modseq
 from wildduck.sessions.imap.session import EMPTY_RESULT, IMAPSession
 
@@ -124,7 +132,11 @@ async def fetch(s: IMAPSession, cmd: g.Command) -> None:
             record = records.get(uid)
             if needs_record and record is None:
                 continue  # expunged by another session meanwhile (RFC 2180): skip, no error
-            _fetch_one(s, seq, uid, items, record, opened.get(uid), with_flags=marks_seen)
+            try:
+                _fetch_one(s, seq, uid, items, record, opened.get(uid), with_flags=marks_seen)
+            except UnknownCTE as exc:  # RFC 3516 4.3; the messages before it were answered
+                s.no(cmd.tag, str(exc), "UNKNOWN-CTE")
+                return
             await s.flush_if_large()
     s.ok(cmd.tag, f"{cmd.name} completed")
 
@@ -266,6 +278,10 @@ def _fetch_one(s: IMAPSession, seq: int, uid: int, items: list[g.FetchItem], rec
                 message = MessageView(record.skeleton, record.parts, record.mime_tree, opened.get_blob)
             if name in _RFC822_SECTIONS:
                 values.append((name, body_item(message, g.FetchItem("BODY", _RFC822_SECTIONS[name], label=name))))
+            elif name == "BINARY":
+                values.append((item.label, binary_item(message, item)))
+            elif name == "BINARY.SIZE":
+                values.append((item.label, binary_size(message, item)))
             else:
                 values.append((item.label, body_item(message, item)))
     if with_flags or any(i.name == "FLAGS" for i in items):
@@ -366,6 +382,8 @@ async def search(s: IMAPSession, cmd: g.Command) -> None:
                                     modseqs=view.modseqs, recent=frozenset(view.recent))
     numbers = [f.uid if cmd.uid else view.seq_of(f.uid) for f in found]
     with_modseq = with_modseq and bool(found)
+    if not options and s.rev2:  # RFC 9051 6.4.4: every SEARCH is answered with ESEARCH, as RETURN (ALL)
+        options = ("ALL",)
     if not options:
         line = "SEARCH" + "".join(f" {n}" for n in numbers)
         if with_modseq:

@@ -20,7 +20,7 @@ import trio
 
 from wildduck import metrics
 from wildduck.domain.auth import LoginService, UserSession
-from wildduck.domain.mailboxes import MailboxService, NoSuchMailbox
+from wildduck.domain.mailboxes import MailboxService, NoSuchMailbox, UnsupportedUse
 from wildduck.domain.messages import MessageService
 from wildduck.domain.search import SearchService
 from wildduck.domain.sync import Appeared, Change, Deleted, Expunged, FlagsChanged, MailboxView, Renamed, SyncService
@@ -111,7 +111,7 @@ class Entry:
 
 #: the error table: domain errors (and StoreError) to NO responses with their RFC 5530 codes, most specific first
 _ERRORS: tuple[tuple[type[Exception], str | None], ...] = (
-    (QuotaExceeded, "OVERQUOTA"), (MessageTooLarge, "TOOBIG"), (TryCreate, "TRYCREATE"),
+    (UnsupportedUse, "USEATTR"), (QuotaExceeded, "OVERQUOTA"), (MessageTooLarge, "TOOBIG"), (TryCreate, "TRYCREATE"),
     (NotFound, "NONEXISTENT"), (AlreadyExists, "ALREADYEXISTS"), (NotPermitted, "CANNOT"),
     (InvalidInput, "CANNOT"), (AuthFailed, "AUTHENTICATIONFAILED"), (RateLimited, "ALERT"),
     (TooManyConnections, "ALERT"), (DomainError, None), (StoreError, "UNAVAILABLE"),
@@ -136,6 +136,8 @@ class IMAPSession:
         self.keywords: set[str] = set()
         self.condstore = False
         self.utf8 = False
+        #: ENABLE IMAP4rev2 (RFC 9051): no \\Recent, ESEARCH answers to SEARCH, UTF-8 names, LIST in SELECT
+        self.rev2 = False
         #: ``$``: the UIDs the last SEARCH RETURN (SAVE) kept in the selected mailbox (RFC 5182)
         self.saved_result = EMPTY_RESULT
         self.out: list[bytes] = []
@@ -181,10 +183,10 @@ class IMAPSession:
         return serializer.untagged("BYE server shutting down")
 
     def capabilities(self) -> str:
-        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS",
-                "MOVE", "SPECIAL-USE", "CHILDREN", "CONDSTORE", "QUOTA",
+        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT",
+                "UIDPLUS", "MOVE", "SPECIAL-USE", "CHILDREN", "CONDSTORE", "QUOTA",
                 f"APPENDLIMIT={self.settings.max_message_size}", "LIST-STATUS", "UTF8=ACCEPT", "WITHIN",
-                "STATUS=SIZE", "ESEARCH", "SEARCHRES", "MULTIAPPEND"]
+                "LIST-EXTENDED", "CREATE-SPECIAL-USE", "BINARY", "STATUS=SIZE", "ESEARCH", "SEARCHRES", "MULTIAPPEND"]
         if self.state != g.NOT_AUTHENTICATED:
             caps.append("UNAUTHENTICATE")
             if not self.conn.compressed:
@@ -320,7 +322,7 @@ class IMAPSession:
         COMPRESS stay."""
         self.unselect()
         self.state = g.NOT_AUTHENTICATED
-        self.condstore = self.utf8 = False
+        self.condstore = self.utf8 = self.rev2 = False
         await self._release_login()
         connection_user.set("")
 
@@ -388,18 +390,24 @@ class IMAPSession:
         if self.view is None:
             return
         self.drain_nudges()
-        self.render(await self.view.refresh(expunge=expunge, force=force))
+        changes = await self.view.refresh(expunge=expunge, force=force)
+        self.forget_recent()
+        self.render(changes)
 
     def render(self, changes: Iterable[Change]) -> None:
         for change in changes:
             if isinstance(change, Expunged):
                 self.send(b"* %d EXPUNGE\r\n" % change.seq)
             elif isinstance(change, FlagsChanged):
-                self.send(self.flags_response(change.seq, change.uid, flags=change.flags, modseq=change.modseq))
+                flags = tuple(f for f in change.flags if f != "\\Recent") if self.rev2 else change.flags
+                # RFC 9051 7.5.2: an unsolicited FETCH carries the UID
+                self.send(self.flags_response(change.seq, change.uid, with_uid=self.rev2, flags=flags,
+                                              modseq=change.modseq))
             elif isinstance(change, Appeared):
                 self.send(self.keyword_announcement(change.uids))
                 self.send(b"* %d EXISTS\r\n" % change.exists)
-                self.send(b"* %d RECENT\r\n" % change.recent)
+                if not self.rev2:  # RFC 9051 has no \\Recent and no RECENT response
+                    self.send(b"* %d RECENT\r\n" % change.recent)
             elif isinstance(change, Renamed):
                 self.send(serializer.untagged("NO the selected mailbox was renamed by another session"))
             elif isinstance(change, Deleted):
@@ -450,6 +458,18 @@ class IMAPSession:
         if view is not None:  # the journal's watermark, or this session's own last change if that is later
             highest = max(view.known_modseq, max(view.table.modseqs, default=0))
             self.send(serializer.untagged(f"OK [HIGHESTMODSEQ {highest}] highest"))
+
+    def forget_recent(self) -> None:
+        """With IMAP4rev2 no message is \\Recent (RFC 9051 has no such flag): the view's set is emptied after
+        every read of the journal. The messages are still claimed, so IMAP4rev1 sessions never see them \\Recent
+        either (each message is \\Recent in one session at most)."""
+        if self.rev2 and self.view is not None:
+            self.view.recent.clear()
+
+    def enable_rev2(self) -> None:
+        """IMAP4rev2 (RFC 9051) from now: also UTF-8 mailbox names and strings (its 5.1, as UTF8=ACCEPT)."""
+        self.rev2 = self.utf8 = True
+        self.forget_recent()
 
     def unselect(self) -> None:
         """Back to the authenticated state (SELECT, EXAMINE, CLOSE, UNSELECT, the selected mailbox deleted): the

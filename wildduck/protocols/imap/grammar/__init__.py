@@ -25,6 +25,7 @@ from wildduck.protocols.imap.grammar.commands import (
     Command,
     Compress,
     CopyMove,
+    Create,
     Enable,
     Fetch,
     Id,
@@ -45,6 +46,7 @@ from wildduck.protocols.imap.grammar.commands import (
     parse_authenticate,
     parse_compress,
     parse_copy,
+    parse_create,
     parse_enable,
     parse_fetch,
     parse_getquota,
@@ -66,13 +68,13 @@ from wildduck.protocols.imap.grammar.sequence import Range, SequenceSet, parse_s
 
 __all__ = [
     "AUTHENTICATED", "LOGOUT", "NOT_AUTHENTICATED", "SELECTED",
-    "Append", "AppendMessage", "Args", "Authenticate", "Command", "Compress", "CopyMove", "Enable", "Fetch",
+    "Append", "AppendMessage", "Args", "Authenticate", "Command", "Compress", "CopyMove", "Create", "Enable", "Fetch",
     "FetchItem", "Id",
     "ListCommand", "Login", "MailboxCommand", "ParseError", "QuotaCommand", "Range", "Rename", "Search", "SearchKey",
     "Parser", "Select", "SequenceSet", "Simple", "Status", "Store", "UidExpunge",
     "parse", "parse_date", "parse_date_time", "parse_fetch_item", "parse_fetch_items", "parse_flag", "parse_flags",
     "parse_search_key", "parse_sequence_set",
-    "parse_append", "parse_authenticate", "parse_compress", "parse_copy", "parse_enable", "parse_fetch",
+    "parse_append", "parse_authenticate", "parse_compress", "parse_copy", "parse_create", "parse_enable", "parse_fetch",
     "parse_getquota", "parse_id", "parse_list", "parse_login", "parse_mailbox", "parse_rename", "parse_search",
     "parse_select", "parse_simple", "parse_status", "parse_store", "parse_uid",
 ]

@@ -11,7 +11,7 @@ from wildduck.protocols.imap.grammar.args import Args, ParseError, parse_date_ti
 from wildduck.protocols.imap.grammar.fetch_items import FetchItem, parse_fetch_items
 from wildduck.protocols.imap.grammar.search_keys import SearchKey, parse_search_key
 from wildduck.protocols.imap.grammar.sequence import SequenceSet, parse_sequence_set
-from wildduck.protocols.imap.receiver import ATOM, LITERAL, LPAREN, QUOTED, CommandRejected, RawCommand
+from wildduck.protocols.imap.receiver import ATOM, LITERAL, LITERAL8, LPAREN, QUOTED, CommandRejected, RawCommand
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,14 @@ class MailboxCommand(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Create(Command):
+    """CREATE, with the special uses of CREATE-SPECIAL-USE (RFC 6154 3: ``(USE (\\Archive))``)."""
+
+    mailbox: bytes
+    uses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Rename(Command):
     old: bytes
     new: bytes
@@ -68,6 +76,9 @@ class ListCommand(Command):
     select_options: tuple[str, ...] = ()
     return_options: tuple[str, ...] = ()
     status_items: tuple[str, ...] = ()
+    #: written in the extended syntax (RFC 5258: selection options, a pattern list or RETURN): only the
+    #: attributes the return options ask for are sent
+    extended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +94,8 @@ class AppendMessage:
     flags: tuple[str, ...]
     date: dt.datetime | None
     message: bytes
+    #: sent as a literal8 (``~{n}``, RFC 3516 4.4): it may hold NUL bytes
+    binary: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,14 +221,35 @@ def _list_mailbox(a: Args) -> bytes:
     return value
 
 
+#: LIST-EXTENDED selection options (RFC 5258 3.1, RFC 6154 5.2) and return options (RFC 5258 3.2, RFC 5819,
+#: RFC 6154 5.1)
+LIST_SELECT_OPTIONS = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
+LIST_RETURN_OPTIONS = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
+
+
+def _options(a: Args, what: str, known: frozenset[str]) -> list[str]:
+    found: list[str] = []
+    while not a.close():
+        opt = a.atom(what).decode("ascii", "replace").upper()
+        if opt not in known:
+            raise ParseError(f"unknown {what} {opt[:40]}")
+        found.append(opt)
+    return found
+
+
 def parse_list(tag: str, name: str, a: Args) -> Command:
+    """LIST, with LIST-EXTENDED's selection options, pattern list and return options (RFC 5258), and LSUB."""
     select: list[str] = []
+    extended = False
     if name == "LIST" and a.open():
-        while not a.close():
-            select.append(a.atom("selection option").decode("ascii", "replace").upper())
+        extended = True
+        select = _options(a, "selection option", LIST_SELECT_OPTIONS)
+        if "RECURSIVEMATCH" in select and not {"SUBSCRIBED", "SPECIAL-USE"} & set(select):
+            raise ParseError("RECURSIVEMATCH needs another selection option (RFC 5258 3.1)")
     reference = a.astring("reference")
     patterns: list[bytes] = []
     if name == "LIST" and a.open():
+        extended = True
         while not a.close():
             patterns.append(_list_mailbox(a))
         if not patterns:
@@ -223,39 +257,69 @@ def parse_list(tag: str, name: str, a: Args) -> Command:
     else:
         patterns.append(_list_mailbox(a))
     returns: list[str] = []
-    status: list[str] = []
+    status: tuple[str, ...] = ()
     if name == "LIST" and not a.at_end():
+        extended = True
         if a.atom("RETURN").upper() != b"RETURN" or not a.open():
             raise ParseError("expected RETURN (...)")
         while not a.close():
             opt = a.atom("return option").decode("ascii", "replace").upper()
+            if opt not in LIST_RETURN_OPTIONS:
+                raise ParseError(f"unknown return option {opt[:40]}")
             returns.append(opt)
             if opt == "STATUS":
-                if not a.open():
-                    raise ParseError("expected STATUS (...)")
-                while not a.close():
-                    status.append(a.atom("status item").decode("ascii", "replace").upper())
+                status = _status_items(a)
     a.end()
-    return ListCommand(tag, name, reference, tuple(patterns), tuple(select), tuple(returns), tuple(status))
+    return ListCommand(tag, name, reference, tuple(patterns), tuple(select), tuple(returns), status, extended)
 
 
-_STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "APPENDLIMIT"}
+_USE_ATTR = re.compile(rb"^\\[A-Za-z0-9_.-]+$")
 
 
-def parse_status(tag: str, name: str, a: Args) -> Command:
+def parse_create(tag: str, name: str, a: Args) -> Command:
+    """``CREATE mailbox [(USE (attr ...))]`` (RFC 4466 create parameters; USE is RFC 6154's, the only one)."""
     mailbox = a.astring("mailbox")
+    uses: list[str] = []
+    if a.open():
+        while not a.close():
+            param = a.atom("create parameter").upper()
+            if param != b"USE":
+                raise ParseError(f"unknown create parameter {param[:40].decode('ascii', 'replace')}")
+            if not a.open():
+                raise ParseError("expected USE (...)")
+            while not a.close():
+                use = a.atom("special-use attribute")
+                if not _USE_ATTR.match(use):
+                    raise ParseError(f"invalid special-use attribute {use[:40].decode('ascii', 'replace')}")
+                uses.append(use.decode("ascii"))
+    a.end()
+    return Create(tag, name, mailbox, tuple(dict.fromkeys(uses)))
+
+
+_STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "APPENDLIMIT",
+                 "DELETED"}
+
+
+def _status_items(a: Args) -> tuple[str, ...]:
+    """``(item ...)`` of STATUS and of LIST's RETURN (STATUS (...)) (RFC 5819)."""
     if not a.open():
         raise ParseError("expected status item list")
     items = []
     while not a.close():
         item = a.atom("status item").decode("ascii", "replace").upper()
         if item not in _STATUS_ITEMS:
-            raise ParseError(f"unknown status item {item}")
+            raise ParseError(f"unknown status item {item[:40]}")
         items.append(item)
     if not items:
         raise ParseError("empty status item list")
+    return tuple(items)
+
+
+def parse_status(tag: str, name: str, a: Args) -> Command:
+    mailbox = a.astring("mailbox")
+    items = _status_items(a)
     a.end()
-    return Status(tag, name, mailbox, tuple(items))
+    return Status(tag, name, mailbox, items)
 
 
 def parse_append(tag: str, name: str, a: Args) -> Command:
@@ -273,9 +337,10 @@ def parse_append(tag: str, name: str, a: Args) -> Command:
         if tok is not None and tok[0] == QUOTED:
             date = parse_date_time(a.string("date-time"))
             tok = a.peek()
-        if tok is None or tok[0] != LITERAL:
+        if tok is None or tok[0] not in (LITERAL, LITERAL8) or tok[1] is None:
             raise ParseError("expected message literal")
-        messages.append(AppendMessage(flags, date, a.string("message literal")))
+        a.pos += 1
+        messages.append(AppendMessage(flags, date, tok[1], binary=tok[0] == LITERAL8))
         if a.at_end():
             return Append(tag, name, mailbox, tuple(messages))
 

@@ -32,7 +32,7 @@ _SECTION = re.compile(
     r"^((?:[1-9][0-9]*\.)*[1-9][0-9]*)?\.?(HEADER|HEADER\.FIELDS|HEADER\.FIELDS\.NOT|TEXT|MIME)?"
     r"(?: \(([^()]*)\))?$", re.IGNORECASE)
 _BODY_ATT = re.compile(
-    rb"^(BODY|BODY\.PEEK|BINARY|BINARY\.PEEK|BINARY\.SIZE)\[([^\]]*)\](?:<(\d{1,10})(?:\.(\d{1,10}))?>)?$",
+    rb"^(BODY|BODY\.PEEK|BINARY|BINARY\.PEEK|BINARY\.SIZE)\[([^\]]*)\](?:<(\d{1,19})(?:\.(\d{1,19}))?>)?$",
     re.IGNORECASE)
 
 
@@ -70,7 +70,9 @@ def parse_fetch_item(raw: bytes) -> FetchItem:
     if start is not None:
         if kind_s == "BINARY.SIZE":
             raise ParseError("BINARY.SIZE takes no partial")
-        partial = (int(start), int(length) if length is not None else 1 << 62)
+        partial = (int(start), int(length) if length is not None else 1 << 63)
+        if max(partial) > 1 << 63:  # RFC 9051 number64
+            raise ParseError("partial range out of range")
     norm_section = ".".join(x for x in (part or "", text) if x)
     if fields:
         norm_section += " (" + " ".join(fields) + ")"
