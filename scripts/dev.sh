@@ -5,7 +5,7 @@
 #   scripts/dev.sh bench   run every benchmark in bench/
 #   scripts/dev.sh installed   exit 0 if `serve` would start without reinstalling (nothing that needs a build changed)
 # Works on a fresh Debian 12 machine: missing system packages (python3-venv, a C compiler, python3-dev; swaks, isync,
-# offlineimap3, curl, fetchmail, getmail6, mpop for the tests) are installed with apt-get (as root, or through sudo).
+# offlineimap3, curl, fetchmail, getmail6, mpop, redis-server, haproxy for the tests) are installed with apt-get (as root, or through sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -27,6 +27,8 @@ if [ "${1:-}" = test ]; then
   have_cmd fetchmail || need_apt+=(fetchmail)
   have_cmd getmail || need_apt+=(getmail6)
   have_cmd mpop || need_apt+=(mpop)
+  have_cmd redis-server || need_apt+=(redis-server)
+  [ -x /usr/sbin/haproxy ] || have_cmd haproxy || need_apt+=(haproxy)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing system packages: ${need_apt[*]}" >&2
@@ -74,6 +76,14 @@ case "${1:-}" in
   test)
     install ".[dev]"
     shift
+    # the MongoDB-protocol test server (FerretDB in a Go program of ours): built once here, so that a failing
+    # build shows at once; without Go the MongoDB tests are skipped (with CI=true they fail)
+    if have_cmd go; then
+      echo "== building the FerretDB test server (tests/servers/ferretdb)" >&2
+      "$VENV/bin/python" -c 'from wildduck.testing import ferretdb; print(ferretdb.build())'
+    else
+      echo "warning: no go (1.24 or later): the MongoDB tests need it to build their FerretDB server" >&2
+    fi
     echo "== test suite, Cython speedups" >&2
     "$VENV/bin/wildduck" --version
     WILDDUCK_REQUIRE_EXTENSIONS=1 "$VENV/bin/python" -m pytest "$@"

@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     # adapters may use the pure MIME library (a migration re-derives search text from stored messages)
     "adapters": {"ports", "model", "errors", "protocols", "metrics"},
     "net": {"errors", "log", "metrics"},
-    # sessions (and the coming api/) reach storage only through the domain services: never through a port
+    # sessions and the api reach storage only through the domain services: never through a port
     "sessions": {"domain", "protocols", "model", "errors", "net", "log", "metrics"},
     "api": {"domain", "protocols", "model", "errors", "net", "log", "metrics"},
 }
@@ -39,6 +39,8 @@ FORBIDDEN_EXTERNAL: dict[str, set[str]] = {
     "_speedups": {"trio", "sqlite3", "pymongo", "redis"},
     "domain": {"sqlite3", "pymongo", "redis", "quart", "hypercorn"},
     "sessions": {"sqlite3", "pymongo", "redis"},
+    # the API reaches storage through the domain services only
+    "api": {"sqlite3", "pymongo", "redis"},
 }
 
 

@@ -82,14 +82,6 @@ def test_sighup_reloads_certificates(tmp_path: Path) -> None:
         assert server.terminate() == 0
 
 
-def test_enabling_a_listener_that_does_not_exist_yet_is_refused(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "[api]\nenabled = true\nport = 0\n")
-    proc = subprocess.run([sys.executable, "-m", "wildduck", "serve", "--config", str(config)],
-                          capture_output=True, timeout=60)
-    assert proc.returncode == 1
-    assert b"[api] enabled = true" in proc.stderr
-
-
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -146,7 +138,7 @@ def test_user_unlock_clears_a_lockout_in_the_running_server(tmp_path: Path) -> N
     ("[imap]\nport = 2424\n[lmtp]\nport = 2424\n", "port 2424 on 127.0.0.1 is also used by [lmtp]"),
     ('[tls]\ncert = "/nonexistent/c.pem"\nkey = "/nonexistent/k.pem"\n', "[tls] cert: no such file"),
     ('[imap]\nhost = "no such host.invalid"\n', "[imap] host: cannot listen on"),
-    ("[api]\nenabled = true\n", "has no API server yet"),
+    ('[api]\nenabled = true\nhost = "0.0.0.0"\naccess_control = false\n', "[api] access_control = false"),
     ("[pop3]\nport = 2424\n[lmtp]\nport = 2424\n", "port 2424 on 127.0.0.1 is also used by [lmtp]"),
 ])
 def test_check_config_refuses_what_serve_refuses(tmp_path: Path, extra: str, complaint: str) -> None:

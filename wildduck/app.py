@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -23,28 +25,39 @@ from wildduck._speedups import active as active_speedups
 from wildduck.adapters.local.counters import LocalCounters
 from wildduck.adapters.local.node import ForwardingPubSub, MeshPubSub, Query, serve_node_pubsub
 from wildduck.adapters.local.pubsub import LocalPubSub
-from wildduck.adapters.sqlite import open_sqlite_store
-from wildduck.adapters.sqlite.counters import open_sqlite_counters
-from wildduck.config import Config, MailProtocolConfig
+from wildduck.adapters.sqlite import SqliteStore, open_sqlite_store
+from wildduck.adapters.sqlite.counters import SqliteCounters, open_sqlite_counters
+from wildduck.api.app import create_app
+from wildduck.api.context import ApiServices, ApiSettings, root_token_sha256
+from wildduck.api.serve import ApiServer
+from wildduck.config import Config, LMTPConfig, MailProtocolConfig, split_list
 from wildduck.domain.auth import LoginPolicy, LoginService
 from wildduck.domain.delivery import DeliveryService
+from wildduck.domain.health import HealthService
 from wildduck.domain.mailboxes import MailboxService
 from wildduck.domain.maildrop import MaildropService
 from wildduck.domain.messages import MessageService
 from wildduck.domain.search import SearchService
 from wildduck.domain.sync import SyncService
+from wildduck.domain.tokens import TokenPolicy, TokenService
+from wildduck.domain.updates import UpdatesService
 from wildduck.domain.users import UserService
 from wildduck.errors import ConfigError, NotFound
 from wildduck.log import reopen_log_files
 from wildduck.metrics import serve_metrics
 from wildduck.net.balance import LoadBoard
 from wildduck.net.listeners import Bound, Listener, bind
+from wildduck.net.proxy import ProxyPolicy
 from wildduck.net.tls import ReloadableTLS, generate_self_signed
 from wildduck.ports import Backends, Counters
 from wildduck.sessions._runner import Lifecycle
 from wildduck.sessions.imap import IMAPServices, IMAPSettings, serve_imap_connection
 from wildduck.sessions.lmtp import LMTPSettings, serve_lmtp_connection
 from wildduck.sessions.pop3 import POP3Services, POP3Settings, serve_pop3_connection
+
+if TYPE_CHECKING:
+    from wildduck.adapters.mongodb import MongoStore
+    from wildduck.adapters.redis.counters import RedisCounters
 
 log = logging.getLogger(__name__)
 
@@ -96,18 +109,35 @@ def listen_specs(config: Config) -> list[tuple[str, str, bool, str, int]]:
         section = getattr(config, name)
         specs += [(name, name, section.enabled, section.host, section.port),
                   (name + "s", name, section.enabled and bool(section.tls_port), section.host, section.tls_port)]
+    specs.append(("api", "api", config.api.enabled, config.api.host, config.api.port))
     specs.append(("metrics", "metrics", config.metrics.enabled, config.metrics.host, config.metrics.port))
     return specs
+
+
+def proxy_policy(section: LMTPConfig | MailProtocolConfig) -> ProxyPolicy | None:
+    """The PROXY protocol settings of a listener's section (None when it takes direct connections)."""
+    return ProxyPolicy.of(split_list(section.proxy_from)) if section.proxy_protocol else None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a listen address) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_startable(config: Config) -> None:
     """Refuse (ConfigError, naming the key) what ``serve`` cannot start with: protocols this build has no server
     for, certificate files that are not there, listen addresses that are no addresses, two listeners on one port.
     ``check-config`` runs the same checks."""
-    if config.api.enabled:
-        raise ConfigError("[api] enabled = true, but this release of wildduck has no API server yet")
+    if config.api.enabled and not config.api.access_control and not is_loopback(config.api.host):
+        raise ConfigError(f"[api] access_control = false: the API would let anyone act as root; it may listen on "
+                          f"a loopback address only, not {config.api.host!r}")
     pairs = [("tls", config.tls.cert, config.tls.key)] + [
-        (name, getattr(config, name).cert, getattr(config, name).key) for name in ("lmtp", "imap", "pop3")]
+        (name, getattr(config, name).cert, getattr(config, name).key) for name in ("lmtp", "imap", "pop3", "api")]
     for section, cert, key in pairs:
         for what, path in (("cert", cert), ("key", key)):
             if path and not Path(path).is_file():
@@ -167,6 +197,21 @@ def counters_file(config: Config) -> Path:
     return config.data_dir / "counters.sqlite3"
 
 
+async def open_store(config: Config) -> SqliteStore | MongoStore:
+    """The store of ``[store]``: the node's SQLite file, or the MongoDB database every instance shares (the extra
+    is there: config.py checked)."""
+    if config.store.backend == "mongodb":
+        from wildduck.adapters.mongodb import open_mongo_store
+
+        return await open_mongo_store(config.store.uri)
+    return await open_sqlite_store(
+        config.resolve_data_path(config.store.path),
+        synchronous=config.store.synchronous,
+        readers=config.store.readers,
+        fsync_all=config.store.fsync_all,
+    )
+
+
 @asynccontextmanager
 async def open_services(config: Config, *, server: bool = False,
                         worker: WorkerRole | None = None) -> AsyncIterator[Services]:
@@ -174,21 +219,28 @@ async def open_services(config: Config, *, server: bool = False,
 
     ``server``: for ``wildduck serve``. Other processes (the CLI) forward their nudges to the running server, so
     that what they deliver or change reaches its sessions at once. ``worker``: for one worker of several; its
-    counters are the node's shared file and its nudges reach the other workers too."""
+    counters are the node's shared file and its nudges reach the other workers too. ``[counters]`` and
+    ``[pubsub]`` with backend "redis" put them in Redis instead, for every process of every instance."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await open_sqlite_store(
-        config.resolve_data_path(config.store.path),
-        synchronous=config.store.synchronous,
-        readers=config.store.readers,
-        fsync_all=config.store.fsync_all,
-    )
+    store = await open_store(config)
     counters: Counters = LocalCounters()
-    pubsub: LocalPubSub
-    if worker is not None:
+    shared: SqliteCounters | RedisCounters | None = None
+    redis = config.redis
+    if config.counters.backend == "redis":  # every instance's (the extra is there: config.py checked)
+        from wildduck.adapters.redis.counters import open_redis_counters
+
+        counters = shared = await open_redis_counters(redis.url, prefix=redis.prefix, threads=redis.threads,
+                                                      call_timeout=redis.timeout)
+    elif worker is not None:
         counters = shared = await open_sqlite_counters(counters_file(config))
+    pubsub: LocalPubSub
+    if config.pubsub.backend == "redis":  # every process publishes to Redis itself, the CLI too
+        from wildduck.adapters.redis.pubsub import open_redis_pubsub
+
+        pubsub = await open_redis_pubsub(redis.url, prefix=redis.prefix, call_timeout=redis.timeout)
+    elif worker is not None:
         pubsub = MeshPubSub([node_socket(config, i) for i in range(worker.count) if i != worker.index])
     else:
-        shared = None
         pubsub = LocalPubSub() if server else ForwardingPubSub(node_socket(config))
     try:
         backends = Backends(accounts=store, mailboxes=store, messages=store, journal=store, search=store,
@@ -232,6 +284,8 @@ class Server:
         self.config = services.config
         self.listeners: list[Listener] = []
         self.tls: dict[tuple[str, str], ReloadableTLS] = {}
+        #: the HTTP API, when [api] enables it
+        self.api: ApiServer | None = None
         self.bound: dict[str, Bound] = {}
         self._stop = trio.Event()
         self.stopped = trio.Event()
@@ -282,12 +336,38 @@ class Server:
             self.listeners.append(
                 Listener("lmtp", cfg.lmtp.host, cfg.lmtp.port, lmtp_handler,
                          max_connections=self.worker.share(limits.max_connections) if self.worker
-                         else limits.max_connections)
+                         else limits.max_connections, proxy=proxy_policy(cfg.lmtp))
             )
         if cfg.imap.enabled:
             self._imap_listeners()
         if cfg.pop3.enabled:
             self._pop3_listeners()
+
+    def _api_server(self, sockets: list[trio.SocketListener]) -> ApiServer:
+        """The HTTP API over the same domain services as the sessions, on ``sockets``."""
+        cfg = self.config
+        sv = self.services
+        services = ApiServices(
+            users=sv.users, login=sv.login, mailboxes=sv.mailboxes,
+            tokens=TokenService(sv.users, sv.backends.counters, TokenPolicy(cfg.api.token_ttl, cfg.api.token_lifetime)),
+            health=HealthService(sv.backends.maintenance, sv.backends.counters),
+            messages=sv.messages, search=sv.search,
+            updates=UpdatesService(sv.backends.journal, sv.mailboxes, sv.backends.pubsub),
+        )
+        settings = ApiSettings(
+            access_control=cfg.api.access_control, root_token_sha256=root_token_sha256(cfg.api.access_token),
+            max_body_size=cfg.api.max_body_size,
+            cors_origins=tuple(split_list(cfg.api.cors_origins)),
+            default_quota=cfg.limits.default_quota, imap_max_connections=cfg.imap.max_connections_per_user,
+            pop3_max_messages=cfg.pop3.max_messages, version=__version__,
+        )
+        tls = None
+        if cfg.api.tls:
+            holder = self._tls_for(cfg.api.cert, cfg.api.key)
+            tls = (holder.cert, holder.key)
+        return ApiServer(create_app(services, settings), sockets, tls=tls,
+                         keep_alive_timeout=cfg.api.keep_alive_timeout,
+                         graceful_timeout=cfg.server.shutdown_timeout, send_timeout=cfg.limits.send_timeout)
 
     def _imap_listeners(self) -> None:
         cfg = self.config
@@ -326,7 +406,10 @@ class Server:
         starttls = tls if section.starttls else None
 
         async def plain(stream: trio.abc.Stream, peer: str) -> None:
-            await serve(stream, peer, starttls.context if starttls else None, False)
+            if section.tls_offloaded:  # TLS ended at the balancer: encrypted already, nothing to STARTTLS
+                await serve(stream, peer, None, True)
+            else:
+                await serve(stream, peer, starttls.context if starttls else None, False)
 
         async def implicit(stream: trio.abc.Stream, peer: str) -> None:
             await serve(stream, peer, None, True)
@@ -337,11 +420,12 @@ class Server:
         limit = self.config.limits.max_connections
         if self.worker is not None:
             limit = self.worker.share(limit)
+        proxy = proxy_policy(section)
         self.listeners.append(Listener(name, section.host, section.port, plain, max_connections=limit,
-                                       on_overload=busy))
+                                       on_overload=busy, proxy=proxy))
         if section.tls_port:  # 0 disables the implicit-TLS port
             self.listeners.append(Listener(name + "s", section.host, section.tls_port, implicit, tls=tls,
-                                           max_connections=limit, on_overload=busy))
+                                           max_connections=limit, on_overload=busy, proxy=proxy))
 
     async def run(self, *, task_status: trio.TaskStatus[dict[str, Bound]] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until :meth:`stop` or SIGTERM/SIGINT; SIGHUP reloads certificates.
@@ -373,6 +457,10 @@ class Server:
                 if self.worker is not None and self.worker.board is not None:
                     listener.seat = self.worker.board.seat(self.worker.index, listener.name)
                 self.bound[listener.name] = await nursery.start(listener.run)
+            if self.config.api.enabled:
+                sockets = self.prebound.get("api") or await bind("api", self.config.api.host, self.config.api.port)
+                self.api = self._api_server(sockets)
+                self.bound["api"] = await nursery.start(self.api.run)
             if self.worker is not None:
                 log.info("worker %d of %d (pid %d) serving", self.worker.index, self.worker.count, os.getpid())
             else:
@@ -383,10 +471,14 @@ class Server:
             for listener in self.listeners:
                 listener.stop_accepting()
                 listener.drain(self.config.server.shutdown_timeout)
+            if self.api is not None:
+                self.api.stop()  # idle keep-alive connections close now; requests in flight finish
             self.lifecycle.stop()  # sessions waiting for their client say goodbye now; commands in flight finish
             with trio.move_on_after(self.config.server.shutdown_timeout + 1):
                 for listener in self.listeners:
                     await listener.drained.wait()
+                if self.api is not None:
+                    await self.api.done.wait()
             nursery.cancel_scope.cancel()
         log.info("stopped")
         self.stopped.set()

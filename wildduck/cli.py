@@ -9,6 +9,7 @@ import json
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -92,9 +93,27 @@ def _store_path(config: Config) -> Path:
     return config.resolve_data_path(config.store.path).absolute()
 
 
-def _existing_store(config: Config) -> Path:
-    """The database of ``config``, announced on stderr; a one-line error if it does not exist (administrative
-    commands never create a store: ``serve`` and ``init`` do)."""
+def _mongodb_name(uri: str) -> str:
+    """``database on hosts`` of a MongoDB URI, without its credentials (for messages)."""
+    parts = urllib.parse.urlsplit(uri)
+    hosts = parts.netloc.rsplit("@", 1)[-1]
+    return f"MongoDB database {parts.path.strip('/') or 'wildduck'} on {hosts}"
+
+
+def _sqlite_only(config: Config, what: str) -> None:
+    if config.store.backend != "sqlite":
+        raise click.ClickException(
+            f"{what} copies the embedded SQLite store; this configuration's store is the "
+            f"{_mongodb_name(config.store.uri)}: use MongoDB's own tools (mongodump/mongorestore, or the replica "
+            "set's snapshots)")
+
+
+def _existing_store(config: Config) -> Path | None:
+    """The database file of ``config`` (None for MongoDB), announced on stderr; a one-line error if the file does
+    not exist (administrative commands never create a SQLite store: ``serve`` and ``init`` do)."""
+    if config.store.backend == "mongodb":
+        click.echo(f"using the {_mongodb_name(config.store.uri)}", err=True)
+        return None
     path = _store_path(config)
     if not path.is_file():
         raise click.ClickException(
@@ -226,7 +245,7 @@ def init(obj: _Obj) -> None:
 
     config = obj.config()
     path = _store_path(config)
-    if path.exists():
+    if config.store.backend == "sqlite" and path.exists():
         click.echo(f"{path} exists already; nothing to do")
         return
 
@@ -238,7 +257,10 @@ def init(obj: _Obj) -> None:
         trio.run(create)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"created {path}")
+    if config.store.backend == "mongodb":
+        click.echo(f"the {_mongodb_name(config.store.uri)} is ready (collections and indexes)")
+    else:
+        click.echo(f"created {path}")
 
 
 @contextlib.contextmanager
@@ -279,7 +301,10 @@ def backup(obj: _Obj, dest: Path, force: bool) -> None:
     wildduck-YYYYmmdd-HHMMSS.db into."""
     from wildduck.adapters.sqlite.backup import backup_database
 
-    source = _existing_store(obj.config())
+    config = obj.config()
+    _sqlite_only(config, "backup")
+    source = _existing_store(config)
+    assert source is not None  # SQLite
     if dest.is_dir():
         dest = dest / f"wildduck-{dt.datetime.now():%Y%m%d-%H%M%S}.db"
     if dest.absolute() == source:
@@ -305,7 +330,9 @@ def restore(obj: _Obj, src: Path, force: bool) -> None:
     from wildduck.adapters.sqlite.backup import database_holder, restore_database, verify_database
     from wildduck.adapters.sqlite.schema import SCHEMA_VERSION
 
-    target = _store_path(obj.config())
+    config = obj.config()
+    _sqlite_only(config, "restore")
+    target = _store_path(config)
     click.echo(f"using {target}", err=True)
     try:
         holder = database_holder(target)

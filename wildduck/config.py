@@ -7,7 +7,10 @@ the file it came from.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import ipaddress
 import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -40,7 +43,10 @@ class TLSFiles:
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
+    #: "sqlite" (this node) or "mongodb" (every instance that shares ``uri``)
     backend: str
+    #: MongoDB connection string (with backend "mongodb"); the database is the one it names, else "wildduck"
+    uri: str
     path: str
     synchronous: str
     readers: int
@@ -49,7 +55,27 @@ class StoreConfig:
 
 @dataclass(frozen=True, slots=True)
 class PubSubConfig:
+    #: "local" (this node) or "redis" (every instance that shares [redis])
     backend: str
+
+
+@dataclass(frozen=True, slots=True)
+class CountersConfig:
+    #: "local" (this node) or "redis" (every instance that shares [redis])
+    backend: str
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    """The Redis server of [pubsub] and [counters] when either backend is "redis"."""
+
+    url: str
+    #: put before every key and channel name (instances that share it share counters and nudges)
+    prefix: str
+    #: seconds a Redis call may take (connecting, or waiting for an answer) before it fails
+    timeout: float
+    #: threads (and connections) for counter calls, per process
+    threads: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +100,10 @@ class LMTPConfig:
     starttls: bool
     cert: str
     key: str
+    #: a PROXY protocol header (v1 or v2) starts every connection, sent by a load balancer in proxy_from
+    proxy_protocol: bool
+    #: the balancers' addresses or networks, separated by spaces or commas
+    proxy_from: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +120,11 @@ class MailProtocolConfig:
     max_connections_per_user: int
     idle_timeout: float
     max_line_length: int
+    #: as [lmtp]: a PROXY header from a balancer in proxy_from starts every connection
+    proxy_protocol: bool
+    proxy_from: str
+    #: the balancer ended TLS (WildDuck's "secured"): the plain port's sessions count as encrypted
+    tls_offloaded: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +135,27 @@ class POP3Config(MailProtocolConfig):
 
 @dataclass(frozen=True, slots=True)
 class APIConfig:
+    """The HTTP API (WildDuck's paths and JSON shapes)."""
+
     enabled: bool
     host: str
     port: int
     tls: bool
     cert: str
     key: str
+    #: true: every request needs a token (the root token below, or a user's from POST /authenticate)
+    access_control: bool
+    #: the root token as ``sha256:<64 hex digits>`` (its SHA-256), or the token itself; empty: no root token
+    access_token: str
+    #: seconds a user token lives unused (each use extends it) and seconds it lives at most
+    token_ttl: float
+    token_lifetime: float
+    #: largest request body, in bytes
+    max_body_size: int
+    #: seconds an idle HTTP/1.1 keep-alive connection stays open
+    keep_alive_timeout: float
+    #: origins allowed by CORS, separated by spaces or commas; "*" allows any
+    cors_origins: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +171,8 @@ class Config:
     tls: TLSFiles
     store: StoreConfig
     pubsub: PubSubConfig
+    counters: CountersConfig
+    redis: RedisConfig
     limits: LimitsConfig
     lmtp: LMTPConfig
     imap: MailProtocolConfig
@@ -146,9 +198,10 @@ MAX_WORKERS = 64
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("server", "log_level"): ("debug", "info", "warning", "error"),
     ("server", "log_format"): ("text", "json"),
-    ("store", "backend"): ("sqlite",),
+    ("store", "backend"): ("sqlite", "mongodb"),
     ("store", "synchronous"): ("full", "normal"),
-    ("pubsub", "backend"): ("local",),
+    ("pubsub", "backend"): ("local", "redis"),
+    ("counters", "backend"): ("local", "redis"),
 }
 
 
@@ -248,9 +301,86 @@ def _check_consistency(config: Config, origins: dict[tuple[str, str], str]) -> N
     if config.pop3.max_messages < 1:
         raise ConfigError(f"{origins.get(('pop3', 'max_messages'), DEFAULTS_NAME)}: [pop3] max_messages: "
                           "must be at least 1")
+    _check_api(config.api, origins)
+    _check_proxy(config, origins)
+    _check_redis(config, origins)
+    _check_store(config, origins)
     if config.limits.send_timeout <= 0:
         raise ConfigError(f"{origins.get(('limits', 'send_timeout'), DEFAULTS_NAME)}: [limits] send_timeout: "
                           "must be positive")
+
+
+def _check_proxy(config: Config, origins: dict[tuple[str, str], str]) -> None:
+    def where(section: str, key: str) -> str:
+        return f"{origins.get((section, key), DEFAULTS_NAME)}: [{section}] {key}"
+
+    for section in ("lmtp", "imap", "pop3"):
+        cfg = getattr(config, section)
+        if cfg.proxy_protocol:
+            sources = split_list(cfg.proxy_from)
+            if not sources:
+                raise ConfigError(f"{where(section, 'proxy_from')}: proxy_protocol = true needs the balancers' "
+                                  "addresses")
+            for source in sources:
+                try:
+                    ipaddress.ip_network(source, strict=False)
+                except ValueError:
+                    raise ConfigError(f"{where(section, 'proxy_from')}: {source!r} is no address or network") from None
+        if getattr(cfg, "tls_offloaded", False) and not cfg.proxy_protocol:
+            raise ConfigError(f"{where(section, 'tls_offloaded')}: needs proxy_protocol = true (only connections "
+                              "from the balancers that ended TLS may count as encrypted)")
+
+
+def split_list(text: str) -> list[str]:
+    """A list setting written as one string, its items separated by spaces or commas."""
+    return [item for item in text.replace(",", " ").split() if item]
+
+
+def _check_api(api: APIConfig, origins: dict[tuple[str, str], str]) -> None:
+    def where(key: str) -> str:
+        return f"{origins.get(('api', key), DEFAULTS_NAME)}: [api] {key}"
+
+    token = api.access_token
+    if token.startswith("sha256:") and not re.fullmatch(r"sha256:[0-9a-fA-F]{64}", token):
+        raise ConfigError(f"{where('access_token')}: expected sha256: and 64 hex digits")
+    for key in ("token_ttl", "token_lifetime", "keep_alive_timeout"):
+        if getattr(api, key) <= 0:
+            raise ConfigError(f"{where(key)}: must be positive")
+    if api.max_body_size < 1024:
+        raise ConfigError(f"{where('max_body_size')}: must be at least 1024")
+
+
+def _check_store(config: Config, origins: dict[tuple[str, str], str]) -> None:
+    if config.store.backend != "mongodb":
+        return
+    where = f"{origins.get(('store', 'uri'), DEFAULTS_NAME)}: [store] uri"
+    if not config.store.uri.startswith(("mongodb://", "mongodb+srv://")):
+        raise ConfigError(f"{where}: backend \"mongodb\" needs a mongodb:// or mongodb+srv:// URI")
+    if importlib.util.find_spec("pymongo") is None:
+        raise ConfigError(f"{origins.get(('store', 'backend'), DEFAULTS_NAME)}: [store] backend: \"mongodb\" needs "
+                          "the mongodb extra: pip install 'wildduck[mongodb]'")
+
+
+def _check_redis(config: Config, origins: dict[tuple[str, str], str]) -> None:
+    using = [section for section in ("pubsub", "counters") if getattr(config, section).backend == "redis"]
+    if not using:
+        return
+    from wildduck.adapters.redis.urls import check_url
+
+    def where(section: str, key: str) -> str:
+        return f"{origins.get((section, key), DEFAULTS_NAME)}: [{section}] {key}"
+
+    try:
+        check_url(config.redis.url)
+    except ValueError as exc:
+        raise ConfigError(f"{where('redis', 'url')}: {exc}") from None
+    if config.redis.timeout <= 0:
+        raise ConfigError(f"{where('redis', 'timeout')}: must be positive")
+    if not 1 <= config.redis.threads <= 64:
+        raise ConfigError(f"{where('redis', 'threads')}: must be from 1 to 64, got {config.redis.threads}")
+    if importlib.util.find_spec("redis") is None:
+        raise ConfigError(f"{where(using[0], 'backend')}: \"redis\" needs the redis extra: "
+                          "pip install 'wildduck[redis]'")
 
 
 def as_dict(config: Config) -> dict[str, dict[str, Any]]:

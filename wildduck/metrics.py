@@ -31,6 +31,13 @@ STORE_CALLS = Histogram("wildduck_store_call_seconds", "Time of one storage call
 BLOB_BYTES = Gauge("wildduck_blob_stored_bytes", "Bytes the blob store keeps (after compression)",
                    registry=REGISTRY)
 DATABASE_BYTES = Gauge("wildduck_database_bytes", "Bytes the database takes on disk", registry=REGISTRY)
+API_REQUESTS = Counter("wildduck_api_requests", "HTTP API requests by method, route template and status (a "
+                       "WebSocket: its opening request, 101 when accepted)", ["method", "route", "status"],
+                       registry=REGISTRY)
+API_SECONDS = Histogram("wildduck_api_request_seconds", "Time to answer one HTTP API request (to the response's "
+                        "head: a stream's events are not counted)", ["method", "route", "status"],
+                        registry=REGISTRY, buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5,
+                                                    1, 2, 5))
 
 #: longest request head accepted by the metrics endpoint
 _MAX_REQUEST = 8192

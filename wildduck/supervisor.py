@@ -39,9 +39,17 @@ import trio
 
 from wildduck import __version__, metrics
 from wildduck.adapters.local.node import MeshPubSub, Query, ask, serve_node_pubsub
-from wildduck.adapters.sqlite import open_sqlite_store
 from wildduck.adapters.sqlite.counters import open_sqlite_counters
-from wildduck.app import WorkerRole, bind_ports, check_startable, counters_file, log_ready, node_socket, serve
+from wildduck.app import (
+    WorkerRole,
+    bind_ports,
+    check_startable,
+    counters_file,
+    log_ready,
+    node_socket,
+    open_store,
+    serve,
+)
 from wildduck.config import Config
 from wildduck.errors import ConfigError
 from wildduck.log import reopen_log_files
@@ -258,11 +266,11 @@ async def supervise(config: Config, command: list[str], *,
     try:
         # what the workers would otherwise race to create
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        store = await open_sqlite_store(config.resolve_data_path(config.store.path),
-                                        synchronous=config.store.synchronous, readers=1)
+        store = await open_store(config)  # the schema (SQLite) or the collections and indexes (MongoDB), once
         await store.close()
-        counters = await open_sqlite_counters(counters_file(config))
-        await counters.close()
+        if config.counters.backend == "local":
+            counters = await open_sqlite_counters(counters_file(config))
+            await counters.close()
         if not config.tls.cert:
             await trio.to_thread.run_sync(generate_self_signed, config.data_dir, config.server.hostname)
         await Supervisor(config, command, sockets).run(task_status=task_status)

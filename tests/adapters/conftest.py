@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+import itertools
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +13,75 @@ import pytest
 
 from wildduck.adapters.sqlite import open_sqlite_store
 from wildduck.model import MailboxSpec, PreparedMessage, StoredPart, User
+from wildduck.testing import ferretdb
 
 #: the storage adapters the suite runs against
-STORES = ["sqlite"]
+STORES = ["sqlite", "mongodb"]
 MAILBOXES = (MailboxSpec("INBOX"), MailboxSpec("Sent Mail", "\\Sent"), MailboxSpec("Trash", "\\Trash"))
 
+#: the test session's FerretDB (started by the ``ferretdb_server`` fixture for the first test that needs it)
+_server: list[ferretdb.FerretDB] = []
+_databases = itertools.count()
 
-async def open_store(kind: str, directory: Path) -> Any:
-    """An empty store of adapter ``kind`` filling every storage role (its data under ``directory``)."""
+
+def mongodb_uri() -> str:
+    """The URI of the session's FerretDB (only inside a test that runs on "mongodb")."""
+    assert _server, "the mongodb tests need the ferretdb_server fixture (a test parametrized with 'mongodb')"
+    return _server[0].uri
+
+
+def fresh_database() -> str:
+    """A database name no other test of this session uses."""
+    return f"t{os.getpid()}_{next(_databases)}"
+
+
+async def open_store(kind: str, directory: Path, *, database: str | None = None, **options: Any) -> Any:
+    """An empty store of adapter ``kind`` filling every storage role (its data under ``directory``; for mongodb a
+    fresh database of the session's server, or ``database``)."""
     if kind == "sqlite":
         return await open_sqlite_store(directory / "store.db")
+    if kind == "mongodb":
+        from wildduck.adapters.mongodb import open_mongo_store
+
+        return await open_mongo_store(mongodb_uri(), database=database or fresh_database(), **options)
     raise AssertionError(kind)  # pragma: no cover - future adapters
+
+
+async def open_instances(kind: str, directory: Path, count: int = 2) -> list[Any]:
+    """``count`` stores of adapter ``kind`` on one database, as ``count`` processes or instances would open it."""
+    if kind == "sqlite":
+        return [await open_sqlite_store(directory / "shared.db") for _ in range(count)]
+    database = fresh_database()
+    return [await open_store(kind, directory, database=database) for _ in range(count)]
+
+
+@pytest.fixture(scope="session")
+def ferretdb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ferretdb.FerretDB]:
+    """One FerretDB for the whole session. Outside CI a machine that cannot build it skips the mongodb tests with
+    the reason; with ``CI=true`` they fail instead."""
+    reason = ferretdb.unavailable()
+    try:
+        import pymongo  # noqa: F401
+    except ImportError:
+        reason = reason or "pymongo is not installed (pip install wildduck[mongodb])"
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs the mongodb tests: {reason}")
+        pytest.skip(reason)
+    with ferretdb.running(tmp_path_factory.mktemp("ferretdb")) as server:
+        _server.append(server)
+        try:
+            yield server
+        finally:
+            _server.clear()
+
+
+@pytest.fixture(autouse=True)
+def _mongodb_when_asked(request: pytest.FixtureRequest) -> None:
+    """Start (or reuse) the session's FerretDB for every test parametrized with the "mongodb" store."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and "mongodb" in callspec.params.values():
+        request.getfixturevalue("ferretdb_server")
 
 
 @pytest.fixture(params=STORES)

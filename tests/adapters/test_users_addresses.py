@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from tests.adapters.conftest import MAILBOXES, make_user
+from tests.adapters.conftest import MAILBOXES, STORES, fresh_database, make_user, open_store
 from wildduck.errors import AlreadyExists, InvalidInput, NotFound
 
 
@@ -75,13 +75,13 @@ async def test_password_and_quota_updates(store: Any) -> None:
             await update()
 
 
-async def test_reopen_keeps_everything(tmp_path: Any) -> None:
-    from wildduck.adapters.sqlite import open_sqlite_store
-
-    s = await open_sqlite_store(tmp_path / "x.db")
+@pytest.mark.parametrize("kind", STORES)
+async def test_reopen_keeps_everything(kind: str, tmp_path: Any) -> None:
+    database = fresh_database()  # mongodb: the same database both times (sqlite: the same file)
+    s = await open_store(kind, tmp_path, database=database)
     user = await make_user(s)
     await s.close()
-    s = await open_sqlite_store(tmp_path / "x.db")
+    s = await open_store(kind, tmp_path, database=database)
     try:
         assert await s.find_user("alice") == user
     finally:

@@ -21,7 +21,7 @@ import trio
 
 from wildduck.domain import passwords
 from wildduck.domain.users import UserService, hash_limiter
-from wildduck.errors import AuthFailed, NotFound, RateLimited, TooManyConnections
+from wildduck.errors import AuthFailed, NotFound, RateLimited, StoreError, TooManyConnections
 from wildduck.model import User, user_channel
 from wildduck.ports import Counters, PubSub
 from wildduck.ports.pubsub import Subscription
@@ -231,20 +231,31 @@ class LoginService:
         finally:
             self._held.discard((key, token))
             with trio.CancelScope(shield=True):
-                await self.counters.release_slot(key, token)
+                try:
+                    await self.counters.release_slot(key, token)
+                except StoreError as exc:  # the counters are away (Redis down): the slot expires by its TTL
+                    log.warning("could not release connection slot %s (%s); it expires in %.0f s", key, exc,
+                                SLOT_TTL)
 
     async def connections(self, user: User, protocol: str) -> int:
         return await self.counters.slots(f"{protocol}:{user.id}")
 
     async def keep_slots(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Renew every slot this process holds, every third of the TTL, until cancelled (run once per process).
-        A slot that had expired anyway (the process stalled) is taken again if there is room."""
+        A slot that had expired anyway (the process stalled, or the counters lost their data) is logged; its
+        session carries on, uncounted, until it ends."""
         task_status.started()
         while True:
             await trio.sleep(SLOT_TTL / 3)
+            failed = 0
             for key, token in list(self._held):
                 try:
                     if not await self.counters.renew_slot(key, token, SLOT_TTL):
                         log.warning("connection slot %s had expired", key)
+                except StoreError:  # the counters are away: one line per round, not a traceback per slot
+                    failed += 1
                 except Exception:
                     log.exception("renewing connection slot %s failed", key)
+            if failed:
+                log.warning("could not renew %d connection slots (the counters are unavailable); retrying in %.0f s",
+                            failed, SLOT_TTL / 3)

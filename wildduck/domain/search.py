@@ -145,3 +145,24 @@ class SearchService:
         rows = await self.index.search_rows(mailbox_id, with_header=needs_header(query), uids=wanted)
         ctx = Context(recent, hits)
         return [Found(r.uid, r.modseq) for r in rows if r.uid in known and matches(query, r, ctx)]
+
+    async def search_stored(self, mailbox_id: str, query: q.Query) -> list[int]:
+        """The UIDs (ascending) of the mailbox's messages that match ``query``, answered from the index and the
+        stored rows alone, for a caller without a session (the API's search): flags come from the rows, and
+        ``Recent`` matches nothing. The index narrows first (text hits, ``SearchIndex.candidates``); only the
+        candidates' rows are read."""
+        hits: dict[tuple[str, bool], frozenset[int]] = {}
+        for term in text_terms(query):
+            hits[(term.needle, term.headers_too)] = await self.index.text_search(
+                mailbox_id, term.needle, headers_too=term.headers_too)
+        only = _text_candidates(query, hits) if hits else None
+        if only is None:
+            only = await self.index.candidates(mailbox_id, query)
+        if isinstance(only, q.Decided):
+            return sorted(only)
+        if only is not None and not only:
+            return []
+        rows = await self.index.search_rows(mailbox_id, with_header=needs_header(query),
+                                            uids=None if only is None else sorted(only))
+        ctx = Context(frozenset(), hits)
+        return [r.uid for r in rows if matches(query, r, ctx)]

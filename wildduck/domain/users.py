@@ -120,6 +120,10 @@ class UserService:
         except NotFound:
             raise NotFound(f"no such user {username_or_id!r}") from None
 
+    async def get(self, user_id: str) -> User:
+        """A user by id only (NotFound otherwise)."""
+        return await self.store.get_user(user_id)
+
     async def set_password(self, user: User, password: str) -> None:
         _check_password(password)
         await self.store.set_password(user.id, await hash_soon(password))
@@ -129,6 +133,14 @@ class UserService:
 
     async def addresses(self, user: User) -> list[Address]:
         return await self.store.list_addresses(user.id)
+
+    async def resolve_address(self, address: str) -> Address:
+        """The stored address a recipient ``address`` reaches (WildDuck's rules: case, dots, ``+label``,
+        Unicode domains); NotFound when none does, InvalidInput when it is no address."""
+        found = await self.store.resolve_address(addresses.lookup_key(address))
+        if found is None:
+            raise NotFound(f"no such address {address!r}")
+        return found
 
     async def set_quota(self, user: User, quota: int | None) -> None:
         if quota is not None and quota < 0:

@@ -18,6 +18,7 @@ from wildduck import metrics
 from wildduck.errors import ConfigError
 from wildduck.log import connection_id
 from wildduck.net.balance import DEFER, Seat
+from wildduck.net.proxy import ClosedBeforeHeader, ProxyHeaderError, ProxyPolicy, read_header
 from wildduck.net.tls import ReloadableTLS
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Listener:
         tls: ReloadableTLS | None = None,
         on_overload: Handler | None = None,
         seat: Seat | None = None,
+        proxy: ProxyPolicy | None = None,
     ) -> None:
         self.name = name
         self.host = host
@@ -83,6 +85,8 @@ class Listener:
         self.active = 0
         #: with several workers: this worker's entry in the node's load board (see ``net/balance.py``)
         self.seat = seat
+        #: PROXY protocol headers expected from these balancers (``net/proxy.py``); None: direct connections
+        self.proxy = proxy
         #: connections accepted whose task has not started yet (they count as load already)
         self._starting = 0
         self._accepting = False
@@ -194,6 +198,37 @@ class Listener:
         log.info("%s: TLS handshake timed out", self.name)
         return None
 
+    async def _proxied_peer(self, stream: trio.SocketStream, peer: str) -> str | None:
+        """The client's address from the balancer's PROXY header (None: not a trusted balancer, or no header in
+        time; logged)."""
+        assert self.proxy is not None
+        if peer == "?":  # gone already (a balancer's TCP health check connects and closes at once)
+            log.debug("%s: a connection closed before it was served", self.name)
+            return None
+        balancer = peer.rsplit(":", 1)[0]
+        if not self.proxy.trusts(balancer):
+            log.warning("%s: closing a connection from %s: not in proxy_from (this port takes connections from "
+                        "its load balancers only)", self.name, peer)
+            return None
+        with trio.move_on_after(self.proxy.timeout):
+            try:
+                source = await read_header(stream.socket)
+            except ClosedBeforeHeader:
+                log.debug("%s: %s closed before its PROXY header (a health check)", self.name, peer)
+                return None
+            except ProxyHeaderError as exc:
+                log.warning("%s: closing a connection from %s: %s", self.name, peer, exc)
+                return None
+            except OSError as exc:
+                log.info("%s: connection from %s lost in its PROXY header: %s", self.name, peer, exc)
+                return None
+            proxied = source.peer(peer)
+            log.debug("%s: %s is %s (PROXY header)", self.name, peer, proxied)
+            return proxied
+        log.warning("%s: closing a connection from %s: no PROXY header within %.0f s", self.name, peer,
+                    self.proxy.timeout)
+        return None
+
     async def _serve_one(self, stream: trio.SocketStream) -> None:
         if self.seat is not None:
             self._starting -= 1
@@ -204,6 +239,12 @@ class Listener:
             stream.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         except OSError:
             pass
+        if self.proxy is not None:
+            proxied = await self._proxied_peer(stream, peer)
+            if proxied is None:
+                await trio.aclose_forcefully(stream)
+                return
+            peer = proxied
         if self.active >= self.max_connections:
             log.warning("%s: refusing connection from %s: %d connections open", self.name, peer, self.active)
             try:

@@ -165,6 +165,6 @@ async def run_session(session: Session, name: str) -> None:
     except ssl.SSLError as exc:
         log.info("%s: TLS error: %s", name, exc)
     finally:
-        log.info("%s connection closed after %.1f s, %d bytes in, %d out", name, trio.current_time() - started,
-                 conn.bytes_in, conn.bytes_out)
+        log.info("%s connection from %s closed after %.1f s, %d bytes in, %d out", name, conn.peer or "?",
+                 trio.current_time() - started, conn.bytes_in, conn.bytes_out)
         await trio.aclose_forcefully(conn.stream)

@@ -8,19 +8,30 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import secrets
 import sqlite3
-import struct
-import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+from wildduck.adapters._codec import (
+    SEARCH_FIELDS,
+    SEARCH_SEPARATOR,
+    header_block,
+    imap_forms,
+    new_id,
+    pack,
+    parts_json,
+    parts_load,
+    search_columns,
+    to_json,
+    unpack,
+)
 from wildduck.model import Address, Mailbox, MessageFlags, MessageRecord, StoredPart, User
 
-#: compress only when it saves at least this fraction
-_MIN_SAVING = 0.05
+__all__ = ["IMAP_FORMS", "RECORD_META", "SEARCH_COLUMNS", "SEARCH_FIELDS", "SEARCH_SEPARATOR", "address",
+           "flags_json", "flags_load", "from_ts", "header_block", "imap_forms", "mailbox", "maybe_ts", "message_flags",
+           "meta_record", "new_id", "pack", "parts_json", "parts_load", "record", "search_columns", "stored_header",
+           "to_json", "ts", "unpack", "user"]
 
 #: the ``messages`` columns holding the IMAP forms of ENVELOPE, BODYSTRUCTURE and BODY (schema v9), in the order of
 #: :func:`wildduck.protocols.mime.imapform.forms`
@@ -28,21 +39,12 @@ IMAP_FORMS = ("imap_envelope", "imap_bodystructure", "imap_body", "imap_envelope
               "imap_body_utf8")
 #: the ``messages`` columns of a record without what recomposing the message takes, in the order
 #: :func:`meta_record` reads them (no JSON but the flags: the structure is read in its IMAP form)
-#: the header keys SEARCH narrows in SQL (schema v11), each from a column ``search_<key>``
-SEARCH_FIELDS = ("from", "to", "cc", "bcc", "subject")
 #: the ``messages`` columns of schema v11, in the order of :func:`search_columns`: the sender's calendar day of the
 #: Date header as a proleptic Gregorian ordinal (``date.toordinal()``; NULL without a parseable Date), and per
 #: header key its search values case-folded, joined by :data:`SEARCH_SEPARATOR` (NULL when the field is absent)
 SEARCH_COLUMNS = ("sent_day", *(f"search_{name}" for name in SEARCH_FIELDS))
-#: between the values of one search column: a needle without it matches the column iff it matches one value
-SEARCH_SEPARATOR = "\n"
 RECORD_META = ("id, user_id, uid, modseq, flags, internal_date, size, subject, message_id, header_date, "
                + ", ".join(IMAP_FORMS))
-
-
-def new_id() -> str:
-    """24 hex digits: 4 bytes of seconds since the epoch, 8 random bytes (sortable by creation, like ObjectIds)."""
-    return struct.pack(">I", int(time.time()) & 0xFFFFFFFF).hex() + secrets.token_hex(8)
 
 
 def ts(value: dt.datetime) -> float:
@@ -62,29 +64,6 @@ def maybe_ts(value: float | None) -> dt.datetime | None:
     return from_ts(value) if value is not None else None
 
 
-def pack(data: bytes) -> tuple[bytes, bool]:
-    """(stored bytes, compressed?): zlib when it saves space."""
-    if len(data) < 64:
-        return data, False
-    packed = zlib.compress(data, 6)
-    if len(packed) <= len(data) * (1 - _MIN_SAVING):
-        return packed, True
-    return data, False
-
-
-def unpack(data: bytes, compressed: int, size: int | None = None) -> bytes:
-    """The inverse of :func:`pack`. ``size``, the unpacked size when known, lets zlib allocate the output once
-    (growing it as it goes peaks at about twice the size: a 20 MB message would briefly take 50 MB)."""
-    if not compressed:
-        return bytes(data)
-    return zlib.decompress(data, bufsize=size) if size else zlib.decompress(data)
-
-
-def to_json(value: Any) -> str:
-    """Compact JSON text (non-ASCII kept as it is)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def flags_json(flags: Sequence[str]) -> str:
     """The stored form of a flag list: a JSON array, duplicates removed, order kept."""
     return to_json(list(dict.fromkeys(flags)))
@@ -95,41 +74,9 @@ def flags_load(text: str) -> tuple[str, ...]:
     return tuple(json.loads(text))
 
 
-def parts_json(parts: Sequence[StoredPart]) -> str:
-    """The stored form of a message's blob parts."""
-    return to_json([[p.offset, p.length, p.blob, p.encoding] for p in parts])
-
-
-def parts_load(text: str) -> list[StoredPart]:
-    """The inverse of :func:`parts_json`."""
-    return [StoredPart(offset=o, length=n, blob=b, encoding=e) for o, n, b, e in json.loads(text)]
-
-
 def stored_header(skeleton: bytes, compressed: int, mime_tree: str) -> bytes:
     """The top-level header block of a stored message (from its skeleton and MIME tree columns)."""
     return header_block(unpack(skeleton, compressed), json.loads(mime_tree))
-
-
-def header_block(skeleton: bytes, tree: Any) -> bytes:
-    """The top-level header block of a message's skeleton, given its MIME tree."""
-    return skeleton[: int(tree.get("bs", len(skeleton)))] if isinstance(tree, dict) else b""
-
-
-def search_columns(header: bytes) -> tuple[int | None, str | None, str | None, str | None, str | None, str | None]:
-    """The values of the :data:`SEARCH_COLUMNS` of a message with this top-level header block: what the domain's
-    exact evaluator computes from the same bytes (``protocols.mime.searchable``), kept so that SQL can decide the
-    SENT* keys and narrow the header keys without reading the header."""
-    from wildduck.protocols.mime import headers, searchable
-
-    parsed = headers.fields(header)
-    day = searchable.sent_date(parsed)
-
-    def joined(name: str) -> str | None:
-        found = searchable.values(parsed, name)  # each once: a bare address is also its own parsed form
-        return SEARCH_SEPARATOR.join(dict.fromkeys(v.casefold() for v in found)) if found else None
-
-    return (day.toordinal() if day is not None else None, joined("from"), joined("to"), joined("cc"), joined("bcc"),
-            joined("subject"))
 
 
 def user(row: sqlite3.Row) -> User:
@@ -159,14 +106,6 @@ def mailbox(row: sqlite3.Row) -> Mailbox:
 def message_flags(row: sqlite3.Row) -> MessageFlags:
     """From a row with ``uid``, ``flags`` and ``modseq`` columns."""
     return MessageFlags(row["uid"], flags_load(row["flags"]), row["modseq"])
-
-
-def imap_forms(envelope: Any, bodystructure: Any) -> tuple[bytes, bytes, bytes, bytes | None, bytes | None,
-                                                            bytes | None]:
-    """The values of the :data:`IMAP_FORMS` columns of a message with this ENVELOPE and BODYSTRUCTURE data."""
-    from wildduck.protocols.mime.imapform import forms
-
-    return forms(envelope, bodystructure)
 
 
 def record(r: sqlite3.Row) -> MessageRecord:

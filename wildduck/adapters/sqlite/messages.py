@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import wildduck.adapters.sqlite.codec as codec
+from wildduck.adapters._codec import apply_flags, blob_keys
 from wildduck.adapters.sqlite.base import StoreBase, placeholders, select_in
 from wildduck.adapters.sqlite.mailboxes import mailbox_row
 from wildduck.adapters.sqlite.steps import (
@@ -68,22 +69,11 @@ class _Encoded:
     @classmethod
     def of(cls, p: PreparedMessage) -> _Encoded:
         skeleton, compressed = codec.pack(p.skeleton)
-        blobs = sorted({part.blob for part in p.parts})
-        missing = [b for b in blobs if b not in p.blobs]
-        if missing:
-            raise ValueError(f"prepared message lacks the bytes of blob {missing[0]}")
+        blobs = blob_keys(p.parts, p.blobs)
         return cls(skeleton, compressed, codec.parts_json(p.parts), codec.to_json(p.mime_tree),
                    codec.to_json(p.envelope), codec.to_json(p.bodystructure), blobs,
                    codec.imap_forms(p.envelope, p.bodystructure),
                    codec.search_columns(codec.header_block(p.skeleton, p.mime_tree)))
-
-
-def _apply(mode: FlagMode, current: tuple[str, ...], given: list[str]) -> tuple[str, ...]:
-    if mode is FlagMode.ADD:
-        return current + tuple(f for f in given if f not in current)
-    if mode is FlagMode.REMOVE:
-        return tuple(f for f in current if f not in given)
-    return tuple(given)
 
 
 def _message_rows(conn: sqlite3.Connection, mailbox_id: str, uids: Sequence[int], columns: str) -> list[sqlite3.Row]:
@@ -102,7 +92,7 @@ def _set_flags(conn: sqlite3.Connection, mailbox_id: str, uids: Sequence[int], m
             modified.append(r["uid"])
             continue
         current = codec.flags_load(r["flags"])
-        new = _apply(mode, current, given)
+        new = apply_flags(mode, current, given)
         if new != current:
             updates.append((r, new))
     if not updates:

@@ -1,0 +1,126 @@
+"""``/users/:user/updates`` consumed by a streaming HTTP client: the journal replayed, live changes from the API
+and from LMTP, reconnecting with ``Last-Event-ID`` gets exactly what was missed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from tests.api.conftest import Api, serving_api
+from tests.api.test_messages import inbox_of, plain, upload_raw
+from wildduck.testing.lmtp_client import LMTPClient
+
+
+class Events:
+    """Server-sent events read from a streaming response: (payload, id)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.lines = response.aiter_lines()
+        self.last_id = ""
+
+    async def next(self) -> dict[str, Any]:
+        """The next event (comments skipped)."""
+        data: list[str] = []
+        with trio.fail_after(20):
+            async for line in self.lines:
+                if line.startswith("data: "):
+                    data.append(line[6:])
+                elif line.startswith("id: "):
+                    self.last_id = line[4:]
+                elif line == "" and data:
+                    event: dict[str, Any] = json.loads("\n".join(data))
+                    return event
+        raise AssertionError("the stream ended")
+
+    async def until(self, command: str) -> dict[str, Any]:
+        while True:
+            event = await self.next()
+            if event["command"] == command:
+                return event
+
+
+@asynccontextmanager
+async def stream(client: httpx.AsyncClient, user: str, last_id: str | None = None) -> AsyncIterator[Events]:
+    headers = {"Last-Event-ID": last_id} if last_id else {}
+    async with client.stream("GET", f"/users/{user}/updates", headers=headers) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        yield Events(r)
+
+
+async def test_replay_then_live_then_resume_after_the_last_event(api: Api) -> None:
+    user = await api.create_user("alice", address="alice@example.com")
+    inbox = await inbox_of(api, user)
+    await upload_raw(api, user, inbox, plain("first"))
+    box = (await api.root.post(f"/users/{user}/mailboxes", json={"path": "Projects"})).json()["id"]
+    async with stream(api.root, user) as events:
+        replayed = [await events.next(), await events.next()]
+        assert (replayed[0]["command"], replayed[0]["mailbox"], replayed[0]["uid"]) == ("EXISTS", inbox, 1)
+        assert replayed[0]["unseen"] is False and replayed[0]["flags"] == ["\\Seen"]
+        assert replayed[1] == {"command": "COUNTERS", "mailbox": inbox, "total": 1, "unseen": 0}
+
+        r = await api.root.put(f"/users/{user}/mailboxes/{inbox}/messages/1", json={"flagged": True})
+        assert r.status_code == 200
+        fetch = await events.until("FETCH")
+        assert (fetch["uid"], sorted(fetch["flags"])) == (1, ["\\Flagged", "\\Seen"])
+
+        def deliver() -> None:
+            with LMTPClient(*api.server.address("lmtp")) as lmtp:
+                lmtp.lhlo()
+                lmtp.send_message("a@example.org", ["alice@example.com"], plain("delivered"))
+
+        await trio.to_thread.run_sync(deliver)
+        exists = await events.until("EXISTS")
+        assert (exists["uid"], exists["unseen"]) == (2, True)
+        assert await events.until("COUNTERS") == {"command": "COUNTERS", "mailbox": inbox, "total": 2, "unseen": 1}
+        seen_up_to = events.last_id
+
+        await api.root.put(f"/users/{user}/mailboxes/{box}", json={"path": "Done"})
+        renamed = await events.until("RENAME")
+        assert renamed == {"command": "RENAME", "mailbox": box, "path": "Done"}
+
+    # missed while disconnected: a delete and a deleted mailbox
+    assert (await api.root.delete(f"/users/{user}/mailboxes/{inbox}/messages/1")).status_code == 200
+    assert (await api.root.delete(f"/users/{user}/mailboxes/{box}")).status_code == 200
+    async with stream(api.root, user, seen_up_to) as events:
+        missed = [await events.next() for _ in range(3)]
+        with trio.move_on_after(0.5):  # and nothing more
+            extra = await events.next()
+            raise AssertionError(f"unexpected {extra}")
+    commands = [(e["command"], e["mailbox"]) for e in missed]
+    assert ("EXPUNGE", inbox) in commands and ("DELETE", box) in commands
+    assert {"command": "COUNTERS", "mailbox": inbox, "total": 1, "unseen": 1} in missed
+    assert not any(e["command"] == "EXISTS" and e["mailbox"] == inbox for e in missed)  # nothing seen before
+
+
+async def test_bad_event_ids_and_other_users(api: Api) -> None:
+    alice = await api.create_user("alice")
+    await api.create_user("bob")
+    r = await api.root.get(f"/users/{alice}/updates", headers={"Last-Event-ID": "not-an-id"})
+    assert r.status_code == 400 and "Last-Event-ID" in r.json()["details"]
+    async with api.client(await api.user_token("bob")) as bob:
+        r = await bob.get(f"/users/{alice}/updates")
+        assert r.status_code == 403 and r.json()["code"] == "MissingPrivileges"
+        async with stream(bob, "me") as events:
+            with trio.move_on_after(0.5):
+                await events.next()
+
+
+async def test_the_stream_ends_at_server_shutdown(tmp_path: Path) -> None:
+    async with serving_api(tmp_path / "data") as api:
+        user = await api.create_user("alice")
+        async with api.root.stream("GET", f"/users/{user}/updates") as r:
+            lines = r.aiter_lines()
+            with trio.fail_after(10):
+                while await lines.__anext__() != ": ready":
+                    pass
+            start = trio.current_time()
+            api.server.stop()
+            with trio.fail_after(10):
+                rest = [line async for line in lines]  # the response ends: no error, no reset
+            assert trio.current_time() - start < 2 and all(not line or line.startswith(":") for line in rest)

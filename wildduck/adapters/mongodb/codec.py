@@ -1,0 +1,143 @@
+"""The document codec: how the value types of ``wildduck.model`` are stored in MongoDB documents and read back.
+
+Ids are the model's 24-hex strings, used as ``_id``. Times are BSON dates (millisecond precision, read back as aware
+UTC datetimes). Flags are an array of strings; the MIME tree, ENVELOPE and BODYSTRUCTURE are compact JSON strings
+and the IMAP forms binary (FerretDB stores no arrays directly inside arrays); the skeleton is zlib-compressed when
+that saves space. Each message keeps its search values (the sender's day, the header keys case-folded) and its
+case-folded text, which the search role queries.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bson import Binary
+
+from wildduck.adapters._codec import (
+    SEARCH_FIELDS,
+    header_block,
+    imap_forms,
+    pack,
+    parts_json,
+    parts_load,
+    search_columns,
+    to_json,
+    unpack,
+)
+from wildduck.model import (
+    Address,
+    Mailbox,
+    MessageFlags,
+    MessageRecord,
+    MessageSummary,
+    NewMessage,
+    PreparedMessage,
+    SearchRow,
+    User,
+)
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """Where a mailbox's journal stands for readers (``journal.head``): the watermark and UIDNEXT as of it."""
+
+    modseq: int
+    uid_next: int
+
+#: the fields holding ENVELOPE, BODYSTRUCTURE and BODY in their IMAP forms, then the UTF8=ACCEPT forms
+IMAP_FIELDS = ("ienv", "ibs", "ibody", "ienv8", "ibs8", "ibody8")
+#: the search value fields, in the order of :func:`wildduck.adapters._codec.search_columns`
+SEARCH_VALUE_FIELDS = ("sent_day", *(f"s_{name}" for name in SEARCH_FIELDS))
+#: what recomposing a message takes, and its search text: left out when a record without content is read
+CONTENT_FIELDS = ("skel", "parts", "tree", "env", "bs", "text", "head")
+#: the projection of a record without content
+META_PROJECTION = {f: 0 for f in CONTENT_FIELDS}
+
+
+def user(d: Doc, storage_used: int) -> User:
+    return User(id=d["_id"], username=d["username"], unameview=d["unameview"], password_hash=d["password_hash"],
+                quota=d["quota"], storage_used=storage_used, created=d["created"], disabled=bool(d["disabled"]),
+                name=d["name"])
+
+
+def address(d: Doc) -> Address:
+    return Address(id=d["_id"], user_id=d["user"], address=d["address"], addrview=d["addrview"],
+                   main=bool(d["main"]), created=d["created"])
+
+
+def mailbox(d: Doc, h: Head, recent_from: int) -> Mailbox:
+    """A mailbox document with its journal's watermark and its \\Recent watermark."""
+    return Mailbox(id=d["_id"], user_id=d["user"], path=d["path"], special_use=d["special_use"],
+                   uid_validity=int(d["uid_validity"]), uid_next=h.uid_next, highest_modseq=h.modseq,
+                   subscribed=bool(d["subscribed"]), recent_from=recent_from)
+
+
+class Encoded:
+    """A prepared message in its stored form (serialized once for all its recipients)."""
+
+    __slots__ = ("blobs", "fields")
+
+    def __init__(self, p: PreparedMessage, blobs: list[str]) -> None:
+        skeleton, compressed = pack(p.skeleton)
+        self.blobs = blobs
+        self.fields: Doc = {
+            "size": p.size, "skel": Binary(skeleton), "skz": compressed, "parts": parts_json(p.parts),
+            "tree": to_json(p.mime_tree), "env": to_json(p.envelope), "bs": to_json(p.bodystructure),
+            "subject": p.subject, "msgid": p.message_id, "hdate": p.header_date, "ha": p.has_attachments,
+            "text": p.text.casefold(), "head": p.header_text.casefold(), "blobs": blobs,
+            **{f: (Binary(v) if v is not None else None) for f, v in zip(IMAP_FIELDS, imap_forms(p.envelope,
+                                                                                                  p.bodystructure),
+                                                                       strict=True)},
+            **dict(zip(SEARCH_VALUE_FIELDS, search_columns(header_block(p.skeleton, p.mime_tree)), strict=True)),
+        }
+
+
+def message_doc(mid: str, item: NewMessage, e: Encoded, uid: int, modseq: int, internal_date: Any) -> Doc:
+    """A new message document."""
+    flags = list(dict.fromkeys(item.flags))
+    return {"_id": mid, "user": item.user_id, "mailbox": item.mailbox_id, "uid": uid, "modseq": modseq,
+            "flags": flags, "seen": "\\Seen" in flags, "idate": internal_date, **e.fields}
+
+
+def _bytes(value: Any) -> bytes | None:
+    return bytes(value) if value is not None else None
+
+
+def record(d: Doc) -> MessageRecord:
+    """A message record; without content when the document was read with :data:`META_PROJECTION`."""
+    content = "skel" in d
+    parts = parts_load(d["parts"]) if content else []
+    size = int(d["size"])
+    return MessageRecord(
+        id=d["_id"], user_id=d["user"], mailbox_id=d["mailbox"], uid=int(d["uid"]), modseq=int(d["modseq"]),
+        flags=tuple(d["flags"]), internal_date=d["idate"], size=size,
+        skeleton=unpack(d["skel"], d["skz"], size - sum(p.length for p in parts)) if content else b"",
+        parts=parts, mime_tree=json.loads(d["tree"]) if content else {},
+        envelope=json.loads(d["env"]) if content else None,
+        bodystructure=json.loads(d["bs"]) if content else None,
+        subject=d["subject"], message_id=d["msgid"], header_date=d["hdate"],
+        imap_envelope=bytes(d["ienv"]), imap_bodystructure=bytes(d["ibs"]), imap_body=bytes(d["ibody"]),
+        imap_envelope_utf8=_bytes(d["ienv8"]), imap_bodystructure_utf8=_bytes(d["ibs8"]),
+        imap_body_utf8=_bytes(d["ibody8"]),
+    )
+
+
+def summary(d: Doc) -> MessageSummary:
+    return MessageSummary(id=d["_id"], uid=int(d["uid"]), modseq=int(d["modseq"]), flags=tuple(d["flags"]),
+                          internal_date=d["idate"], size=int(d["size"]), subject=d["subject"])
+
+
+def message_flags(d: Doc) -> MessageFlags:
+    return MessageFlags(int(d["uid"]), tuple(d["flags"]), int(d["modseq"]))
+
+
+def search_row(d: Doc, with_header: bool) -> SearchRow:
+    header = b""
+    if with_header:
+        header = header_block(unpack(d["skel"], d["skz"]), json.loads(d["tree"]))
+    return SearchRow(uid=int(d["uid"]), flags=tuple(d["flags"]), modseq=int(d["modseq"]), internal_date=d["idate"],
+                     size=int(d["size"]), header_date=d["hdate"], header=header)

@@ -1,0 +1,64 @@
+"""The ``Maintenance`` role on MongoDB: the integrity checker and the size on disk."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from wildduck.adapters._codec import parts_load
+from wildduck.adapters.mongodb.base import MongoBase, now_ms
+from wildduck.adapters.mongodb.blobs import BUCKET
+from wildduck.adapters.mongodb.journal import PENDING_TIMEOUT
+from wildduck.adapters.mongodb.steps import storage_used
+
+
+class MaintenanceRole(MongoBase):
+    """``Maintenance``: integrity (a scan of every message, reference and blob: an administrator's tool) and size."""
+
+    async def storage_bytes(self) -> int:
+        """What the server reports the database takes on disk (``dbStats``: storage plus indexes)."""
+        def q() -> int:
+            stats = self.db.command("dbStats")
+            return int(stats.get("storageSize", 0) or stats.get("dataSize", 0)) + int(stats.get("indexSize", 0))
+
+        return await self._read(q)
+
+    async def check_integrity(self) -> list[str]:
+        """Problems found (empty when consistent): messages whose parts, blob list and references disagree,
+        references of no message or to a missing blob, blobs without their GridFS file, messages of no mailbox,
+        storage ledgers that disagree with the messages, pending journal entries older than their writer's
+        timeout."""
+        def q() -> list[str]:
+            problems: list[str] = []
+            refs: dict[str, set[str]] = defaultdict(set)
+            for r in self.db.blob_refs.find({}, {"blob": 1, "message": 1}):
+                refs[r["message"]].add(r["blob"])
+            boxes = {d["_id"] for d in self.db.mailboxes.find({}, {"_id": 1})}
+            sizes: Counter[str] = Counter()
+            seen = set()
+            for m in self.db.messages.find({}, {"parts": 1, "blobs": 1, "mailbox": 1, "user": 1, "size": 1}):
+                seen.add(m["_id"])
+                sizes[m["user"]] += int(m["size"])
+                want = {p.blob for p in parts_load(m["parts"])}
+                if want != set(m["blobs"]) or want != refs.get(m["_id"], set()):
+                    problems.append(f"message {m['_id']} parts {sorted(want)} but references "
+                                    f"{sorted(refs.get(m['_id'], set()))}")
+                if m["mailbox"] not in boxes:
+                    problems.append(f"message {m['_id']} is in no mailbox ({m['mailbox']})")
+            problems += [f"references of no message {mid}: {sorted(blobs)}" for mid, blobs in refs.items()
+                         if mid not in seen]
+            entries = {d["_id"]: d["file"] for d in self.db.blobs.find({}, {"file": 1})}
+            problems += [f"message {mid} references missing blob {b}" for mid, blobs in refs.items() for b in blobs
+                         if b not in entries]
+            files = {d["_id"] for d in self.db[f"{BUCKET}.files"].find({}, {"_id": 1})}
+            problems += [f"blob {h} has no GridFS file {f}" for h, f in entries.items() if f not in files]
+            for u in self.db.users.find({}, {"_id": 1}):
+                used = storage_used(self.db, u["_id"])
+                if used != sizes[u["_id"]]:
+                    problems.append(f"user {u['_id']} stores {used} bytes by its ledger but {sizes[u['_id']]} "
+                                    "in messages")
+            stale = now_ms().timestamp() - PENDING_TIMEOUT
+            problems += [f"journal entry {d['modseq']} of mailbox {d['mailbox']} pending since {d['created']}"
+                         for d in self.db.journal.find({"pend": True}) if d["created"].timestamp() < stale]
+            return problems
+
+        return await self._read(q)

@@ -1,0 +1,1 @@
+"""The HTTP API: WildDuck's paths and JSON shapes over the domain services (Quart-Trio on Hypercorn)."""

@@ -1,0 +1,345 @@
+"""Request validation and the JSON shapes of WildDuck's API, without I/O.
+
+WildDuck merges the query string and the JSON body into one set of parameters and validates them with one schema
+per route; a failure is ``400 {"error": ..., "code": "InputValidationError", "details": {field: message}}``, the
+message in Joi's words (``"username" is required``). Unknown parameters are refused unless the route allows them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from wildduck.errors import InvalidInput
+
+#: how many list results a page has by default and at most (WildDuck's ``limit``)
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 250
+
+_TRUE = frozenset({"true", "1", "yes", "y", "on"})
+_FALSE = frozenset({"false", "0", "no", "n", "off", ""})
+OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")
+
+
+class ApiError(Exception):
+    """A refusal in WildDuck's shape: HTTP ``status`` with ``{"error": message, "code": code[, "details"]}``."""
+
+    def __init__(self, status: int, code: str, message: str, details: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = dict(details) if details else None
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.message, "code": self.code}
+        if self.details is not None:
+            out["details"] = self.details
+        return out
+
+
+def input_error(details: Mapping[str, str]) -> ApiError:
+    """400 InputValidationError naming every offending field."""
+    return ApiError(400, "InputValidationError", ". ".join(details.values()), details)
+
+
+def invalid_input(exc: InvalidInput, default_field: str) -> ApiError:
+    """A domain ``InvalidInput`` as WildDuck's validation error, under the field it names."""
+    field = exc.field or default_field
+    return input_error({field: f'"{field}" {exc}'})
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One parameter: ``kind`` is ``str``, ``bool``, ``int``, ``id`` (24 hex digits), ``cursor``, ``uids`` (a
+    message selector, see :func:`parse_uid_set`) or ``date``."""
+
+    kind: str = "str"
+    required: bool = False
+    default: Any = None
+    min: int | None = None
+    max: int | None = None
+    #: strings: empty means "not given" (Joi's ``empty('')``)
+    empty_is_none: bool = False
+    lowercase: bool = False
+    trim: bool = False
+    #: cursors: what the key inside must look like (default: a 24 hex digit id)
+    pattern: re.Pattern[str] | None = None
+
+
+#: parameters every route takes for audit logs only (WildDuck: ``sess`` and ``ip``)
+AUDIT: dict[str, Field] = {"sess": Field(max=255), "ip": Field(max=255)}
+
+
+def _convert(name: str, value: Any, spec: Field) -> Any:
+    q = f'"{name}"'
+    if spec.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ValueError(f"{q} must be a boolean")
+    if spec.kind == "int":
+        if isinstance(value, bool):
+            raise ValueError(f"{q} must be a number")
+        if isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise ValueError(f"{q} must be a number") from None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int):
+            raise ValueError(f"{q} must be a number")
+        if spec.min is not None and value < spec.min:
+            raise ValueError(f"{q} must be greater than or equal to {spec.min}")
+        if spec.max is not None and value > spec.max:
+            raise ValueError(f"{q} must be less than or equal to {spec.max}")
+        return value
+    if spec.kind == "date" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(int(value))  # milliseconds since the epoch, as Joi's date() takes a number
+    if not isinstance(value, str):
+        raise ValueError(f"{q} must be a string")
+    if spec.trim:
+        value = value.strip()
+    if spec.lowercase:
+        value = value.lower()
+    if spec.kind == "id":
+        if not OBJECT_ID.fullmatch(value):
+            raise ValueError(f"{q} must be a 24 character hex string")
+        return value.lower()
+    if spec.kind == "cursor":
+        return decode_cursor(name, value, spec.pattern or OBJECT_ID)
+    if spec.kind == "uids":
+        return parse_uid_set(name, value)
+    if spec.kind == "date":
+        return parse_date(name, value)
+    if spec.min is not None and len(value) < spec.min:
+        raise ValueError(f"{q} length must be at least {spec.min} characters long")
+    if spec.max is not None and len(value) > spec.max:
+        raise ValueError(f"{q} length must be less than or equal to {spec.max} characters long")
+    return value
+
+
+def accepted(fields: Mapping[str, Field]) -> dict[str, Field]:
+    """Every parameter a route with ``fields`` accepts: its own and :data:`AUDIT`."""
+    return {**AUDIT, **fields}
+
+
+def validate(params: Mapping[str, Any], fields: Mapping[str, Field], *, allow_unknown: bool = False) -> dict[str, Any]:
+    """The converted parameters (defaults filled in, absent optional ones left out); ApiError 400 naming every
+    bad, missing or (unless ``allow_unknown``) unknown field."""
+    spec_of = accepted(fields)
+    errors: dict[str, str] = {}
+    out: dict[str, Any] = {}
+    for name, spec in spec_of.items():
+        value = params.get(name)
+        if spec.empty_is_none and value == "":
+            value = None
+        if value is None:
+            if spec.required:
+                errors[name] = f'"{name}" is required'
+            elif spec.default is not None:
+                out[name] = spec.default
+            continue
+        try:
+            out[name] = _convert(name, value, spec)
+        except ValueError as exc:
+            errors[name] = str(exc)
+    if not allow_unknown:
+        for name in params:
+            if name not in spec_of:
+                errors[name] = f'"{name}" is not allowed'
+    if errors:
+        raise input_error(errors)
+    return out
+
+
+def merge_params(query: Mapping[str, str], body: Any) -> dict[str, Any]:
+    """WildDuck's ``req.params``: the query string, then the JSON body's members over it (a body that is not a
+    JSON object is refused)."""
+    params: dict[str, Any] = dict(query)
+    if body is None:
+        return params
+    if not isinstance(body, dict):
+        raise input_error({"body": '"body" must be a JSON object'})
+    params.update(body)
+    return params
+
+
+_UID_SET = re.compile(r"\d+(,\d+)*|\d+:(\d+|\*)")
+#: the highest UID a range ending in ``*`` stands for
+MAX_UID = 0xFFFFFFFF
+
+
+def parse_uid_set(name: str, value: str) -> list[tuple[int, int]]:
+    """WildDuck's message selector: ``1,2,3``, ``3:15`` or ``3:*`` as inclusive (low, high) UID ranges."""
+    value = value.strip()
+    if not _UID_SET.fullmatch(value):
+        raise ValueError(f'"{name}" with value "{value}" fails to match the required pattern')
+    if ":" in value:
+        low, high = value.split(":")
+        first, last = int(low), MAX_UID if high == "*" else int(high)
+        return [(min(first, last), max(first, last))]
+    return [(int(uid), int(uid)) for uid in value.split(",")]
+
+
+def parse_date(name: str, value: str) -> dt.datetime:
+    """A date as Joi's ``date()`` reads one: an ISO 8601 string (UTC when no zone is given) or milliseconds since
+    the epoch."""
+    text = value.strip()
+    try:
+        if re.fullmatch(r"-?\d+", text):
+            return dt.datetime.fromtimestamp(int(text) / 1000, dt.UTC)
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(f'"{name}" must be a valid date') from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+# -- paging --------------------------------------------------------------------------------------------------------
+
+PAGING: dict[str, Field] = {
+    "limit": Field("int", default=DEFAULT_LIMIT, min=1, max=MAX_LIMIT),
+    "next": Field("cursor", empty_is_none=True),
+    "previous": Field("cursor", empty_is_none=True),
+    "page": Field("int", default=1, min=1),
+}
+
+
+def encode_cursor(direction: str, key: str) -> str:
+    """An opaque cursor: which way, from which id (exclusive)."""
+    return base64.urlsafe_b64encode(f"{direction}:{key}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(name: str, value: str, pattern: re.Pattern[str] = OBJECT_ID) -> tuple[str, str]:
+    try:
+        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError(f'"{name}" must be a valid cursor') from None
+    direction, sep, key = text.partition(":")
+    if not sep or direction not in ("n", "p") or not pattern.fullmatch(key):
+        raise ValueError(f'"{name}" must be a valid cursor')
+    return direction, key
+
+
+def page_of(items: list[Any], key_of: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A page of ``items`` (sorted by ``key_of``, ascending) in WildDuck's listing shape: ``total``, ``page``,
+    ``previousCursor`` and ``nextCursor`` (false at either end) and ``results`` (the items, to be rendered)."""
+    limit: int = params["limit"]
+    keys = [key_of(item) for item in items]
+    start = 0
+    cursor = params.get("next") or params.get("previous")
+    if cursor is not None:
+        direction, key = cursor
+        if direction == "n":
+            start = next((i for i, k in enumerate(keys) if k > key), len(keys))
+        else:
+            end = next((i for i, k in enumerate(keys) if k >= key), len(keys))
+            start = max(0, end - limit)
+    chunk = items[start:start + limit]
+    after = start + len(chunk)
+    return {
+        "total": len(items),
+        "page": params["page"],
+        "previousCursor": encode_cursor("p", keys[start]) if start > 0 and chunk else False,
+        "nextCursor": encode_cursor("n", keys[after - 1]) if after < len(items) and chunk else False,
+        "results": chunk,
+    }
+
+
+# -- what each route takes (validated by ``Api.values``, documented by ``wildduck.api.openapi``) -------------------
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """The parameters a route takes (see :func:`takes`)."""
+
+    fields: Mapping[str, Field]
+    allow_unknown: bool = False
+    #: fields the route fills from its path (not parameters of the request)
+    from_path: tuple[str, ...] = ()
+    #: parameters that are objects, with their members' fields (checked by the route)
+    objects: Mapping[str, Mapping[str, Field]] = field(default_factory=dict)
+    #: other parameters the route checks itself (name: what it is, as a JSON schema)
+    others: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: a media type the body may have instead of parameters (its parameters then come from the query string)
+    raw_body: str | None = None
+    #: the media type of a successful answer
+    produces: str = "application/json"
+
+
+_PARAMS = "__wildduck_params__"
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def takes(fields: Mapping[str, Field], *, allow_unknown: bool = False, from_path: tuple[str, ...] = (),
+          objects: Mapping[str, Mapping[str, Field]] | None = None,
+          others: Mapping[str, Mapping[str, Any]] | None = None,
+          raw_body: str | None = None, produces: str = "application/json") -> Callable[[_View], _View]:
+    """Declares what a route takes: ``Api.values`` validates the request against it, the OpenAPI document
+    describes it. Put it below the route's ``@app.get(...)``."""
+    params = Params(fields, allow_unknown, from_path, objects or {}, others or {}, raw_body, produces)
+
+    def mark(view: _View) -> _View:
+        setattr(view, _PARAMS, params)
+        return view
+
+    return mark
+
+
+def declared(view: Callable[..., Any]) -> Params | None:
+    """What :func:`takes` declared for ``view`` (None: nothing)."""
+    found: Params | None = getattr(view, _PARAMS, None)
+    return found
+
+
+_DATE = {"anyOf": [{"type": "string", "format": "date-time"},
+                   {"type": "integer", "description": "milliseconds since the epoch"}]}
+
+
+def json_schema(spec: Field) -> dict[str, Any]:
+    """The JSON schema (OpenAPI 3.1) of the values ``spec`` accepts."""
+    out: dict[str, Any]
+    if spec.kind == "bool":
+        out = {"type": "boolean"}
+    elif spec.kind == "int":
+        out = {"type": "integer"}
+        if spec.min is not None:
+            out["minimum"] = spec.min
+        if spec.max is not None:
+            out["maximum"] = spec.max
+    elif spec.kind == "id":
+        out = {"type": "string", "pattern": f"^{OBJECT_ID.pattern}$"}
+    elif spec.kind == "cursor":
+        out = {"type": "string", "description": "a cursor from a previous page (nextCursor, previousCursor)"}
+    elif spec.kind == "uids":
+        out = {"type": "string", "pattern": f"^({_UID_SET.pattern})$",
+               "description": "message UIDs: 1,2,3 or a range 3:15 or 3:*"}
+    elif spec.kind == "date":
+        out = dict(_DATE)
+    else:
+        out = {"type": "string"}
+        if spec.min is not None and not spec.empty_is_none:
+            out["minLength"] = spec.min
+        if spec.max is not None:
+            out["maxLength"] = spec.max
+    if spec.default is not None:
+        out["default"] = spec.default
+    return out
+
+
+def object_schema(fields: Mapping[str, Field], *, allow_unknown: bool = False) -> dict[str, Any]:
+    """The JSON schema of an object of ``fields``."""
+    out: dict[str, Any] = {"type": "object", "properties": {k: json_schema(v) for k, v in fields.items()},
+                           "additionalProperties": allow_unknown}
+    required = [k for k, v in fields.items() if v.required]
+    if required:
+        out["required"] = required
+    return out
