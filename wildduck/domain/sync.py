@@ -434,3 +434,65 @@ class SyncService:
                 _, dropped = self._kept.popitem(last=False)
                 total -= len(dropped.table)
         return view
+
+
+# -- quick resynchronization (IMAP QRESYNC, RFC 7162) -----------------------------------------------------------------
+
+#: ascending, disjoint (low, high) ranges of UIDs
+UidRanges = list[tuple[int, int]]
+
+
+def uid_runs(uids: Iterable[int]) -> UidRanges:
+    """Ascending UIDs as ranges of consecutive ones."""
+    out: UidRanges = []
+    for uid in uids:
+        if out and uid == out[-1][1] + 1:
+            out[-1] = (out[-1][0], uid)
+        else:
+            out.append((uid, uid))
+    return out
+
+
+def _within(ranges: UidRanges | None, uid: int) -> bool:
+    if ranges is None:
+        return True
+    i = bisect_right(ranges, uid, key=lambda r: r[0]) - 1
+    return i >= 0 and uid <= ranges[i][1]
+
+
+async def expunged_since(view: MailboxView, since: int, known: UidRanges | None = None, *,
+                         floor: int = 0) -> tuple[UidRanges, bool]:
+    """The UIDs expunged from the view's mailbox after MODSEQ ``since`` that the view no longer holds (the ones it
+    still holds are the view's next :meth:`MailboxView.refresh` to report), among ``known`` (ascending ranges;
+    None: every UID), as ascending ranges; and whether that is exact.
+
+    One journal read (none when ``since`` is at or above what the view knows). When the journal was pruned past
+    ``since`` (maintenance keeps 3 hours of it, ``app.JOURNAL_RETENTION``), the answer is every UID of ``known``
+    above ``floor`` and below UIDNEXT that the view does not hold: a superset of the exact answer (UIDs expunged
+    long ago, or never used), which is what a client that asked for them must be told (RFC 7162 3.2.5.2).
+    ``floor`` is the highest UID known not to be preceded by an expunge (from a client's sequence match data)."""
+    table = view.table
+    if since >= view.known_modseq:
+        return [], True
+    page = await (view.shared or view.journal).read_journal(view.mailbox.id, since)
+    if page.mailbox is None:
+        return [], True  # deleted: the view's next refresh says so
+    if not page.pruned:
+        gone = {e.uid for e in page.entries
+                if e.op == JournalOp.EXPUNGE and table.index(e.uid) < 0 and _within(known, e.uid)}
+        return uid_runs(sorted(gone)), True
+    top = view.mailbox.uid_next - 1
+    uids = table.uids
+    out: UidRanges = []
+    for lo, hi in known if known is not None else [(1, top)]:
+        lo, hi = max(lo, floor + 1), min(hi, top)
+        at = lo
+        i = bisect_left(uids, lo)
+        while at <= hi and i < len(uids) and uids[i] <= hi:
+            if uids[i] > at:
+                out.append((at, uids[i] - 1))
+            at = uids[i] + 1
+            i += 1
+        if at <= hi:
+            out.append((at, hi))
+    return out, False

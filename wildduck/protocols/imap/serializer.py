@@ -33,15 +33,29 @@ def astring(value: Any, *, utf8: bool = False) -> bytes:
 def number_set(numbers: Sequence[int]) -> str:
     """``1:3,7`` for [1, 2, 3, 7]: a sequence set with runs merged, in the order given (COPYUID, APPENDUID,
     ESEARCH ALL)."""
-    out: list[str] = []
+    runs: list[tuple[int, int]] = []
     start = prev = numbers[0]
     for n in [*numbers[1:], -1]:
         if n == prev + 1:
             prev = n
             continue
-        out.append(f"{start}:{prev}" if prev != start else f"{start}")
+        runs.append((start, prev))
         start = prev = n
-    return ",".join(out)
+    return range_set(runs)
+
+
+def range_set(ranges: Iterable[tuple[int, int]]) -> str:
+    """``1:3,7`` for [(1, 3), (7, 7)]: (low, high) ranges as a sequence set, in the order given."""
+    return ",".join(f"{lo}:{hi}" if hi != lo else f"{lo}" for lo, hi in ranges)
+
+
+def vanished(ranges: Iterable[tuple[int, int]], *, earlier: bool = False) -> bytes:
+    """``* VANISHED [(EARLIER)] uid-set`` (RFC 7162 3.2.10) for ascending UID ranges (nothing when there are
+    none)."""
+    uids = range_set(ranges)
+    if not uids:
+        return b""
+    return (b"* VANISHED (EARLIER) " if earlier else b"* VANISHED ") + uids.encode("ascii") + b"\r\n"
 
 
 def esearch(tag: str, uid: bool, options: Iterable[str], numbers: Sequence[int], modseq: int | None) -> bytes:

@@ -19,6 +19,7 @@ from wildduck.protocols.imap.receiver import NEED_DATA, Mode, SaslResponse
 from wildduck.protocols.mime import transfer
 from wildduck.sessions._login import log_in
 from wildduck.sessions._runner import SessionEnded
+from wildduck.sessions.imap import qresync
 from wildduck.sessions.imap.session import SEPARATOR, IMAPSession
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,10 @@ async def enable(s: IMAPSession, cmd: g.Command) -> None:
         if cap == "CONDSTORE" and not s.condstore:
             s.enable_condstore()
             enabled.append(cap)
+        elif cap == "QRESYNC" and not s.qresync:  # RFC 7162 3.2.3: implies CONDSTORE
+            s.enable_condstore()
+            s.qresync = True
+            enabled.append(cap)
         elif cap == "UTF8=ACCEPT" and not s.utf8:
             s.utf8 = True
             enabled.append(cap)
@@ -150,13 +155,18 @@ async def namespace(s: IMAPSession, cmd: g.Command) -> None:
 
 
 async def select(s: IMAPSession, cmd: g.Command) -> None:
+    """SELECT and EXAMINE, with CONDSTORE and QRESYNC (RFC 7162: the client's QRESYNC parameter is answered by
+    :func:`qresync.resync_select` after the mailbox's responses)."""
     assert isinstance(cmd, g.Select) and s.login is not None
+    if cmd.qresync is not None and not s.qresync:  # RFC 7162 3.2.5; the selected mailbox stays selected
+        s.bad(cmd.tag, "the QRESYNC parameter needs ENABLE QRESYNC first")
+        return
     closing = s.view is not None
     s.unselect()
-    if closing and s.rev2:  # RFC 9051 6.3.2: said before anything about the new mailbox, even if it fails
+    if closing and (s.rev2 or s.qresync):  # RFC 9051 6.3.2, RFC 7162 3.2.11: before anything about the new one
         s.send(serializer.untagged("OK [CLOSED] previous mailbox closed"))
     mailbox = await s.mailbox(cmd.mailbox)
-    if cmd.condstore:
+    if cmd.condstore or cmd.qresync is not None:
         s.condstore = True
     view = await s.s.sync.open_view(mailbox, readonly=cmd.readonly, origin=s.origin)
     mailbox = view.mailbox
@@ -176,6 +186,8 @@ async def select(s: IMAPSession, cmd: g.Command) -> None:
     s.send(serializer.untagged(f"OK [UIDNEXT {mailbox.uid_next}] predicted next UID"))
     s.send(serializer.untagged(f"OK [HIGHESTMODSEQ {mailbox.highest_modseq}] highest"))
     s.state = g.SELECTED
+    if cmd.qresync is not None:
+        await qresync.resync_select(s, cmd.qresync)
     # a change committed while the snapshot was read has nudged us: report it now rather than at the next NOOP
     await s.sync(expunge=True)
     s.ok(cmd.tag, f"{cmd.name} completed", "READ-ONLY" if cmd.readonly else "READ-WRITE")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from wildduck.domain import preview
 from wildduck.domain.messages import OpenedMessage
+from wildduck.domain.sync import expunged_since
 from wildduck.model import FlagMode, MessageRecord
 from wildduck.protocols.imap import grammar as g
 from wildduck.protocols.imap import serializer
@@ -87,6 +89,9 @@ async def expunge(s: IMAPSession, cmd: g.Command) -> None:
 async def fetch(s: IMAPSession, cmd: g.Command) -> None:
     assert isinstance(cmd, g.Fetch)
     view = s.selected
+    if cmd.vanished and not s.qresync:
+        s.bad(cmd.tag, "VANISHED needs ENABLE QRESYNC first")
+        return
     if not cmd.uid and not valid_sequence(s, cmd.sequence):
         await s.sync(expunge=False)
         s.bad(cmd.tag, "invalid message sequence number")
@@ -99,33 +104,42 @@ async def fetch(s: IMAPSession, cmd: g.Command) -> None:
         items.append(g.FetchItem("MODSEQ", label="MODSEQ"))
     if any(i.name == "MODSEQ" for i in items):
         s.enable_condstore()
+    if cmd.vanished:
+        await _vanished_earlier(s, cmd)
     chosen = targets(s, cmd.sequence, cmd.uid)
     if cmd.changedsince is not None:
         chosen = [(n, u) for n, u in chosen if view.modseqs.get(u, 0) > cmd.changedsince]
     seen = sets_seen(items)
     marks_seen = seen and not view.readonly
     needs_record = any(i.name not in ("FLAGS", "UID", "MODSEQ") for i in items)
-    needs_content = any(i.name not in _META_ITEMS and not (i.name == "BODY" and i.section is None) for i in items)
+    # PREVIEW reads the record's content (skeleton, MIME tree) and the blobs of its text bodies only
+    needs_preview = any(i.name == "PREVIEW" for i in items)
+    needs_content = any(i.name not in _META_ITEMS and i.name != "PREVIEW"
+                        and not (i.name == "BODY" and i.section is None) for i in items)
     if not needs_record and not marks_seen:
         await _fetch_from_view(s, chosen, items)
+        s.note_held_back()
         s.ok(cmd.tag, f"{cmd.name} completed")
         return
-    step = FETCH_BATCH if needs_content else FETCH_META_BATCH
+    step = FETCH_BATCH if needs_content or needs_preview else FETCH_META_BATCH
     for start in range(0, len(chosen), step):
         batch = chosen[start:start + step]
         uids = [u for _n, u in batch]
         records: dict[int, MessageRecord] = {}
         opened: dict[int, OpenedMessage] = {}
+        texts: dict[str, str | None] = {}
         if needs_record:
-            found = await s.s.messages.records(view.mailbox.id, uids, content=needs_content)
+            found = await s.s.messages.records(view.mailbox.id, uids, content=needs_content or needs_preview)
             if needs_content:
                 opened = {o.record.uid: o for o in await s.s.messages.open_records(found)}
+            if needs_preview:
+                texts = await preview.previews(s.s.messages, found)
             records = {r.uid: r for r in found}
         if marks_seen:
             unseen = [u for u in uids if "\\Seen" not in view.flags.get(u, ())]
             if unseen:
                 view.apply(await s.s.messages.mark_seen(view.mailbox, unseen, origin=s.origin))
-        if needs_record and not needs_content:
+        if needs_record and not needs_content and not needs_preview:
             await _fetch_meta(s, batch, items, records, with_flags=marks_seen)
             continue
         for seq, uid in batch:
@@ -133,12 +147,24 @@ async def fetch(s: IMAPSession, cmd: g.Command) -> None:
             if needs_record and record is None:
                 continue  # expunged by another session meanwhile (RFC 2180): skip, no error
             try:
-                _fetch_one(s, seq, uid, items, record, opened.get(uid), with_flags=marks_seen)
+                _fetch_one(s, seq, uid, items, record, opened.get(uid), texts, with_flags=marks_seen)
             except UnknownCTE as exc:  # RFC 3516 4.3; the messages before it were answered
                 s.no(cmd.tag, str(exc), "UNKNOWN-CTE")
                 return
             await s.flush_if_large()
+    s.note_held_back()
     s.ok(cmd.tag, f"{cmd.name} completed")
+
+
+async def _vanished_earlier(s: IMAPSession, cmd: g.Fetch) -> None:
+    """UID FETCH ... (CHANGEDSINCE n VANISHED) (RFC 7162 3.2.6): ``* VANISHED (EARLIER)`` of the UIDs of the set
+    expunged after MODSEQ n, before the FETCH responses (``*`` reaches UIDNEXT - 1: the highest UIDs may be the
+    expunged ones). When the journal no longer goes back to n: every UID of the set not in the mailbox."""
+    assert cmd.changedsince is not None
+    view = s.selected
+    sequence = s.saved_result if cmd.sequence.last_result else cmd.sequence
+    ranges, _exact = await expunged_since(view, cmd.changedsince, sequence.resolve(view.mailbox.uid_next - 1))
+    s.send(serializer.vanished(ranges, earlier=True))
 
 
 def structure_form(record: MessageRecord, name: str, utf8: bool) -> bytes:
@@ -252,7 +278,8 @@ async def _fetch_from_view(s: IMAPSession, chosen: list[tuple[int, int]], items:
 
 
 def _fetch_one(s: IMAPSession, seq: int, uid: int, items: list[g.FetchItem], record: MessageRecord | None,
-               opened: OpenedMessage | None, *, with_flags: bool) -> None:
+               opened: OpenedMessage | None, texts: dict[str, str | None], *, with_flags: bool) -> None:
+    """One FETCH response; ``texts`` holds the previews by record id when PREVIEW is asked for."""
     view = s.selected
     values: list[tuple[str, bytes | serializer.Streamed]] = []
     message = None
@@ -272,6 +299,8 @@ def _fetch_one(s: IMAPSession, seq: int, uid: int, items: list[g.FetchItem], rec
             values.append(("RFC822.SIZE", b"%d" % record.size))
         elif name in ("ENVELOPE", "BODYSTRUCTURE", "BODY") and item.section is None:
             values.append((name, structure_form(record, name, s.utf8)))
+        elif name == "PREVIEW":  # RFC 8970: UTF-8, a literal when 8-bit and UTF8=ACCEPT is off
+            values.append(("PREVIEW", serializer.nstring(texts.get(record.id), utf8=s.utf8)))
         else:
             assert opened is not None
             if message is None:
@@ -312,8 +341,9 @@ async def store(s: IMAPSession, cmd: g.Command) -> None:
     for seq, uid in chosen:
         if uid in changed or (not cmd.silent and uid not in modified):
             if not cmd.silent or (s.condstore and uid in changed and cmd.unchangedsince is not None):
-                s.send(s.flags_response(seq, uid, with_uid=cmd.uid))
+                s.send(s.flags_response(seq, uid, with_uid=cmd.uid or s.qresync))
     s.send(s.keyword_announcement(changed))
+    s.note_held_back()
     if change.modified:
         seqs = ",".join(str(u) if cmd.uid else str(view.seq_of(u)) for u in change.modified)
         s.ok(cmd.tag, "conditional STORE failed for some messages", f"MODIFIED {seqs}")
@@ -389,6 +419,7 @@ async def search(s: IMAPSession, cmd: g.Command) -> None:
         if with_modseq:
             line += f" (MODSEQ {max(f.modseq for f in found)})"
         s.send(serializer.untagged(line))
+        s.note_held_back()
         s.ok(cmd.tag, f"{cmd.name} completed")
         return
     returned = found  # the messages MODSEQ covers and SAVE keeps: only MIN/MAX ones if neither ALL nor COUNT
@@ -399,4 +430,5 @@ async def search(s: IMAPSession, cmd: g.Command) -> None:
     if options != ("SAVE",):  # SAVE alone answers nothing but the tagged OK
         modseq = max(f.modseq for f in returned) if with_modseq else None
         s.send(serializer.esearch(cmd.tag, cmd.uid, options, numbers, modseq))
+    s.note_held_back()
     s.ok(cmd.tag, f"{cmd.name} completed")

@@ -23,7 +23,17 @@ from wildduck.domain.auth import LoginService, UserSession
 from wildduck.domain.mailboxes import MailboxService, NoSuchMailbox, UnsupportedUse
 from wildduck.domain.messages import MessageService
 from wildduck.domain.search import SearchService
-from wildduck.domain.sync import Appeared, Change, Deleted, Expunged, FlagsChanged, MailboxView, Renamed, SyncService
+from wildduck.domain.sync import (
+    Appeared,
+    Change,
+    Deleted,
+    Expunged,
+    FlagsChanged,
+    MailboxView,
+    Renamed,
+    SyncService,
+    uid_runs,
+)
 from wildduck.errors import (
     AlreadyExists,
     AuthFailed,
@@ -135,6 +145,8 @@ class IMAPSession:
         #: keywords the client has been told about (FLAGS / PERMANENTFLAGS)
         self.keywords: set[str] = set()
         self.condstore = False
+        #: ENABLE QRESYNC (RFC 7162 3.2.3): VANISHED instead of EXPUNGE, UID in every unsolicited FETCH, [CLOSED]
+        self.qresync = False
         self.utf8 = False
         #: ENABLE IMAP4rev2 (RFC 9051): no \\Recent, ESEARCH answers to SEARCH, UTF-8 names, LIST in SELECT
         self.rev2 = False
@@ -184,9 +196,10 @@ class IMAPSession:
 
     def capabilities(self) -> str:
         caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT",
-                "UIDPLUS", "MOVE", "SPECIAL-USE", "CHILDREN", "CONDSTORE", "QUOTA",
+                "UIDPLUS", "MOVE", "SPECIAL-USE", "CHILDREN", "CONDSTORE", "QRESYNC", "QUOTA",
                 f"APPENDLIMIT={self.settings.max_message_size}", "LIST-STATUS", "UTF8=ACCEPT", "WITHIN",
-                "LIST-EXTENDED", "CREATE-SPECIAL-USE", "BINARY", "STATUS=SIZE", "ESEARCH", "SEARCHRES", "MULTIAPPEND"]
+                "LIST-EXTENDED", "CREATE-SPECIAL-USE", "BINARY", "PREVIEW", "STATUS=SIZE", "ESEARCH", "SEARCHRES",
+                "MULTIAPPEND"]
         if self.state != g.NOT_AUTHENTICATED:
             caps.append("UNAUTHENTICATE")
             if not self.conn.compressed:
@@ -322,7 +335,7 @@ class IMAPSession:
         COMPRESS stay."""
         self.unselect()
         self.state = g.NOT_AUTHENTICATED
-        self.condstore = self.utf8 = self.rev2 = False
+        self.condstore = self.qresync = self.utf8 = self.rev2 = False
         await self._release_login()
         connection_user.set("")
 
@@ -394,15 +407,34 @@ class IMAPSession:
         self.forget_recent()
         self.render(changes)
 
+    def note_held_back(self) -> None:
+        """RFC 7162 3.2: with QRESYNC, a command that may have told MODSEQs above an expunge it had to hold back
+        (FETCH, STORE and SEARCH by sequence number report none) ends with a HIGHESTMODSEQ below that expunge: a
+        client that resynchronizes from there is told about it. The view is still dirty then (its replay stopped
+        before the expunge, at ``known_modseq``)."""
+        view = self.view
+        if self.qresync and view is not None and view.dirty:
+            self.send(serializer.untagged(f"OK [HIGHESTMODSEQ {view.known_modseq}] expunges are pending"))
+
     def render(self, changes: Iterable[Change]) -> None:
+        """Queue the untagged responses of the view's changes; with QRESYNC, each run of expunges is one
+        ``* VANISHED`` of their UIDs (RFC 7162 3.2.10)."""
+        vanished: list[int] = []
         for change in changes:
             if isinstance(change, Expunged):
-                self.send(b"* %d EXPUNGE\r\n" % change.seq)
-            elif isinstance(change, FlagsChanged):
+                if self.qresync:
+                    vanished.append(change.uid)
+                else:
+                    self.send(b"* %d EXPUNGE\r\n" % change.seq)
+                continue
+            if vanished:
+                self.send(serializer.vanished(uid_runs(sorted(vanished))))
+                vanished = []
+            if isinstance(change, FlagsChanged):
                 flags = tuple(f for f in change.flags if f != "\\Recent") if self.rev2 else change.flags
-                # RFC 9051 7.5.2: an unsolicited FETCH carries the UID
-                self.send(self.flags_response(change.seq, change.uid, with_uid=self.rev2, flags=flags,
-                                              modseq=change.modseq))
+                # RFC 9051 7.5.2 and RFC 7162 3.2.4: an unsolicited FETCH carries the UID
+                self.send(self.flags_response(change.seq, change.uid, with_uid=self.rev2 or self.qresync,
+                                              flags=flags, modseq=change.modseq))
             elif isinstance(change, Appeared):
                 self.send(self.keyword_announcement(change.uids))
                 self.send(b"* %d EXISTS\r\n" % change.exists)
@@ -413,6 +445,8 @@ class IMAPSession:
             elif isinstance(change, Deleted):
                 self.send(serializer.untagged("BYE the selected mailbox was deleted, have to disconnect"))
                 raise SessionEnded
+        if vanished:
+            self.send(serializer.vanished(uid_runs(sorted(vanished))))
 
     def flags_response(self, seq: int, uid: int, *, with_uid: bool = False, flags: tuple[str, ...] | None = None,
                        modseq: int | None = None) -> bytes:

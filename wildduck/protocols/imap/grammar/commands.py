@@ -38,12 +38,25 @@ class Authenticate(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Qresync:
+    """The QRESYNC parameter of SELECT/EXAMINE (RFC 7162 3.2.5): what the client knew of the mailbox."""
+
+    uid_validity: int
+    modseq: int
+    #: the UIDs the client knows (None: all of them, ``1:*``)
+    known_uids: SequenceSet | None = None
+    #: the message sequence match data: sequence numbers and the UIDs they had, as many of each
+    match: tuple[SequenceSet, SequenceSet] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Select(Command):
     """SELECT and EXAMINE."""
 
     mailbox: bytes
     readonly: bool
     condstore: bool
+    qresync: Qresync | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +125,8 @@ class Fetch(Command):
     sequence: SequenceSet
     items: tuple[FetchItem, ...]
     changedsince: int | None = None
+    #: the VANISHED modifier (RFC 7162 3.2.6, UID FETCH with CHANGEDSINCE only)
+    vanished: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,17 +204,56 @@ def parse_authenticate(tag: str, name: str, a: Args) -> Command:
     return Authenticate(tag, name, mech, initial)
 
 
+def _uid_set(a: Args, what: str) -> SequenceSet:
+    """A set of UIDs written out (no ``$``, no ``*``: RFC 7162 ``known-uids``)."""
+    raw = a.atom(what)
+    found = parse_sequence_set(raw)
+    if found.last_result or found.star is not None:
+        raise ParseError(f"{what} may not use $ or *")
+    return found
+
+
+def _count(numbers: SequenceSet) -> int:
+    return sum(hi - lo + 1 for lo, hi in numbers.normalized)
+
+
+def _parse_qresync(a: Args) -> Qresync:
+    """``(uidvalidity modseq [known-uids] [(known-sequence-set known-uid-set)])`` (RFC 7162 3.2.5)."""
+    if not a.open():
+        raise ParseError("expected QRESYNC (...)")
+    uid_validity = a.number("UIDVALIDITY", nz=True)
+    modseq = a.number("mod-sequence", bits=63)
+    known = None
+    tok = a.peek()
+    if tok is not None and tok[0] == ATOM:
+        known = _uid_set(a, "known UIDs")
+    match = None
+    if a.open():
+        seqs, uids = _uid_set(a, "known sequence set"), _uid_set(a, "known UID set")
+        a.expect_close()
+        if _count(seqs) != _count(uids):
+            raise ParseError("the known sequence set and UID set differ in size")
+        match = (seqs, uids)
+    a.expect_close()
+    return Qresync(uid_validity, modseq, known, match)
+
+
 def parse_select(tag: str, name: str, a: Args) -> Command:
+    """SELECT/EXAMINE with the CONDSTORE and QRESYNC parameters (RFC 7162 3.1.8, 3.2.5)."""
     mailbox = a.astring("mailbox")
     condstore = False
+    qresync = None
     if a.open():
         while not a.close():
             param = a.atom("select parameter").upper()
-            if param != b"CONDSTORE":
-                raise ParseError(f"unknown select parameter {param.decode(errors='replace')}")
-            condstore = True
+            if param == b"CONDSTORE":
+                condstore = True
+            elif param == b"QRESYNC" and qresync is None:
+                qresync = _parse_qresync(a)
+            else:
+                raise ParseError(f"unknown select parameter {param[:40].decode(errors='replace')}")
     a.end()
-    return Select(tag, name, mailbox, name == "EXAMINE", condstore)
+    return Select(tag, name, mailbox, name == "EXAMINE", condstore, qresync)
 
 
 def parse_mailbox(tag: str, name: str, a: Args) -> Command:
@@ -353,17 +407,22 @@ def _fetch_like(a: Args) -> tuple[SequenceSet, tuple[FetchItem, ...]]:
 def parse_fetch(tag: str, name: str, a: Args, uid: bool = False) -> Command:
     seq, items = _fetch_like(a)
     changedsince = None
+    vanished = False
     if a.open():
         while not a.close():
             mod = a.atom("fetch modifier").upper()
             if mod == b"CHANGEDSINCE":
                 changedsince = a.number("mod-sequence", bits=63)
             elif mod == b"VANISHED":
-                raise ParseError("VANISHED needs QRESYNC, which is not enabled")
+                vanished = True
             else:
-                raise ParseError(f"unknown fetch modifier {mod.decode(errors='replace')}")
+                raise ParseError(f"unknown fetch modifier {mod[:40].decode(errors='replace')}")
     a.end()
-    return Fetch(tag, name, uid, seq, items, changedsince)
+    if vanished and not uid:  # RFC 7162 3.2.6
+        raise ParseError("VANISHED is only allowed with UID FETCH")
+    if vanished and changedsince is None:
+        raise ParseError("VANISHED needs CHANGEDSINCE")
+    return Fetch(tag, name, uid, seq, items, changedsince, vanished)
 
 
 _STORE_ITEM = re.compile(rb"^([+-]?)FLAGS(\.SILENT)?$", re.IGNORECASE)

@@ -1,4 +1,5 @@
-"""FETCH attributes (RFC 3501 §6.4.5, RFC 3516 BINARY, RFC 7162 MODSEQ) as typed :class:`FetchItem` values."""
+"""FETCH attributes (RFC 3501 §6.4.5, RFC 3516 BINARY, RFC 7162 MODSEQ, RFC 8970 PREVIEW) as typed
+:class:`FetchItem` values."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import re
 from dataclasses import dataclass
 
 from wildduck.protocols.imap.grammar.args import Args, ParseError
+from wildduck.protocols.imap.receiver import ATOM, LPAREN
 
 
 @dataclass(frozen=True, slots=True)
 class FetchItem:
     """One FETCH attribute: ``name`` is FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODY, BODYSTRUCTURE, UID,
-    MODSEQ, RFC822, RFC822.HEADER, RFC822.TEXT, or BODY[...] (then ``section``, ``peek`` and ``partial`` apply)."""
+    MODSEQ, PREVIEW, RFC822, RFC822.HEADER, RFC822.TEXT, or BODY[...] (then ``section``, ``peek`` and ``partial``
+    apply)."""
 
     name: str
     section: str | None = None  # e.g. "", "1.2", "HEADER", "1.HEADER.FIELDS", "TEXT", "2.MIME"
@@ -27,7 +30,9 @@ _MACROS = {
     "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
 }
 _SIMPLE_ATTS = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUCTURE", "UID", "MODSEQ",
-                "RFC822", "RFC822.HEADER", "RFC822.TEXT"}
+                "RFC822", "RFC822.HEADER", "RFC822.TEXT", "PREVIEW"}
+#: PREVIEW's modifiers (RFC 8970 3.1: LAZY lets the server answer NIL rather than compute; this one computes)
+_PREVIEW_MODIFIERS = frozenset({b"LAZY"})
 _SECTION = re.compile(
     r"^((?:[1-9][0-9]*\.)*[1-9][0-9]*)?\.?(HEADER|HEADER\.FIELDS|HEADER\.FIELDS\.NOT|TEXT|MIME)?"
     r"(?: \(([^()]*)\))?$", re.IGNORECASE)
@@ -87,10 +92,35 @@ def parse_fetch_items(a: Args) -> tuple[FetchItem, ...]:
     if a.open():
         while not a.close():
             items.append(parse_fetch_item(a.atom("fetch attribute")))
+            _preview_modifiers(a, items[-1], alone=False)
         if not items:
             raise ParseError("empty fetch attribute list")
     else:
         raw = a.atom("fetch attribute")
         macro = _MACROS.get(raw.upper().decode("ascii", "replace"))
         items = [FetchItem(x, label=x) for x in macro] if macro else [parse_fetch_item(raw)]
+        _preview_modifiers(a, items[-1], alone=True)
     return tuple(items)
+
+
+def _preview_modifiers(a: Args, item: FetchItem, *, alone: bool) -> None:
+    """``PREVIEW (LAZY)``: the modifiers after PREVIEW (RFC 8970 3.1). A lone PREVIEW may be followed by the
+    command's own modifier list (``(CHANGEDSINCE n)``): only a list that starts with a PREVIEW modifier is its."""
+    if item.name != "PREVIEW":
+        return
+    tokens, at = a.tokens, a.pos
+    if at >= len(tokens) or tokens[at][0] != LPAREN:
+        return
+    following = tokens[at + 1] if at + 1 < len(tokens) else None
+    if alone and not (following is not None and following[0] == ATOM
+                      and (following[1] or b"").upper() in _PREVIEW_MODIFIERS):
+        return
+    a.open()
+    found = False
+    while not a.close():
+        modifier = a.atom("preview modifier").upper()
+        if modifier not in _PREVIEW_MODIFIERS:
+            raise ParseError(f"unknown preview modifier {modifier[:40].decode('ascii', 'replace')}")
+        found = True
+    if not found:
+        raise ParseError("empty preview modifier list")

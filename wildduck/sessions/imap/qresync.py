@@ -1,0 +1,65 @@
+"""QRESYNC (RFC 7162 3.2): what a client that knew the mailbox up to a MODSEQ has missed, told in the SELECT
+that asks (UID FETCH ... VANISHED is in ``selected.py``): ``* VANISHED (EARLIER)`` of the UIDs expunged since,
+then the flags of the messages changed since. The expunges come from the journal (``domain.sync.expunged_since``);
+when it was pruned past the client's MODSEQ, every UID the client named that is not in the mailbox (above what its
+sequence match data proves intact). The changed messages come from the view's table (its MODSEQs): no store call
+beyond the one journal read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from wildduck.domain.sync import expunged_since
+from wildduck.protocols.imap import grammar as g
+from wildduck.protocols.imap import serializer
+from wildduck.sessions.imap.selected import _fetch_from_view
+from wildduck.sessions.imap.session import IMAPSession
+
+#: what a resynchronizing client is told of each changed message (RFC 7162 3.2.5.1)
+_CHANGED_ITEMS = [g.FetchItem("UID", label="UID"), g.FetchItem("FLAGS", label="FLAGS"),
+                  g.FetchItem("MODSEQ", label="MODSEQ")]
+
+
+def _numbers(numbers: g.SequenceSet) -> Iterator[int]:
+    for lo, hi in numbers.normalized:
+        yield from range(lo, hi + 1)
+
+
+def match_floor(s: IMAPSession, match: tuple[g.SequenceSet, g.SequenceSet] | None) -> int:
+    """The highest UID of the sequence match data (RFC 7162 3.2.5.2) that still has the sequence number the client
+    gave it: no message below it was expunged since (UIDs only grow), so nothing at or below it can have vanished.
+    Pairs are checked in ascending order up to the first that no longer matches."""
+    if match is None:
+        return 0
+    uids = s.selected.uids
+    floor = 0
+    for seq, uid in zip(_numbers(match[0]), _numbers(match[1]), strict=True):
+        if seq > len(uids) or uids[seq - 1] != uid:
+            break
+        floor = uid
+    return floor
+
+
+async def resync_select(s: IMAPSession, params: g.Qresync) -> None:
+    """The part of a SELECT/EXAMINE (QRESYNC (...)) after the mailbox's own responses: nothing when UIDVALIDITY
+    changed (the client must resynchronize fully, RFC 7162 3.2.5), else VANISHED (EARLIER) and the messages
+    whose MODSEQ is above the client's, among its known UIDs."""
+    view = s.selected
+    if params.uid_validity != view.mailbox.uid_validity:
+        return
+    top = view.mailbox.uid_next - 1
+    known = params.known_uids.resolve(top) if params.known_uids is not None else None
+    ranges, _exact = await expunged_since(view, params.modseq, known, floor=match_floor(s, params.match))
+    s.send(serializer.vanished(ranges, earlier=True))
+    await send_changed(s, params.modseq, params.known_uids)
+
+
+async def send_changed(s: IMAPSession, since: int, known: g.SequenceSet | None) -> None:
+    """``* n FETCH (UID u MODSEQ (m) FLAGS (...))`` for every message of the view (among ``known`` UIDs) whose
+    MODSEQ is above ``since``, in sequence order."""
+    table = s.selected.table
+    uids = table.uids
+    top = uids[-1] if uids else 0
+    chosen = [(i + 1, uids[i]) for i, modseq in enumerate(table.modseqs)
+              if modseq > since and (known is None or known.contains(uids[i], top))]
+    await _fetch_from_view(s, chosen, _CHANGED_ITEMS)
