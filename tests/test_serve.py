@@ -17,7 +17,9 @@ from wildduck.testing.server import ServerProcess
 
 def write_config(tmp_path: Path, extra: str = "") -> Path:
     path = tmp_path / "wildduck.toml"
-    path.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\nshutdown_timeout = 2.0\n'
+    # no fixed metrics port (a server running on this machine may have it); ``extra`` keys without a table of their
+    # own land in [pop3]
+    path.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\nshutdown_timeout = 2.0\n[metrics]\nport = 0\n'
                     f"[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n[pop3]\nport = 0\ntls_port = 0\n{extra}")
     return path
 

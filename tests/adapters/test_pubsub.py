@@ -95,6 +95,19 @@ async def test_fan_out_and_isolation(make_pubsub: MakePubSub) -> None:
     await ps.aclose()
 
 
+async def test_the_alarm_hears_each_nudge_as_it_is_queued(make_pubsub: MakePubSub) -> None:
+    ps = await make_pubsub(16)
+    heard: list[Nudge] = []
+    async with ps.subscribe("a") as sub, ps.subscribe("b") as other:
+        sub.alarm = heard.append
+        await ps.publish("a", nudge(1))
+        await ps.publish("b", nudge(2))
+        await ps.publish("a", Nudge("gone", gone=True))
+        assert drain(sub) == heard == [nudge(1), Nudge("gone", gone=True)]
+        assert drain(other) == [nudge(2)]
+    await ps.aclose()
+
+
 async def test_overflow_gives_one_resync_before_later_nudges(make_pubsub: MakePubSub) -> None:
     ps = await make_pubsub(4)
     async with ps.subscribe("c") as sub:

@@ -41,7 +41,7 @@ def lmtp_store(tmp_path: Path) -> tuple[Path, Run]:
     """A configuration for a server with LMTP alone (on an ephemeral port) and an initialized store; the CLI."""
     config = tmp_path / "wildduck.toml"
     config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\nshutdown_timeout = 2.0\n'
-                      "[lmtp]\nport = 0\n[imap]\nenabled = false\n[pop3]\nenabled = false\n")
+                      "[lmtp]\nport = 0\n[imap]\nenabled = false\n[pop3]\nenabled = false\n[metrics]\nport = 0\n")
     run = runner(config)
     run("init")
     return config, run

@@ -30,7 +30,8 @@ def test_dev_serve_skips_the_install_when_the_sources_are_unchanged(tmp_path: Pa
         pytest.skip("the venv is not up to date with the sources: `scripts/dev.sh test` (or serve) installs it")
     config = tmp_path / "c.toml"
     config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\nshutdown_timeout = 1.0\n'
-                      "[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n[pop3]\nport = 0\ntls_port = 0\n")
+                      "[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n[pop3]\nport = 0\ntls_port = 0\n"
+                      "[metrics]\nport = 0\n")
     stamp = STAMP.read_text()
     started = time.monotonic()
     proc = subprocess.Popen([str(DEV), "serve", "--config", str(config)], cwd=tmp_path,

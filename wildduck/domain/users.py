@@ -151,6 +151,14 @@ class UserService:
         if self.pubsub is not None:
             await self.pubsub.publish(user_channel(user.id), Nudge.account_gone())
 
+    async def logout(self, user: User, reason: str = "") -> None:
+        """End the user's IMAP and POP3 sessions on every instance (they say ``reason`` as their goodbye); the
+        account stays as it is, so the user may log in again."""
+        nudge = Nudge.logout(reason)
+        if self.pubsub is not None:
+            await self.pubsub.publish(user_channel(user.id), nudge)
+        log.info("logged out the sessions of user %s (%s): %s", user.username, user.id, nudge.reason)
+
     async def set_disabled(self, user: User, disabled: bool) -> None:
         """Disable (or enable) logins and deliveries; the sessions of a disabled user end with BYE."""
         await self.store.set_disabled(user.id, disabled)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -11,7 +11,13 @@ from wildduck.model import Nudge, Resync
 
 class Subscription(Protocol):
     """A subscriber's bounded queue. When nudges are lost (overflow, a reconnect to the broker) the subscriber
-    gets one :class:`Resync` marker before anything queued after the loss."""
+    gets one :class:`Resync` marker before anything queued after the loss.
+
+    ``alarm``, when set, is called with each nudge as it is queued (in the publisher's task: it must be quick and
+    never raise or block): how a session waiting for its client learns at once that its account ended, without a
+    task watching the queue."""
+
+    alarm: Callable[[Nudge], None] | None
 
     def __aiter__(self) -> AsyncIterator[Nudge | Resync]: ...
 

@@ -82,7 +82,8 @@ class POP3Session:
         self.drop: Maildrop | None = None
         #: what the login holds (connection slot, subscription), released at the end of the session
         self.stack = AsyncExitStack()
-        self.account_gone = False
+        #: the nudge that ended the account (deleted, disabled, logged out by an administrator)
+        self.account_gone: Nudge | None = None
         #: a nudge about INBOX (or a loss marker) came after the maildrop snapshot: RETR checks the store again
         self.inbox_changed = False
         self._reading: trio.CancelScope | None = None
@@ -107,6 +108,15 @@ class POP3Session:
     def goodbye(self) -> bytes:
         return pop3.err("server shutting down, try again later", "SYS/TEMP")
 
+    @staticmethod
+    def farewell(nudge: Nudge) -> bytes:
+        """The last line of a session whose account ``nudge`` ended: a logout says its reason with no response
+        code (RFC 2449 has none for it, and the client may log in again at once); an account deleted or
+        disabled is permanent (``[SYS/PERM]``)."""
+        if nudge.is_logout:
+            return pop3.err(nudge.reason)
+        return pop3.err("this account is no longer available", "SYS/PERM")
+
     async def run(self) -> None:
         """Serve the connection; the login's slot and subscription are released when it ends. Exceptions never
         cross the helpers' nursery (no ExceptionGroup): they are raised again after it."""
@@ -126,8 +136,8 @@ class POP3Session:
     async def _serve(self) -> None:
         self.send(self.proto.greeting())
         while True:
-            if self.account_gone:
-                self.send(pop3.err("this account is no longer available", "SYS/PERM"))
+            if self.account_gone is not None:
+                self.send(self.farewell(self.account_gone))
                 raise SessionEnded
             event = self.proto.next_event()
             if event is pop3.NEED_DATA:
@@ -155,7 +165,7 @@ class POP3Session:
         with trio.CancelScope() as self._reading:
             data = await self.conn.receive(self.settings.idle_timeout)
         self._reading = None
-        if self.account_gone:
+        if self.account_gone is not None:
             return
         if data is None:
             self.send(pop3.err("disconnected for inactivity"))
@@ -173,7 +183,7 @@ class POP3Session:
     def _note(self, item: Nudge | Resync) -> bool:
         """Take in one nudge; True when it ends the account."""
         if isinstance(item, Nudge) and item.ends_account:
-            self.account_gone = True
+            self.account_gone = item
             if self._reading is not None:
                 self._reading.cancel()
             return True
@@ -251,8 +261,11 @@ class POP3Session:
         started = time.perf_counter()
         try:
             self._note_queued()
-            if self.account_gone:
-                p.refuse_message("this account is no longer available", "SYS/PERM")
+            if self.account_gone is not None:
+                if self.account_gone.is_logout:
+                    p.refuse_message(self.account_gone.reason)
+                else:
+                    p.refuse_message("this account is no longer available", "SYS/PERM")
                 return
             known = None if self.inbox_changed else event.message.uidl  # the UIDL is the stored message id
             opened = await self.s.messages.open_message(self.drop.inbox.id, event.message.uid, known_id=known)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,8 @@ class LocalSubscription:
         self._marker_queued = False
         self._closed = False
         self._lot = trio.lowlevel.ParkingLot()
+        #: called with each nudge as it is queued (see the port's ``Subscription``)
+        self.alarm: Callable[[Nudge], None] | None = None
 
     def _offer(self, nudge: Nudge) -> None:
         if self._closed:
@@ -43,6 +45,8 @@ class LocalSubscription:
             return
         self._items.append(nudge)
         self._lot.unpark_all()
+        if self.alarm is not None:
+            self.alarm(nudge)
 
     def _lose(self) -> None:
         """Count one nudge lost elsewhere (another process could not pass it on): a :class:`Resync` follows."""

@@ -1,4 +1,5 @@
-"""Users: ``GET|POST /users``, ``GET /users/resolve/:username``, ``GET|PUT|DELETE /users/:user``."""
+"""Users: ``GET|POST /users``, ``GET /users/resolve/:username``, ``GET|PUT|DELETE /users/:user``,
+``PUT /users/:user/logout``."""
 
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ UPDATE = {
     "quota": Field("int", min=0),
     "disabled": Field("bool"),
     "allowUnsafe": Field("bool"),
+}
+
+LOGOUT = {
+    "reason": Field(trim=True, max=128, empty_is_none=True),
 }
 
 
@@ -195,3 +200,12 @@ def register(app: QuartTrio, api: Api) -> None:
         addresses = await sv.users.addresses(user)
         await sv.users.delete(user)
         return jsonify({"success": True, "user": user.id, "addresses": {"deleted": len(addresses)}})
+
+    @app.put("/users/<user_id>/logout")
+    @takes(LOGOUT)
+    async def logout_user(user_id: str) -> Response:
+        """End the user's IMAP and POP3 sessions on every instance; they tell ``reason`` to the client."""
+        values = await api.values()
+        user = await api.target_user(user_id)
+        await sv.users.logout(user, values.get("reason") or "Logout requested from API")
+        return jsonify({"success": True})

@@ -15,7 +15,7 @@ from wildduck.protocols.imap import grammar as g
 from wildduck.protocols.imap import serializer
 from wildduck.protocols.imap.receiver import ConnectionClosed, IdleDone, Mode
 from wildduck.sessions._runner import READ_SIZE, SessionEnded
-from wildduck.sessions.imap.session import IMAPSession
+from wildduck.sessions.imap.session import IMAPSession, bye_text
 
 
 class _Idle:
@@ -25,7 +25,8 @@ class _Idle:
         self.rung = False
         self.doorbell = trio.Event()
         self.nudged = False
-        self.account_gone = False
+        #: the nudge that ended the account (deleted, disabled, logged out)
+        self.account_gone: Nudge | None = None
         self.lost: BaseException | None = None
 
     def wake(self) -> None:
@@ -51,7 +52,7 @@ class _Idle:
         assert s.login is not None
         async for item in s.login.subscription:  # nudges name mailboxes; the journal says what changed
             if isinstance(item, Nudge) and item.ends_account:
-                self.account_gone = True
+                self.account_gone = item
                 self.wake()
             elif s.view is not None and s.view.note(item):
                 self.nudged = True
@@ -68,7 +69,7 @@ class _Idle:
                 return "done" if event.valid else "bad"
             if isinstance(event, ConnectionClosed) or self.lost is not None:
                 return "closed"
-            if self.account_gone:
+            if self.account_gone is not None:
                 return "account gone"
             if self.nudged:
                 self.nudged = False
@@ -114,7 +115,8 @@ async def idle(s: IMAPSession, cmd: g.Command) -> None:
         s.send(serializer.untagged("BYE IDLE timed out"))
         raise SessionEnded
     elif outcome == "account gone":
-        s.send(serializer.untagged("BYE this account is no longer available"))
+        assert state.account_gone is not None
+        s.send(serializer.untagged(f"BYE {bye_text(state.account_gone)}"))
         raise SessionEnded
     else:
         raise SessionEnded

@@ -128,6 +128,12 @@ _ERRORS: tuple[tuple[type[Exception], str | None], ...] = (
 )
 
 
+def bye_text(nudge: Nudge) -> str:
+    """The text of the ``* BYE`` that a nudge ending the account calls for: a logout's reason, or the account
+    gone."""
+    return nudge.reason if nudge.is_logout else "this account is no longer available"
+
+
 class IMAPSession:
     def __init__(self, conn: Connection, services: IMAPServices, settings: IMAPSettings,
                  registry: Mapping[str, Entry], *, tls_context: ssl.SSLContext | None) -> None:
@@ -157,6 +163,9 @@ class IMAPSession:
         self.bad_in_a_row = 0
         #: what the session holds, released when it ends (the login's stack among it)
         self.stack = AsyncExitStack()
+        #: the wait for the client's next bytes (``read_more``), and whether a nudge ended it (``_alarm``)
+        self._reading: trio.CancelScope | None = None
+        self._reading_ended = False
         #: what the login holds (connection slot, subscription), released by UNAUTHENTICATE or with the session
         self.login_stack: AsyncExitStack | None = None
 
@@ -243,11 +252,25 @@ class IMAPSession:
                 await self.command(event)
 
     async def read_more(self, idle_seconds: float) -> None:
-        data = await self.conn.receive(idle_seconds)
+        # a logged-in session waiting for its client is woken by a nudge that ends its account (deleted, disabled,
+        # logged out: ``_alarm``), and says ``* BYE`` at once
+        data: bytes | None = None
+        with trio.CancelScope() as self._reading:
+            data = await self.conn.receive(idle_seconds)
+        self._reading = None
+        if self._reading_ended:
+            self.drain_nudges()  # raises SessionEnded after the BYE
         if data is None:
             self.send(serializer.untagged("BYE autologout: idle for too long"))
             raise SessionEnded
         self.rx.receive_data(data)
+
+    def _alarm(self, nudge: Nudge) -> None:
+        """The subscription's alarm (called as a nudge is queued): interrupt a wait for the client when the
+        account ended."""
+        if nudge.ends_account and self._reading is not None:
+            self._reading_ended = True
+            self._reading.cancel()
 
     async def literal(self, event: LiteralAnnounced) -> None:
         if self.state == g.NOT_AUTHENTICATED and event.size > PREAUTH_LITERAL_LIMIT:
@@ -323,6 +346,7 @@ class IMAPSession:
         self.login = login
         self.login_stack = stack
         self.state = g.AUTHENTICATED
+        login.subscription.alarm = self._alarm
 
     async def _release_login(self) -> None:
         stack, self.login, self.login_stack = self.login_stack, None, None
@@ -376,8 +400,8 @@ class IMAPSession:
 
     # -- sync -----------------------------------------------------------------------------------------------------
     def drain_nudges(self) -> None:
-        """Take in every queued nudge: the selected view notes those of its mailbox; an account that was deleted
-        or disabled ends the session (``* BYE``)."""
+        """Take in every queued nudge: the selected view notes those of its mailbox; an account that was deleted,
+        disabled or logged out ends the session (``* BYE``)."""
         if self.login is None:
             return
         sub = self.login.subscription
@@ -391,7 +415,7 @@ class IMAPSession:
     def note(self, item: Nudge | Resync) -> bool:
         """Take in one nudge; True if it concerns this session."""
         if isinstance(item, Nudge) and item.ends_account:
-            self.send(serializer.untagged("BYE this account is no longer available"))
+            self.send(serializer.untagged(f"BYE {bye_text(item)}"))
             raise SessionEnded
         return self.view is not None and self.view.note(item)
 
