@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from wildduck.testing.clients import idling
 from wildduck.testing.server import ServerProcess
 
 MESSAGE = b"From: a@example.net\r\nTo: alice@example.com\r\nSubject: from the LDA\r\n\r\nhello\r\n"
@@ -30,17 +31,6 @@ def cli(config: Path, *args: str, stdin: bytes = b"") -> subprocess.CompletedPro
                           capture_output=True, timeout=60, check=True)
 
 
-def idling(server: ServerProcess, user: str) -> imaplib.IMAP4:
-    """A client of ``user`` (password "pw") in IDLE on INBOX, reading with a 10 s deadline (a deadline, not a
-    measurement: a push normally takes milliseconds)."""
-    m = imaplib.IMAP4(*server.address("imap"))
-    m.login(user, "pw")
-    m.select("INBOX")
-    tag = m._new_tag().decode()  # type: ignore[attr-defined]
-    m.send(f"{tag} IDLE\r\n".encode())
-    assert m.readline().startswith(b"+ ")
-    m.sock.settimeout(10)
-    return m
 
 
 def test_deliver_from_the_cli_wakes_idle_clients(tmp_path: Path) -> None:
@@ -51,7 +41,7 @@ def test_deliver_from_the_cli_wakes_idle_clients(tmp_path: Path) -> None:
         cli(config, "user", "create", "alice", "--password", "pw", "--address", "alice@example.com")
         sock_path = tmp_path / "data" / "wildduck.sock"
         assert stat.S_IMODE(os.stat(sock_path).st_mode) == 0o600  # only the server's account may publish
-        m = idling(server, "alice")  # a deadline, not a measurement: the push normally takes milliseconds
+        m = idling(server.address("imap"), "alice", "pw")
         cli(config, "deliver", "alice@example.com", stdin=MESSAGE)
         lines = []
         while not lines or not lines[-1].startswith(b"* 1 EXISTS"):
@@ -126,7 +116,7 @@ def test_sessions_of_a_deleted_user_end_with_bye(tmp_path: Path) -> None:
     server = ServerProcess(config).start()
     try:
         cli(config, "user", "create", "dave", "--password", "pw", "--address", "dave@example.com")
-        idle = idling(server, "dave")
+        idle = idling(server.address("imap"), "dave", "pw")
         busy = imaplib.IMAP4(*server.address("imap"))
         busy.login("dave", "pw")
         cli(config, "user", "delete", "dave", "--yes")

@@ -3,7 +3,6 @@ another user's go on; root or the user's own token; WildDuck's answers."""
 
 from __future__ import annotations
 
-import imaplib
 import poplib
 from collections.abc import Callable
 from typing import TypeVar
@@ -12,6 +11,7 @@ import pytest
 import trio
 
 from tests.api.conftest import Api
+from wildduck.testing.clients import idling, pop3_session
 
 T = TypeVar("T")
 
@@ -21,32 +21,17 @@ async def in_thread(fn: Callable[[], T]) -> T:
         return await trio.to_thread.run_sync(fn)
 
 
-def idling(api: Api, user: str) -> imaplib.IMAP4:
-    """An imaplib client of ``user`` in IDLE on INBOX, reading with a 10 s deadline."""
-    m = imaplib.IMAP4(*api.server.address("imap"), timeout=30)
-    m.login(user, "secret-pass")
-    m.select("INBOX")
-    tag = m._new_tag().decode()  # type: ignore[attr-defined]
-    m.send(f"{tag} IDLE\r\n".encode())
-    assert m.readline().startswith(b"+ ")
-    m.sock.settimeout(10)
-    return m
 
 
-def pop3_of(api: Api, user: str) -> poplib.POP3:
-    p = poplib.POP3(*api.server.address("pop3"), timeout=10)
-    p.user(user)
-    p.pass_("secret-pass")
-    return p
 
 
 async def test_logout_ends_the_users_sessions_with_the_reason(api: Api) -> None:
     alice = await api.create_user("alice")
     await api.create_user("bob")
-    alice_idle = await in_thread(lambda: idling(api, "alice"))
-    alice_pop = await in_thread(lambda: pop3_of(api, "alice"))
-    bob_idle = await in_thread(lambda: idling(api, "bob"))
-    bob_pop = await in_thread(lambda: pop3_of(api, "bob"))
+    alice_idle = await in_thread(lambda: idling(api.server.address("imap"), "alice", "secret-pass"))
+    alice_pop = await in_thread(lambda: pop3_session(api.server.address("pop3"), "alice", "secret-pass"))
+    bob_idle = await in_thread(lambda: idling(api.server.address("imap"), "bob", "secret-pass"))
+    bob_pop = await in_thread(lambda: pop3_session(api.server.address("pop3"), "bob", "secret-pass"))
     try:
         r = await api.root.put(f"/users/{alice}/logout", json={"reason": "Password changed"})
         assert (r.status_code, r.json()) == (200, {"success": True})
@@ -70,7 +55,7 @@ async def test_logout_ends_the_users_sessions_with_the_reason(api: Api) -> None:
 async def test_without_a_reason_the_default_one_is_said(api: Api) -> None:
     alice = await api.create_user("alice")
     token = await api.user_token("alice")
-    alice_idle = await in_thread(lambda: idling(api, "alice"))
+    alice_idle = await in_thread(lambda: idling(api.server.address("imap"), "alice", "secret-pass"))
     try:
         async with api.client(token) as own:  # the user's own token may log itself out (no body at all)
             r = await own.put(f"/users/{alice}/logout")
@@ -84,7 +69,7 @@ async def test_without_a_reason_the_default_one_is_said(api: Api) -> None:
 async def test_who_may_log_out_whom(api: Api) -> None:
     alice = await api.create_user("alice")
     bob = await api.create_user("bob")
-    bob_idle = await in_thread(lambda: idling(api, "bob"))
+    bob_idle = await in_thread(lambda: idling(api.server.address("imap"), "bob", "secret-pass"))
     try:
         async with api.client(await api.user_token("alice")) as alice_client:
             r = await alice_client.put(f"/users/{bob}/logout", json={"reason": "gotcha"})

@@ -25,16 +25,12 @@ compares.
 from __future__ import annotations
 
 import imaplib
-import json
 import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from tests.oracle import wire
-from wildduck.testing import dovecot
 
 HERE = Path(__file__).resolve().parent
 ANSWERS = HERE / "esearch.json"
@@ -155,19 +151,7 @@ def session(m: imaplib.IMAP4) -> list[dict[str, Any]]:
 
 
 def main() -> int:
-    version = dovecot.version(dovecot.DOVECOT)
-    tmp = Path(tempfile.mkdtemp(prefix="dovecot-esearch-"))
-    try:
-        with dovecot.private_dovecot(tmp, USER, PASSWORD) as instance:
-            m = imaplib.IMAP4("127.0.0.1", instance.port)
-            m.login(USER, PASSWORD)
-            answers = session(m)
-            m.logout()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    ANSWERS.write_text(json.dumps({"dovecot": version, "answers": answers}, indent=1, ensure_ascii=True) + "\n")
-    print(f"{len(answers)} answers recorded from Dovecot {version} in {ANSWERS}")
-    return 0
+    return wire.record(session, ANSWERS, "esearch", USER, PASSWORD)
 
 
 if __name__ == "__main__":

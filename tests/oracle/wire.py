@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import imaplib
 import itertools
+import json
 import re
-from collections.abc import Iterator
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
@@ -198,3 +202,24 @@ def items_for(bodystructure_answer: bytes) -> list[str]:
             last_top = int(path)
     items.append(f"BODY.PEEK[{last_top + 1}]")  # a part that does not exist
     return items
+
+
+def record(session: Callable[[imaplib.IMAP4], list[Any]], answers: Path, label: str, user: str,
+           password: str) -> int:
+    """Run ``session`` against a private Dovecot (logged in as ``user``) and write its answers, with Dovecot's
+    version, to ``answers`` as JSON: the ``main`` of each recording script."""
+    from wildduck.testing import dovecot
+
+    version = dovecot.version(dovecot.DOVECOT)
+    tmp = Path(tempfile.mkdtemp(prefix=f"dovecot-{label}-"))
+    try:
+        with dovecot.private_dovecot(tmp, user, password) as instance:
+            m = imaplib.IMAP4("127.0.0.1", instance.port)
+            m.login(user, password)
+            recorded = session(m)
+            m.logout()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    answers.write_text(json.dumps({"dovecot": version, "answers": recorded}, indent=1, ensure_ascii=True) + "\n")
+    print(f"{len(recorded)} answers recorded from Dovecot {version} in {answers}")
+    return 0

@@ -15,6 +15,7 @@ import trio
 
 from wildduck.model import Nudge
 from wildduck.model.nudges import MAX_REASON
+from wildduck.testing.clients import idling, pop3_session
 from wildduck.testing.server import RunningServer, running_server
 
 T = TypeVar("T")
@@ -25,23 +26,8 @@ async def in_thread(fn: Callable[[], T]) -> T:
         return await trio.to_thread.run_sync(fn)
 
 
-def idling(srv: RunningServer, user: str) -> imaplib.IMAP4:
-    """An imaplib client of ``user`` in IDLE on INBOX, reading with a 10 s deadline (a push takes milliseconds)."""
-    m = imaplib.IMAP4(*srv.address("imap"), timeout=30)
-    m.login(user, "pw")
-    m.select("INBOX")
-    tag = m._new_tag().decode()  # type: ignore[attr-defined]
-    m.send(f"{tag} IDLE\r\n".encode())
-    assert m.readline().startswith(b"+ ")
-    m.sock.settimeout(10)
-    return m
 
 
-def pop3_of(srv: RunningServer, user: str) -> poplib.POP3:
-    p = poplib.POP3(*srv.address("pop3"), timeout=10)
-    p.user(user)
-    p.pass_("pw")
-    return p
 
 
 @pytest.fixture
@@ -77,12 +63,12 @@ def test_a_reason_is_one_line_of_text() -> None:
 
 async def test_logout_ends_imap_and_pop3_sessions_with_the_reason(server: RunningServer) -> None:
     users = server.services.users
-    alice_idle = await in_thread(lambda: idling(server, "alice"))
+    alice_idle = await in_thread(lambda: idling(server.address("imap"), "alice", "pw"))
     alice_busy = await in_thread(lambda: imaplib.IMAP4(*server.address("imap"), timeout=10))
     await in_thread(lambda: alice_busy.login("alice", "pw"))
-    alice_pop = await in_thread(lambda: pop3_of(server, "alice"))
-    bob_idle = await in_thread(lambda: idling(server, "bob"))
-    bob_pop = await in_thread(lambda: pop3_of(server, "bob"))
+    alice_pop = await in_thread(lambda: pop3_session(server.address("pop3"), "alice", "pw"))
+    bob_idle = await in_thread(lambda: idling(server.address("imap"), "bob", "pw"))
+    bob_pop = await in_thread(lambda: pop3_session(server.address("pop3"), "bob", "pw"))
     try:
         await users.logout(await users.find("alice"), "moving your mailbox")
         with trio.fail_after(10):  # far before any idle timeout
@@ -101,7 +87,7 @@ async def test_logout_ends_imap_and_pop3_sessions_with_the_reason(server: Runnin
         assert (await in_thread(bob_idle.noop))[0] == "OK"
         assert (await in_thread(bob_pop.noop)).startswith(b"+OK")
         # the account is still there: alice logs in again
-        again = await in_thread(lambda: pop3_of(server, "alice"))
+        again = await in_thread(lambda: pop3_session(server.address("pop3"), "alice", "pw"))
         assert (await in_thread(again.quit)).startswith(b"+OK")
     finally:
         for client in (alice_idle, alice_busy, bob_idle):
@@ -112,7 +98,7 @@ async def test_logout_ends_imap_and_pop3_sessions_with_the_reason(server: Runnin
 
 async def test_the_account_gone_nudge_is_unchanged(server: RunningServer) -> None:
     users = server.services.users
-    alice_pop = await in_thread(lambda: pop3_of(server, "alice"))
+    alice_pop = await in_thread(lambda: pop3_session(server.address("pop3"), "alice", "pw"))
     try:
         await users.set_disabled(await users.find("alice"), True)
         with trio.fail_after(10):
