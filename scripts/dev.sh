@@ -78,6 +78,8 @@ case "${1:-}" in
     shift
     # the MongoDB-protocol test server (FerretDB in a Go program of ours): built once here, so that a failing
     # build shows at once; without Go the MongoDB tests are skipped (with CI=true they fail)
+    # the Go toolchain's usual place when it is not on PATH
+    have_cmd go || { [ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"; }
     if have_cmd go; then
       echo "== building the FerretDB test server (tests/servers/ferretdb)" >&2
       "$VENV/bin/python" -c 'from wildduck.testing import ferretdb; print(ferretdb.build())'

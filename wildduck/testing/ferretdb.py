@@ -27,11 +27,16 @@ BUILD_TIMEOUT = 900.0
 START_TIMEOUT = 60.0
 
 
+def _go() -> str | None:
+    """The ``go`` command: on PATH, else where the Go toolchain installs by default."""
+    return shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
+
+
 def unavailable() -> str | None:
     """Why the server cannot be had here (None when it can: built, or buildable with ``go``)."""
     if not SOURCE.is_dir():
         return f"the FerretDB test program's sources are not at {SOURCE} (not a checkout?)"
-    if _fresh() or shutil.which("go"):
+    if _fresh() or _go():
         return None
     return "FerretDB test server: no `go` (1.24 or later) to build tests/servers/ferretdb"
 
@@ -60,7 +65,7 @@ def build() -> Path:
     with open(BINARY.parent / ".ferretdb-build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not _fresh():
-            go = shutil.which("go")
+            go = _go()
             if go is None:
                 raise RuntimeError(unavailable())
             partial = BINARY.with_name(BINARY.name + ".partial")
