@@ -437,6 +437,7 @@ class Server:
             nursery.start_soon(self._signals)
             nursery.start_soon(self._maintenance)
             await nursery.start(self.services.login.keep_slots)
+            await nursery.start(self.services.login.authlog.keep)
             if self.config.metrics.enabled and self.worker is None:
                 sockets = self.prebound.get("metrics") or await bind(
                     "metrics", self.config.metrics.host, self.config.metrics.port)
@@ -541,8 +542,10 @@ class Server:
                 if await backends.counters.acquire_lease("maintenance", self.instance, MAINTENANCE_INTERVAL):
                     removed = await backends.blobs.collect_garbage(now - grace)
                     pruned = await backends.journal.prune_journal(now - JOURNAL_RETENTION)
-                    if removed or pruned:
-                        log.info("maintenance: removed %d unreferenced blobs, %d journal entries", removed, pruned)
+                    expired = await self.services.login.authlog.prune()
+                    if removed or pruned or expired:
+                        log.info("maintenance: removed %d unreferenced blobs, %d journal entries, %d expired "
+                                 "authentication log entries", removed, pruned, expired)
             except Exception:
                 log.exception("maintenance failed; retrying later")
             await trio.sleep(MAINTENANCE_INTERVAL)

@@ -398,7 +398,7 @@ def user_list(obj: _Obj) -> None:
 
     async def go(s: Any) -> None:
         rows = []
-        for u in await s.users.all():
+        for u in sorted(await s.users.all(), key=lambda u: u.unameview):
             addrs = await s.users.addresses(u)
             main = next((a.address for a in addrs if a.main), "-")
             rows.append((u.id, u.username, main, human_size(u.storage_used), human_size(s.messages.quota_of(u))

@@ -75,7 +75,7 @@ async def test_global_listing_with_query_and_paging(api: Api) -> None:
     everything = (await api.root.get("/addresses")).json()
     assert everything["total"] == 3 and {a["address"] for a in everything["results"]} == {
         "ann@example.com", "ben@example.com", "cat@example.com"}
-    assert all(set(a) == {"id", "address", "user", "forwarded", "forwardedDisabled", "tags"}
+    assert all(set(a) == {"id", "name", "address", "user", "forwarded", "forwardedDisabled", "tags"}
                for a in everything["results"])
     page = (await api.root.get("/addresses", params={"limit": 2})).json()
     assert len(page["results"]) == 2 and page["nextCursor"]

@@ -125,8 +125,8 @@ async def test_update_password_quota_and_disabled(api: Api) -> None:
     assert await api.user_token("alice", "changed-pw")
     r = await api.root.put(f"/users/{user_id}", json={})
     assert r.status_code == 400 and r.json()["error"] == "Nothing was changed"
-    r = await api.root.put(f"/users/{user_id}", json={"name": "New"})
-    assert r.status_code == 400 and r.json()["details"] == {"name": '"name" is not allowed'}
+    r = await api.root.put(f"/users/{user_id}", json={"nickname": "New"})
+    assert r.status_code == 400 and r.json()["details"] == {"nickname": '"nickname" is not allowed'}
     assert (await api.root.put(f"/users/{user_id}", json={"disabled": True})).status_code == 200
     assert (await api.root.get(f"/users/{user_id}")).json()["disabled"] is True
     r = await api.root.put("/users/0123456789abcdef01234567", json={"quota": 1})

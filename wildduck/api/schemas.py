@@ -57,7 +57,7 @@ def invalid_input(exc: InvalidInput, default_field: str) -> ApiError:
 @dataclass(frozen=True, slots=True)
 class Field:
     """One parameter: ``kind`` is ``str``, ``bool``, ``int``, ``id`` (24 hex digits), ``cursor``, ``uids`` (a
-    message selector, see :func:`parse_uid_set`) or ``date``."""
+    message selector, see :func:`parse_uid_set`), ``date`` or ``tags`` (a tuple, see :func:`_tags`)."""
 
     kind: str = "str"
     required: bool = False
@@ -105,6 +105,8 @@ def _convert(name: str, value: Any, spec: Field) -> Any:
         return value
     if spec.kind == "date" and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(int(value))  # milliseconds since the epoch, as Joi's date() takes a number
+    if spec.kind == "tags":
+        return _tags(q, value, spec)
     if not isinstance(value, str):
         raise ValueError(f"{q} must be a string")
     if spec.trim:
@@ -126,6 +128,18 @@ def _convert(name: str, value: Any, spec: Field) -> Any:
     if spec.max is not None and len(value) > spec.max:
         raise ValueError(f"{q} length must be less than or equal to {spec.max} characters long")
     return value
+
+
+def _tags(q: str, value: Any, spec: Field) -> tuple[str, ...]:
+    """Tags: a list of strings or one comma-separated string; trimmed, empty ones dropped, each at most
+    ``spec.max`` characters."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ValueError(f"{q} must be an array of strings")
+    tags = tuple(t for t in (item.strip() for item in items) if t)
+    if spec.max is not None and any(len(t) > spec.max for t in tags):
+        raise ValueError(f"{q} items must be at most {spec.max} characters long")
+    return tuple(t.lower() for t in tags) if spec.lowercase else tags
 
 
 def accepted(fields: Mapping[str, Field]) -> dict[str, Field]:
@@ -324,6 +338,10 @@ def json_schema(spec: Field) -> dict[str, Any]:
                "description": "message UIDs: 1,2,3 or a range 3:15 or 3:*"}
     elif spec.kind == "date":
         out = dict(_DATE)
+    elif spec.kind == "tags":
+        item = {"type": "string", **({"maxLength": spec.max} if spec.max is not None else {})}
+        out = {"anyOf": [{"type": "array", "items": item},
+                         {"type": "string", "description": "tags separated by commas"}]}
     else:
         out = {"type": "string"}
         if spec.min is not None and not spec.empty_is_none:

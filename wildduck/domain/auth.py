@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import ipaddress
@@ -15,15 +16,15 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import trio
 
 from wildduck.domain import passwords
 from wildduck.domain.users import UserService, hash_limiter
 from wildduck.errors import AuthFailed, NotFound, RateLimited, StoreError, TooManyConnections
-from wildduck.model import User, user_channel
-from wildduck.ports import Counters, PubSub
+from wildduck.model import AuthEvent, Listing, User, auth_event_key, user_channel
+from wildduck.ports import Accounts, Counters, PubSub
 from wildduck.ports.pubsub import Subscription
 
 log = logging.getLogger(__name__)
@@ -35,14 +36,17 @@ AUTH_CACHE_SIZE = 10_000
 SLOT_TTL = 60.0
 #: the window of a user's unlock counter (``LoginService.unlock``): in practice, forever
 UNLOCK_WINDOW = 10 * 365 * 86400.0
+#: how long an authentication log entry is kept (WildDuck's ``const:authlog:time``)
+AUTHLOG_RETENTION = dt.timedelta(days=30)
+#: seconds between writes of the authentication log; attempts alike in between are one write
+AUTHLOG_FLUSH = 1.0
+#: attempts buffered at most between two writes (past it, the oldest kinds are written at once)
+AUTHLOG_BUFFER = 10_000
 
 
-def source_of(peer: str | None) -> str | None:
-    """The source that failed logins are counted for: the address of ``peer`` (``"203.0.113.5:41000"``,
-    ``"[2001:db8::1]:41000"``, ``"::1"``, or a bare address) without the port; an IPv6 address stands for its /64
-    (one host or home network), an IPv4-mapped one for the IPv4 address. None when there is no peer."""
-    if not peer:
-        return None
+def _peer_ip(peer: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address in ``peer`` (``"203.0.113.5:41000"``, ``"[2001:db8::1]:41000"``, ``"::1"``, or a bare address),
+    an IPv4-mapped one as IPv4; None when there is none."""
     text = peer.strip()
     candidates = [text]
     if text.startswith("["):
@@ -56,12 +60,31 @@ def source_of(peer: str | None) -> str | None:
             ip = ipaddress.ip_address(candidate)
         except ValueError:
             continue
-        if isinstance(ip, ipaddress.IPv6Address):
-            if ip.ipv4_mapped is not None:
-                return str(ip.ipv4_mapped)
-            return str(ipaddress.IPv6Network((ip, 64), strict=False))
-        return str(ip)
-    return text
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        return ip
+    return None
+
+
+def source_of(peer: str | None) -> str | None:
+    """The source that failed logins are counted for: the address of ``peer`` (see :func:`_peer_ip`) without the
+    port; an IPv6 address stands for its /64 (one host or home network). None when there is no peer."""
+    if not peer:
+        return None
+    ip = _peer_ip(peer)
+    if ip is None:
+        return peer.strip()
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def address_of(peer: str | None) -> str:
+    """The client's address in ``peer`` without the port ("" when there is no peer)."""
+    if not peer:
+        return ""
+    ip = _peer_ip(peer)
+    return str(ip) if ip is not None else peer.strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +124,82 @@ class _KeyedLocks:
                 self._locks.pop(key, None)
 
 
+class AuthLog:
+    """Each user's authentication log (WildDuck's ``authlog``): every attempt on a known account, as action
+    ``authentication``, result ``success`` or ``fail``, the protocol and the client's address. Attempts alike are
+    counted together in memory and written once a second (:meth:`keep`), so a login costs no write of its own;
+    a process that dies loses at most that second. Entries are kept :data:`AUTHLOG_RETENTION`."""
+
+    def __init__(self, store: Accounts) -> None:
+        self.store = store
+        self._pending: dict[tuple[str, str], AuthEvent] = {}
+        self._flushing = trio.Lock()
+
+    def record(self, user: User, *, result: str, protocol: str, ip: str, action: str = "authentication",
+               source: str = "master") -> None:
+        now = dt.datetime.now(dt.UTC)
+        key = (user.id, auth_event_key(protocol, ip, action, result))
+        seen = self._pending.get(key)
+        if seen is not None:
+            self._pending[key] = replace(seen, last=now, events=seen.events + 1)
+            return
+        if len(self._pending) >= AUTHLOG_BUFFER:
+            self._pending.pop(next(iter(self._pending)))
+            log.warning("authentication log buffer full: an attempt went unlogged")
+        self._pending[key] = AuthEvent(id="", user_id=user.id, action=action, result=result, protocol=protocol,
+                                       ip=ip, source=source, created=now, last=now, events=1,
+                                       expires=now + AUTHLOG_RETENTION)
+
+    async def flush(self) -> None:
+        """Write what is buffered (kept for the next flush when the store fails)."""
+        async with self._flushing:
+            pending, self._pending = self._pending, {}
+            if not pending:
+                return
+            try:
+                await self.store.record_auth(list(pending.values()))
+            except BaseException:
+                for key, event in pending.items():  # put back, merged with what came meanwhile
+                    seen = self._pending.get(key)
+                    self._pending[key] = event if seen is None else replace(
+                        event, last=seen.last, events=event.events + seen.events)
+                raise
+
+    async def keep(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Write the buffer every :data:`AUTHLOG_FLUSH` seconds until cancelled, and once more then."""
+        task_status.started()
+        try:
+            while True:
+                await trio.sleep(AUTHLOG_FLUSH)
+                try:
+                    await self.flush()
+                except StoreError as exc:
+                    log.warning("could not write the authentication log (%s); retrying", exc)
+        finally:
+            with trio.move_on_after(2, shield=True):
+                try:
+                    await self.flush()
+                except Exception:
+                    log.exception("writing the authentication log at shutdown failed")
+
+    async def count(self, user: User, *, action: str | None = None, ip: str | None = None) -> int:
+        """How many entries of the user's log match, including what this process buffered (written first)."""
+        await self.flush()
+        return await self.store.count_auth(user.id, action=action, ip=ip)
+
+    async def page(self, user: User, listing: Listing, *, action: str | None = None,
+                   ip: str | None = None) -> list[AuthEvent]:
+        """A page of the user's log, newest first."""
+        return await self.store.auth_log(user.id, listing, action=action, ip=ip)
+
+    async def event(self, user: User, event_id: str) -> AuthEvent:
+        await self.flush()
+        return await self.store.get_auth_event(user.id, event_id)
+
+    async def prune(self) -> int:
+        return await self.store.prune_auth(dt.datetime.now(dt.UTC))
+
+
 class LoginService:
     def __init__(self, users: UserService, counters: Counters, pubsub: PubSub,
                  policy: LoginPolicy = LoginPolicy()) -> None:
@@ -108,6 +207,7 @@ class LoginService:
         self.counters = counters
         self.pubsub = pubsub
         self.policy = policy
+        self.authlog = AuthLog(users.store)
         # successful verifications: (user id, stored hash, HMAC of the password) -> expiry. A changed password
         # changes the stored hash, so old entries can never match again.
         self._auth_cache: dict[tuple[str, str, bytes], float] = {}
@@ -137,7 +237,8 @@ class LoginService:
             parts.append(source)
         return ":".join(parts)
 
-    async def authenticate(self, username: str, password: str, *, peer: str | None = None) -> User:
+    async def authenticate(self, username: str, password: str, *, peer: str | None = None,
+                           protocol: str = "") -> User:
         """The user whose password this is (legacy hashes are rehashed to argon2id).
 
         The attempt is counted **before** the password is checked (one atomic increment), so parallel guesses
@@ -150,7 +251,8 @@ class LoginService:
         Attempts are counted per account **and** source: ``peer`` is the client's address (``"ip:port"`` as the
         listeners give it, or a bare address; IPv6 counts per /64, see :func:`source_of`), so a stranger's wrong
         guesses lock the account for the stranger's address only. Without ``peer`` every attempt on the account
-        counts together. Cancellation: a counted attempt stays counted.
+        counts together. Cancellation: a counted attempt stays counted. A password check on a known account goes
+        to its :class:`AuthLog` under ``protocol``.
         """
         try:
             user: User | None = await self.users.find(username)
@@ -173,6 +275,9 @@ class LoginService:
                 found = await self._verify(user, password)
                 if found is not None:
                     await self.counters.decrement(key)
+        if user is not None:
+            self.authlog.record(user, result="success" if found is not None else "fail", protocol=protocol,
+                                ip=address_of(peer))
         if found is None:
             await trio.sleep(policy.failure_penalty)
             raise AuthFailed("invalid credentials")

@@ -9,7 +9,7 @@ import trio
 
 from wildduck.domain import addresses, passwords
 from wildduck.errors import AlreadyExists, InvalidInput, NotFound
-from wildduck.model import Address, MailboxSpec, Nudge, User, user_channel
+from wildduck.model import Address, Listing, MailboxSpec, Nudge, User, user_channel
 from wildduck.ports import Accounts, PubSub
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,26 @@ DEFAULT_MAILBOXES: tuple[MailboxSpec, ...] = (
 hash_limiter = trio.CapacityLimiter(2)
 
 MAX_PASSWORD_BYTES = 1024
+#: tags an account or address may have, and the length of one
+MAX_TAGS = 64
+MAX_TAG_LENGTH = 128
+
+
+def parse_tags(tags: str | list[str] | tuple[str, ...], field: str = "tags") -> tuple[str, ...]:
+    """Tags as WildDuck takes them (a comma-separated string, or a list): trimmed, empty ones dropped, duplicates
+    (case-insensitively) once, in their first spelling."""
+    items = tags.split(",") if isinstance(tags, str) else list(tags)
+    out: dict[str, str] = {}
+    for item in items:
+        tag = item.strip()
+        if not tag:
+            continue
+        if len(tag) > MAX_TAG_LENGTH:
+            raise InvalidInput(f"a tag is longer than {MAX_TAG_LENGTH} characters", field)
+        out.setdefault(tag.lower(), tag)
+    if len(out) > MAX_TAGS:
+        raise InvalidInput(f"more than {MAX_TAGS} tags", field)
+    return tuple(out.values())
 
 
 async def hash_soon(password: str) -> str:
@@ -70,6 +90,7 @@ class UserService:
         address: str | None = None,
         quota: int | None = None,
         name: str = "",
+        tags: tuple[str, ...] = (),
     ) -> User:
         """Create a user, its main address and the default mailboxes.
 
@@ -96,6 +117,7 @@ class UserService:
             addresses=[(norm, addrview)],
             mailboxes=DEFAULT_MAILBOXES,
             name=name,
+            tags=parse_tags(tags),
         )
         log.info("created user %s (%s)", user.username, user.id)
         return user
@@ -130,6 +152,66 @@ class UserService:
 
     async def all(self) -> list[User]:
         return await self.store.list_users()
+
+    async def list_users(self, listing: Listing) -> list[User]:
+        """The page of users ``listing`` asks for (see :class:`~wildduck.model.Listing`)."""
+        return await self.store.list_users(listing)
+
+    async def count_users(self, listing: Listing) -> int:
+        """How many users match ``listing``'s filters."""
+        return await self.store.count_users(listing)
+
+    async def set_profile(self, user: User, *, name: str | None = None,
+                          tags: tuple[str, ...] | None = None) -> None:
+        await self.store.set_profile(user.id, name=name, tags=parse_tags(tags) if tags is not None else None)
+
+    async def recount_storage(self, user: User) -> tuple[int, int]:
+        """Set the user's storage use to what its messages take: (before, after)."""
+        before, after = await self.store.recount_storage(user.id)
+        if before != after:
+            log.info("storage of %s (%s) recounted: %d bytes, was %d", user.username, user.id, after, before)
+        return before, after
+
+    async def recount_all_storage(self, page: int = 100) -> int:
+        """:meth:`recount_storage` of every user, a page of users at a time; how many were recounted."""
+        done, after = 0, None
+        while True:
+            users = await self.store.list_users(Listing(after=after, limit=page))
+            for user in users:
+                try:
+                    await self.recount_storage(user)
+                except NotFound:  # deleted meanwhile
+                    continue
+                done += 1
+            if len(users) < page:
+                return done
+            after = users[-1].id
+
+    async def list_all_addresses(self, listing: Listing) -> list[Address]:
+        """The page ``listing`` asks for of every user's addresses."""
+        return await self.store.list_all_addresses(listing)
+
+    async def count_addresses(self, listing: Listing) -> int:
+        return await self.store.count_addresses(listing)
+
+    async def address_by_id(self, address_id: str) -> Address:
+        return await self.store.get_address(address_id)
+
+    async def get_address(self, user: User, address_id: str) -> Address:
+        """One of the user's addresses by id (NotFound when it is not the user's)."""
+        found = await self.store.get_address(address_id)
+        if found.user_id != user.id:
+            raise NotFound(f"no address {address_id}")
+        return found
+
+    async def update_address(self, user: User, address_id: str, *, address: str | None = None,
+                             name: str | None = None, main: bool | None = None,
+                             tags: tuple[str, ...] | None = None) -> Address:
+        """Rename the address, change its name or tags, or make it the user's main address."""
+        await self.get_address(user, address_id)
+        renamed = addresses.validate_new(address) if address is not None else None
+        return await self.store.update_address(address_id, address=renamed, name=name, main=main,
+                                               tags=parse_tags(tags) if tags is not None else None)
 
     async def addresses(self, user: User) -> list[Address]:
         return await self.store.list_addresses(user.id)
@@ -172,9 +254,10 @@ class UserService:
         await self._account_gone(user)
         log.info("deleted user %s (%s)", user.username, user.id)
 
-    async def add_address(self, user: User, address: str, *, main: bool = False) -> Address:
+    async def add_address(self, user: User, address: str, *, main: bool = False, name: str = "",
+                          tags: tuple[str, ...] = ()) -> Address:
         norm, addrview = addresses.validate_new(address)
-        return await self.store.add_address(user.id, norm, addrview, main=main)
+        return await self.store.add_address(user.id, norm, addrview, main=main, name=name, tags=parse_tags(tags))
 
     async def remove_address(self, address: str) -> None:
         await self.store.remove_address(addresses.addrview(address))

@@ -4,7 +4,15 @@ Identifiers are opaque strings chosen by the storage adapter (24 hex digits, lik
 timezone-aware UTC datetimes; adapters store them as they like.
 """
 
-from wildduck.model.accounts import Address, User
+from wildduck.model.accounts import (
+    AUTHLOG_BUCKET,
+    EVERYTHING,
+    Address,
+    AuthEvent,
+    Listing,
+    User,
+    auth_event_key,
+)
 from wildduck.model.blobs import BlobStats
 from wildduck.model.journal import JournalEntry, JournalOp, JournalPage
 from wildduck.model.mailboxes import Mailbox, MailboxSnapshot, MailboxSpec, MailboxStatus
@@ -25,7 +33,8 @@ from wildduck.model.messages import (
 from wildduck.model.nudges import Nudge, Resync, user_channel
 
 __all__ = [
-    "Address", "AppendResult", "BlobStats", "FlagChange", "FlagMode", "FlagsAndMoves", "JournalEntry", "JournalOp",
+    "AUTHLOG_BUCKET", "EVERYTHING", "Address", "AuthEvent", "Listing", "auth_event_key",
+    "AppendResult", "BlobStats", "FlagChange", "FlagMode", "FlagsAndMoves", "JournalEntry", "JournalOp",
     "JournalPage", "Json", "Mailbox", "MailboxSnapshot", "MailboxSpec", "MailboxStatus", "MessageFlags",
     "MessageRecord", "MessageSummary", "NewMessage", "Nudge", "PreparedMessage", "Resync", "SearchRow", "StoredPart",
     "User", "user_channel",

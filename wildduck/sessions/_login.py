@@ -23,7 +23,7 @@ async def log_in(login: LoginService, stack: AsyncExitStack, protocol: str, user
     counted and logged here)."""
     shown = username[:100]
     try:
-        user = await login.authenticate(username, password, peer=peer)
+        user = await login.authenticate(username, password, peer=peer, protocol=protocol.upper())
     except RateLimited as exc:
         metrics.LOGINS.labels(protocol, "limited").inc()
         log.warning("%s login for %r from %s refused: %s", protocol, shown, peer, exc)

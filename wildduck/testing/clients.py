@@ -12,7 +12,7 @@ def idling(address: tuple[str, int], user: str, password: str) -> imaplib.IMAP4:
     m = imaplib.IMAP4(*address, timeout=30)
     m.login(user, password)
     m.select("INBOX")
-    tag = m._new_tag().decode()  # type: ignore[attr-defined]
+    tag = m._new_tag().decode()  # type: ignore[attr-defined,unused-ignore]
     m.send(f"{tag} IDLE\r\n".encode())
     assert m.readline().startswith(b"+ ")
     m.sock.settimeout(10)

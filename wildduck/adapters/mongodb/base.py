@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient, WriteConcern
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 from pymongo.monitoring import CommandListener
 
 from wildduck import metrics
@@ -44,8 +44,12 @@ _ATTEMPTS = 10_000
 
 #: the collections and their indexes (``_id`` aside); created at open, idempotently
 INDEXES: dict[str, list[IndexModel]] = {
-    "users": [IndexModel([("unameview", ASCENDING)], unique=True)],
-    "addresses": [IndexModel([("addrview", ASCENDING)], unique=True), IndexModel([("user", ASCENDING)])],
+    "users": [IndexModel([("unameview", ASCENDING)], unique=True), IndexModel([("tagsview", ASCENDING)])],
+    "addresses": [IndexModel([("addrview", ASCENDING)], unique=True), IndexModel([("user", ASCENDING)]),
+                  IndexModel([("tagsview", ASCENDING)])],
+    "authlog": [IndexModel([("user", ASCENDING), ("_id", ASCENDING)]),
+                IndexModel([("user", ASCENDING), ("key", ASCENDING), ("created", ASCENDING)]),
+                IndexModel([("expires", ASCENDING)])],
     "mailboxes": [IndexModel([("user", ASCENDING), ("path", ASCENDING)], unique=True)],
     "subscriptions": [IndexModel([("user", ASCENDING), ("path", ASCENDING)], unique=True)],
     "uidvalidity": [IndexModel([("user", ASCENDING), ("seq", ASCENDING)], unique=True)],
@@ -90,6 +94,14 @@ def mapped(fn: Callable[[], T]) -> T:
         raise StoreError(f"mongodb: {exc}") from exc
     except zlib.error as exc:
         raise StoreError(f"corrupt stored data: {exc}") from exc
+
+
+def is_unique_violation(exc: PyMongoError) -> bool:
+    """A write refused by a unique index: MongoDB's code 11000, or FerretDB's internal error for an update that
+    would break one (its SQLite handler reports the constraint, not the code)."""
+    if isinstance(exc, DuplicateKeyError):
+        return True
+    return isinstance(exc, OperationFailure) and "UNIQUE constraint failed" in str(exc)
 
 
 def is_duplicate(exc: BulkWriteError) -> bool:

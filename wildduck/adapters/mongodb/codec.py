@@ -28,6 +28,7 @@ from wildduck.adapters._codec import (
 )
 from wildduck.model import (
     Address,
+    AuthEvent,
     Mailbox,
     MessageFlags,
     MessageRecord,
@@ -61,12 +62,18 @@ META_PROJECTION = {f: 0 for f in CONTENT_FIELDS}
 def user(d: Doc, storage_used: int) -> User:
     return User(id=d["_id"], username=d["username"], unameview=d["unameview"], password_hash=d["password_hash"],
                 quota=d["quota"], storage_used=storage_used, created=d["created"], disabled=bool(d["disabled"]),
-                name=d["name"])
+                name=d["name"], tags=tuple(d.get("tags", ())))
 
 
 def address(d: Doc) -> Address:
     return Address(id=d["_id"], user_id=d["user"], address=d["address"], addrview=d["addrview"],
-                   main=bool(d["main"]), created=d["created"])
+                   main=bool(d["main"]), created=d["created"], name=d.get("name", ""), tags=tuple(d.get("tags", ())))
+
+
+def auth_event(d: Doc) -> AuthEvent:
+    return AuthEvent(id=d["_id"], user_id=d["user"], action=d["action"], result=d["result"], protocol=d["protocol"],
+                     ip=d["ip"], source=d["source"], created=d["created"], last=d["last"], events=int(d["events"]),
+                     expires=d["expires"])
 
 
 def mailbox(d: Doc, h: Head, recent_from: int) -> Mailbox:

@@ -26,7 +26,7 @@ from wildduck.adapters._codec import (
     to_json,
     unpack,
 )
-from wildduck.model import Address, Mailbox, MessageFlags, MessageRecord, StoredPart, User
+from wildduck.model import Address, AuthEvent, Mailbox, MessageFlags, MessageRecord, StoredPart, User
 
 __all__ = ["IMAP_FORMS", "RECORD_META", "SEARCH_COLUMNS", "SEARCH_FIELDS", "SEARCH_SEPARATOR", "address",
            "flags_json", "flags_load", "from_ts", "header_block", "imap_forms", "mailbox", "maybe_ts", "message_flags",
@@ -84,14 +84,22 @@ def user(row: sqlite3.Row) -> User:
     return User(
         id=row["id"], username=row["username"], unameview=row["unameview"], password_hash=row["password_hash"],
         quota=row["quota"], storage_used=row["storage_used"], created=from_ts(row["created"]),
-        disabled=bool(row["disabled"]), name=row["name"],
+        disabled=bool(row["disabled"]), name=row["name"], tags=tuple(json.loads(row["tags"])),
     )
 
 
 def address(row: sqlite3.Row) -> Address:
     """An ``addresses`` row."""
     return Address(id=row["id"], user_id=row["user_id"], address=row["address"], addrview=row["addrview"],
-                   main=bool(row["main"]), created=from_ts(row["created"]))
+                   main=bool(row["main"]), created=from_ts(row["created"]), name=row["name"],
+                   tags=tuple(json.loads(row["tags"])))
+
+
+def auth_event(row: sqlite3.Row) -> AuthEvent:
+    """An ``authlog`` row."""
+    return AuthEvent(id=row["id"], user_id=row["user_id"], action=row["action"], result=row["result"],
+                     protocol=row["protocol"], ip=row["ip"], source=row["source"], created=from_ts(row["created"]),
+                     last=from_ts(row["last"]), events=row["events"], expires=from_ts(row["expires"]))
 
 
 def mailbox(row: sqlite3.Row) -> Mailbox:

@@ -248,11 +248,41 @@ def _fill_search_columns(conn: sqlite3.Connection) -> None:
                       lambda row: search_columns(stored_header(row[1], row[2], row[3])))
 
 
+# v12: what the HTTP API lists and changes of accounts. Users and addresses get tags (as given, JSON; and ``tagsview``,
+# the case-folded ones that filters match) and an address its display name. ``authlog``: the authentication log,
+# attempts alike (one merge ``key``) counted in one entry per bucket of time (``created``), listed newest first per
+# user, removed by maintenance after ``expires``.
+SCHEMA_V12 = """
+ALTER TABLE users ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE users ADD COLUMN tagsview TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE addresses ADD COLUMN name TEXT NOT NULL DEFAULT '';
+ALTER TABLE addresses ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE addresses ADD COLUMN tagsview TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE authlog (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    action TEXT NOT NULL,
+    result TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created REAL NOT NULL,
+    last REAL NOT NULL,
+    events INTEGER NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX authlog_user ON authlog(user_id, id);
+CREATE INDEX authlog_merge ON authlog(user_id, key, created);
+CREATE INDEX authlog_expires ON authlog(expires)
+"""
+
+
 #: a step is an SQL script (statements separated by ";"), a list of statements, or a function of the connection
 Step = str | list[str] | Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[list[Step]] = [[SCHEMA_V1], [SCHEMA_V2], [SCHEMA_V3], [SCHEMA_V4, _index_existing_text], [SCHEMA_V5],
                                 [SCHEMA_V6], [SCHEMA_V7], [SCHEMA_V8], [SCHEMA_V9, _render_imap_forms], [SCHEMA_V10],
-                                [SCHEMA_V11, _fill_search_columns, SCHEMA_V11_INDEXES]]
+                                [SCHEMA_V11, _fill_search_columns, SCHEMA_V11_INDEXES], [SCHEMA_V12]]
 #: the schema this version of wildduck writes; every older version (from 1 on) is migrated on open
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,5 +1,5 @@
 """Addresses: ``GET /addresses``, ``GET /addresses/resolve/:address``, ``POST|GET /users/:user/addresses``,
-``GET|DELETE /users/:user/addresses/:address``."""
+``GET|PUT|DELETE /users/:user/addresses/:address``."""
 
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ from quart import Response, jsonify
 from quart_trio import QuartTrio
 
 from wildduck.api.context import Api
-from wildduck.api.schemas import OBJECT_ID, PAGING, ApiError, Field, page_of, takes
+from wildduck.api.paging import keyset_page
+from wildduck.api.schemas import OBJECT_ID, PAGING, ApiError, Field, invalid_input, takes
 from wildduck.errors import AlreadyExists, InvalidInput, NotFound
-from wildduck.model import Address, User
+from wildduck.model import Address, Listing, User
 
 LIST = {"query": Field(trim=True, lowercase=True, max=255, empty_is_none=True),
-        "tags": Field(trim=True, max=1024, empty_is_none=True),
-        "requiredTags": Field(trim=True, max=1024, empty_is_none=True),
+        "tags": Field("tags", lowercase=True, max=128, empty_is_none=True),
+        "requiredTags": Field("tags", lowercase=True, max=128, empty_is_none=True),
         "metaData": Field("bool"), "internalData": Field("bool"), **PAGING}
-CREATE = {"address": Field(required=True, min=1, max=320), "main": Field("bool", default=False),
-          "allowWildcard": Field("bool")}
+CREATE = {"address": Field(required=True, min=1, max=320), "name": Field(trim=True, max=128, empty_is_none=True),
+          "main": Field("bool", default=False), "tags": Field("tags", max=128), "allowWildcard": Field("bool")}
+UPDATE = {"address": Field(trim=True, min=1, max=320, empty_is_none=True), "name": Field(trim=True, max=128),
+          "main": Field("bool"), "tags": Field("tags", max=128)}
 READ = {"metaData": Field("bool"), "internalData": Field("bool")}
 
 
@@ -29,7 +32,8 @@ def iso(when: dt.datetime) -> str:
 
 
 def _address(a: Address) -> dict[str, Any]:
-    return {"id": a.id, "address": a.address, "main": a.main, "tags": [], "created": iso(a.created)}
+    return {"id": a.id, "name": a.name, "address": a.address, "main": a.main, "tags": list(a.tags),
+            "created": iso(a.created)}
 
 
 def _not_found() -> ApiError:
@@ -43,34 +47,22 @@ def register(app: QuartTrio, api: Api) -> None:
         if not OBJECT_ID.fullmatch(address_id):
             raise ApiError(400, "InputValidationError", '"address" must be a 24 character hex string',
                            {"address": '"address" must be a 24 character hex string'})
-        found = next((a for a in await sv.users.addresses(user) if a.id == address_id.lower()), None)
-        if found is None:
-            raise _not_found()
-        return found
-
-    async def by_id(address_id: str) -> Address:
-        for user in await sv.users.all():
-            for a in await sv.users.addresses(user):
-                if a.id == address_id:
-                    return a
-        raise _not_found()
+        try:
+            return await sv.users.get_address(user, address_id.lower())
+        except NotFound:
+            raise _not_found() from None
 
     @app.get("/addresses")
     @takes(LIST)
     async def list_addresses() -> Response:
         api.require_root()
         values = await api.values()
-        found: list[Address] = []
-        if not values.get("tags") and not values.get("requiredTags"):  # no address has tags in this release
-            for user in await sv.users.all():
-                found.extend(await sv.users.addresses(user))
         query = values.get("query")
-        if query:
-            found = [a for a in found if query in a.address]
-        found.sort(key=lambda a: a.id)
-        listing = page_of(found, lambda a: a.id, values)
-        results = [{"id": a.id, "address": a.address, "user": a.user_id, "forwarded": False,
-                    "forwardedDisabled": False, "tags": []} for a in listing["results"]]
+        base = Listing(query=query, tags=values.get("tags") or (), required_tags=values.get("requiredTags") or ())
+        total = await sv.users.count_addresses(base)
+        listing = await keyset_page(values, base, sv.users.list_all_addresses, lambda a: a.id, total)
+        results = [{"id": a.id, "name": a.name, "address": a.address, "user": a.user_id, "forwarded": False,
+                    "forwardedDisabled": False, "tags": list(a.tags)} for a in listing["results"]]
         return jsonify({"success": True, "query": query or "", **listing, "results": results})
 
     @app.get("/addresses/resolve/<address>")
@@ -80,13 +72,13 @@ def register(app: QuartTrio, api: Api) -> None:
         await api.values()
         try:
             if OBJECT_ID.fullmatch(address):
-                found = await by_id(address.lower())
+                found = await sv.users.address_by_id(address.lower())
             else:
                 found = await sv.users.resolve_address(address)
         except (NotFound, InvalidInput):
             raise _not_found() from None
-        return jsonify({"success": True, "id": found.id, "address": found.address, "user": found.user_id,
-                        "tags": [], "created": iso(found.created)})
+        return jsonify({"success": True, "id": found.id, "name": found.name, "address": found.address,
+                        "user": found.user_id, "tags": list(found.tags), "created": iso(found.created)})
 
     @app.post("/users/<user_id>/addresses")
     @takes(CREATE)
@@ -97,9 +89,12 @@ def register(app: QuartTrio, api: Api) -> None:
             raise ApiError(400, "InputValidationError", "wildcard addresses are not supported",
                            {"allowWildcard": '"allowWildcard" wildcard addresses are not supported'})
         try:
-            created = await sv.users.add_address(user, values["address"], main=values["main"])
+            created = await sv.users.add_address(user, values["address"], main=values["main"],
+                                                 name=values.get("name") or "", tags=values.get("tags") or ())
         except AlreadyExists:
             raise ApiError(400, "AddressExistsError", "This email address already exists") from None
+        except InvalidInput as exc:
+            raise invalid_input(exc, "address") from None
         return jsonify({"success": True, "id": created.id})
 
     @app.get("/users/<user_id>/addresses")
@@ -116,6 +111,28 @@ def register(app: QuartTrio, api: Api) -> None:
         await api.values()
         user = await api.target_user(user_id)
         return jsonify({"success": True, **_address(await one_of(user, address_id))})
+
+    @app.put("/users/<user_id>/addresses/<address_id>")
+    @takes(UPDATE)
+    async def update_address(user_id: str, address_id: str) -> Response:
+        """Rename the address, change its name or tags, or make it the user's main address."""
+        values = await api.values()
+        user = await api.target_user(user_id)
+        found = await one_of(user, address_id)
+        if values.get("main") is False:
+            raise ApiError(400, "InputValidationError", "Cannot unset main status")
+        if not any(k in values for k in UPDATE):
+            raise ApiError(400, "InputValidationError", "Nothing was changed")
+        try:
+            await sv.users.update_address(user, found.id, address=values.get("address"), name=values.get("name"),
+                                          main=values.get("main"), tags=values.get("tags"))
+        except AlreadyExists:
+            raise ApiError(400, "AddressExistsError", "This email address already exists") from None
+        except InvalidInput as exc:
+            raise invalid_input(exc, "address") from None
+        except NotFound:
+            raise _not_found() from None
+        return jsonify({"success": True})
 
     @app.delete("/users/<user_id>/addresses/<address_id>")
     @takes({})

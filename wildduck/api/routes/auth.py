@@ -57,7 +57,8 @@ def register(app: QuartTrio, api: Api) -> None:
         if values["token"] and values["scope"] != "master":
             raise input_error({"scope": '"scope" must be [master]'})
         # the same rate limit (per account and source) and penalty as IMAP and POP3 logins
-        user = await sv.login.authenticate(values["username"], values["password"], peer=request.remote_addr)
+        user = await sv.login.authenticate(values["username"], values["password"], peer=request.remote_addr,
+                                               protocol="API")
         body = {
             "success": True,
             "id": user.id,

@@ -1,23 +1,30 @@
 """Users: ``GET|POST /users``, ``GET /users/resolve/:username``, ``GET|PUT|DELETE /users/:user``,
-``PUT /users/:user/logout``."""
+``PUT /users/:user/logout``, ``POST /users/:user/quota/reset``, ``POST /quota/reset``, ``GET
+/users/:user/authlog[/:event]``."""
 
 from __future__ import annotations
 
+import logging
+import secrets
 from typing import Any
 
-from quart import Response, jsonify, request
+from quart import Response, current_app, jsonify, request
 from quart_trio import QuartTrio
 
 from wildduck.api.context import ROOT, Api
-from wildduck.api.schemas import PAGING, ApiError, Field, page_of, takes
-from wildduck.errors import AlreadyExists, AuthFailed, NotFound, RateLimited
-from wildduck.model import User
+from wildduck.api.paging import keyset_page
+from wildduck.api.routes.addresses import iso
+from wildduck.api.schemas import OBJECT_ID, PAGING, ApiError, Field, page_of, takes
+from wildduck.errors import AlreadyExists, AuthFailed, InvalidInput, NotFound, RateLimited
+from wildduck.model import AuthEvent, Listing, User
+
+log = logging.getLogger(__name__)
 
 LIST = {
     "query": Field(lowercase=True, max=255, empty_is_none=True),
     "forward": Field(lowercase=True, max=255, empty_is_none=True),
-    "tags": Field(trim=True, max=1024, empty_is_none=True),
-    "requiredTags": Field(trim=True, max=1024, empty_is_none=True),
+    "tags": Field("tags", lowercase=True, max=128, empty_is_none=True),
+    "requiredTags": Field("tags", lowercase=True, max=128, empty_is_none=True),
     "metaData": Field("bool"),
     "internalData": Field("bool"),
     **PAGING,
@@ -29,15 +36,26 @@ CREATE = {
     "address": Field(max=320, empty_is_none=True),
     "name": Field(max=256, empty_is_none=True),
     "quota": Field("int", min=0),
+    "tags": Field("tags", max=128),
     "allowUnsafe": Field("bool"),
 }
 
 UPDATE = {
     "password": Field(min=1, max=256),
     "existingPassword": Field(min=1, max=256),
+    "name": Field(trim=True, max=256),
+    "tags": Field("tags", max=128),
     "quota": Field("int", min=0),
     "disabled": Field("bool"),
     "allowUnsafe": Field("bool"),
+}
+#: what a user may change of its own account (the rest needs the root token)
+OWN_CHANGES = frozenset({"password", "name"})
+
+AUTHLOG = {
+    "action": Field(trim=True, lowercase=True, max=100, empty_is_none=True),
+    "filterip": Field(trim=True, max=100, empty_is_none=True),
+    **PAGING,
 }
 
 LOGOUT = {
@@ -63,7 +81,7 @@ def _listed(api: Api, user: User, address: str) -> dict[str, Any]:
         "username": user.username,
         "name": user.name,
         "address": address,
-        "tags": [],
+        "tags": list(user.tags),
         "targets": [],
         "enabled2fa": [],
         "autoreply": False,
@@ -85,29 +103,22 @@ def register(app: QuartTrio, api: Api) -> None:
     async def list_users() -> Response:
         values = await api.values()
         caller = api.caller()
+        query = values.get("query")
         if caller.role == ROOT:
-            users = await sv.users.all()
+            base = Listing(query=query, tags=values.get("tags") or (), required_tags=values.get("requiredTags") or ())
+            if not values.get("forward"):  # this release has no forwarding targets: nothing matches one
+                total = await sv.users.count_users(base)
+                listing = await keyset_page(values, base, sv.users.list_users, lambda u: u.id, total)
+            else:
+                listing = page_of([], lambda u: u.id, values)
         elif caller.user is not None:  # a user token lists its own user only
-            users = [caller.user]
+            own = caller.user
+            matches = (not values.get("forward") and _tagged(own, values)
+                       and (not query or query in own.username.lower() or query in await main_address(api, own)))
+            listing = page_of([own] if matches else [], lambda u: u.id, values)
         else:
             raise ApiError(403, "MissingPrivileges", "Not enough privileges")
-        if values.get("tags") or values.get("requiredTags") or values.get("forward"):
-            users = []  # this release has no tags and no forwarding targets: nothing matches them
-        addresses: dict[str, str] = {}
-        query = values.get("query")
-        if query:
-            matching = []
-            for user in users:
-                addresses[user.id] = await main_address(api, user)
-                if query in user.username.lower() or query in addresses[user.id]:
-                    matching.append(user)
-            users = matching
-        users.sort(key=lambda u: u.id)
-        listing = page_of(users, lambda u: u.id, values)
-        results = []
-        for user in listing["results"]:
-            address = addresses[user.id] if user.id in addresses else await main_address(api, user)
-            results.append(_listed(api, user, address))
+        results = [_listed(api, user, await main_address(api, user)) for user in listing["results"]]
         return jsonify({"success": True, "query": query or "", **listing, "results": results})
 
     @app.post("/users")
@@ -117,7 +128,8 @@ def register(app: QuartTrio, api: Api) -> None:
         values = await api.values()
         try:
             user = await sv.users.create(values["username"], values["password"], address=values.get("address"),
-                                         quota=values.get("quota"), name=values.get("name") or "")
+                                         quota=values.get("quota"), name=values.get("name") or "",
+                                         tags=values.get("tags") or ())
         except AlreadyExists as exc:
             code = "AddressExistsError" if "address" in str(exc) else "UserExistsError"
             raise ApiError(400, code, str(exc)) from None
@@ -169,10 +181,10 @@ def register(app: QuartTrio, api: Api) -> None:
         values = await api.values()
         user = await api.target_user(user_id)
         caller = api.caller()
-        changes = {k for k in values if k in ("password", "quota", "disabled")}
+        changes = {k for k in values if k in ("password", "quota", "disabled", "name", "tags")}
         if not changes:
             raise ApiError(400, "InputValidationError", "Nothing was changed")
-        if caller.role != ROOT and changes - {"password"}:
+        if caller.role != ROOT and changes - OWN_CHANGES:
             raise ApiError(403, "MissingPrivileges", "Not enough privileges")
         if "password" in values:
             existing = values.get("existingPassword")
@@ -181,10 +193,15 @@ def register(app: QuartTrio, api: Api) -> None:
                                {"existingPassword": '"existingPassword" is required'})
             if existing is not None:
                 try:
-                    await sv.login.authenticate(user.username, existing, peer=request.remote_addr)
+                    await sv.login.authenticate(user.username, existing, peer=request.remote_addr, protocol="API")
                 except (AuthFailed, RateLimited):
                     raise ApiError(403, "AuthFailed", "Password verification failed") from None
             await sv.users.set_password(user, values["password"])
+        if "name" in values or "tags" in values:
+            try:
+                await sv.users.set_profile(user, name=values.get("name"), tags=values.get("tags"))
+            except InvalidInput as exc:
+                raise ApiError(400, "InputValidationError", str(exc), {exc.field or "tags": str(exc)}) from None
         if "quota" in values:
             await sv.users.set_quota(user, values["quota"])
         if "disabled" in values:
@@ -209,3 +226,76 @@ def register(app: QuartTrio, api: Api) -> None:
         user = await api.target_user(user_id)
         await sv.users.logout(user, values.get("reason") or "Logout requested from API")
         return jsonify({"success": True})
+
+    @app.post("/users/<user_id>/quota/reset")
+    @takes({})
+    async def reset_quota(user_id: str) -> Response:
+        """Recount the storage the user's messages take (the quota's ``used``)."""
+        api.require_root()
+        await api.values()
+        user = await api.target_user(user_id)
+        try:
+            before, after = await sv.users.recount_storage(user)
+        except NotFound:
+            raise ApiError(404, "UserNotFound", "This user does not exist") from None
+        return jsonify({"success": True, "storageUsed": after, "previousStorageUsed": before})
+
+    @app.post("/quota/reset")
+    @takes({})
+    async def reset_all_quotas() -> Response:
+        """Recount the storage of every user, in the background (the answer names the task: its end is logged)."""
+        api.require_root()
+        await api.values()
+        task = secrets.token_hex(12)
+        current_app.add_background_task(_recount_all, task)
+        return jsonify({"success": True, "task": task})
+
+    async def _recount_all(task: str) -> None:
+        try:
+            done = await sv.users.recount_all_storage()
+        except Exception:
+            log.exception("quota recount task %s failed", task)
+            return
+        log.info("quota recount task %s: recounted %d users", task, done)
+
+    @app.get("/users/<user_id>/authlog")
+    @takes(AUTHLOG)
+    async def authlog(user_id: str) -> Response:
+        """The user's authentication events, newest first."""
+        values = await api.values()
+        user = await api.target_user(user_id)
+        action, ip = values.get("action"), values.get("filterip")
+        total = await sv.login.authlog.count(user, action=action, ip=ip)
+        listing = await keyset_page(values, Listing(), lambda page: sv.login.authlog.page(
+            user, page, action=action, ip=ip), lambda e: e.id, total)
+        body = {"success": True, **({"action": action} if action else {}), **listing,
+                "results": [_event(e) for e in listing["results"]]}
+        return jsonify(body)
+
+    @app.get("/users/<user_id>/authlog/<event_id>")
+    @takes({})
+    async def authlog_event(user_id: str, event_id: str) -> Response:
+        await api.values()
+        user = await api.target_user(user_id)
+        if not OBJECT_ID.fullmatch(event_id):
+            raise ApiError(400, "InputValidationError", '"event" must be a 24 character hex string',
+                           {"event": '"event" must be a 24 character hex string'})
+        try:
+            event = await sv.login.authlog.event(user, event_id.lower())
+        except NotFound:
+            raise ApiError(404, "EventNotFound", "Event was not found") from None
+        return jsonify({"success": True, **_event(event)})
+
+
+def _tagged(user: User, values: dict[str, Any]) -> bool:
+    """Whether ``user`` has one of the ``tags`` and all of the ``requiredTags`` asked for."""
+    own = {t.lower() for t in user.tags}
+    wanted = values.get("tags") or ()
+    return (not wanted or bool(own & set(wanted))) and set(values.get("requiredTags") or ()) <= own
+
+
+def _event(e: AuthEvent) -> dict[str, Any]:
+    """One authentication log entry in WildDuck's shape."""
+    return {"id": e.id, "action": e.action, "result": e.result, "key": e.key, "protocol": e.protocol, "ip": e.ip,
+            "source": e.source, "created": iso(e.created), "last": iso(e.last), "events": e.events,
+            "expires": iso(e.expires)}
