@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 
 from tests.api.conftest import Api, serving_api
@@ -124,3 +125,33 @@ async def test_the_stream_ends_at_server_shutdown(tmp_path: Path) -> None:
             with trio.fail_after(10):
                 rest = [line async for line in lines]  # the response ends: no error, no reset
             assert trio.current_time() - start < 2 and all(not line or line.startswith(":") for line in rest)
+
+
+async def test_a_revoked_or_void_token_ends_the_stream(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token is checked again while the stream idles: revoked (DELETE /authenticate) or made void by a
+    password change, the stream ends; the root token's stream goes on."""
+    from wildduck.api.routes import updates
+
+    monkeypatch.setattr(updates, "IDLE", 0.3)
+    user = await api.create_user("alice")
+    for end in ("revoke", "password"):
+        token = await api.user_token("alice")
+        async with api.client(token) as alice, alice.stream("GET", "/users/me/updates") as r:
+            assert r.status_code == 200
+            lines = r.aiter_lines()
+            with trio.fail_after(10):
+                while not (await lines.__anext__()).startswith(": idling"):
+                    pass
+                if end == "revoke":
+                    assert (await alice.delete("/authenticate")).json() == {"success": True}
+                else:
+                    r2 = await api.root.put(f"/users/{user}", json={"password": "another-pass"})
+                    assert r2.json() == {"success": True}
+                rest = [line async for line in lines]  # ends by itself, within the next idle pause
+            assert all(not line or line.startswith(":") for line in rest)
+    async with api.root.stream("GET", f"/users/{user}/updates") as r:
+        lines = r.aiter_lines()
+        idles = 0
+        with trio.fail_after(10):
+            while idles < 3:
+                idles += (await lines.__anext__()).startswith(": idling")

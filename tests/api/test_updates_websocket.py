@@ -211,3 +211,17 @@ async def test_upgrades_elsewhere_are_refused_in_json(api: Api) -> None:
                 raise AssertionError(f"accepted: {path}")
         assert refused.value.status_code == status and refused.value.body is not None
         assert json.loads(refused.value.body)["code"] == code
+
+
+async def test_a_revoked_token_closes_the_websocket(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(updates, "IDLE", 0.3)
+    await api.create_user("alice")
+    token = await api.user_token("alice")
+    async with updates_ws(api, "me", token=token) as ws:
+        await until(ws, "ready")
+        async with api.client(token) as alice:
+            assert (await alice.delete("/authenticate")).json() == {"success": True}
+        with pytest.raises(ConnectionClosed) as closed, trio.fail_after(10):
+            while True:
+                await ws.get_message()
+        assert closed.value.reason.code == 1008 and "no longer valid" in (closed.value.reason.reason or "")

@@ -18,13 +18,18 @@ WebSocket: the position after ``?lastEventId=``; one JSON text message per event
 browser's script can see (a ping frame it cannot; a client's pings are answered). Messages from the client are
 read and ignored. A client that stops reading has :data:`SEND_QUEUE` messages kept for it, then it is dropped
 (close code 1008, and the kernel ends the connection after ``[limits] send_timeout``).
+
+A stream opened with a user token checks it again every :data:`IDLE` seconds without events and after every
+:data:`RECHECK` seconds of them: once it is revoked (``DELETE /authenticate``), expired, or void (the password
+changed, the user was disabled or deleted) the stream ends (the WebSocket with close code 1008). The check renews
+the token's sliding TTL, as any request with it does; its maximum lifetime still ends it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -34,6 +39,7 @@ from quart_trio import QuartTrio
 
 from wildduck.api.context import Api
 from wildduck.api.schemas import Field, input_error, takes
+from wildduck.domain.tokens import token_fingerprint
 from wildduck.domain.updates import Batch, Position, Update
 from wildduck.model import User
 
@@ -47,9 +53,11 @@ COALESCE = 0.05
 SEND_QUEUE = 1000
 #: seconds a WebSocket's close (and, at shutdown, the messages still queued before it) may take
 CLOSE_TIMEOUT = 5.0
-#: the close codes: server shutting down, a client that stopped reading
+#: seconds of a busy stream (events, no idle pause) between two checks of its user token
+RECHECK = 60.0
+#: the close codes: server shutting down, a client that stopped reading or whose token is no longer valid
 GOING_AWAY = 1001
-TOO_SLOW = 1008
+POLICY = 1008
 
 EVENT_ID = Field(empty_is_none=True, max=1 << 16)
 PARAMS = {"Last-Event-ID": EVENT_ID}
@@ -93,6 +101,24 @@ def register(app: QuartTrio, api: Api) -> None:
     def follow(user: User, start: Position) -> AsyncGenerator[Batch]:
         return updates.follow(user.id, start, idle=IDLE, coalesce=COALESCE, stopping=api.stopping)
 
+    def still_valid() -> Callable[[Batch], Awaitable[bool]]:
+        """For the request's caller: a check, after each batch, of whether the stream may go on (a user token is
+        checked again when the stream idles and every :data:`RECHECK` seconds)."""
+        token = api.presented_token() if api.caller().token is not None else None
+        checked = trio.current_time()
+
+        async def check(batch: Batch) -> bool:
+            nonlocal checked
+            if token is None or (not batch.idle and trio.current_time() - checked < RECHECK):
+                return True
+            checked = trio.current_time()
+            if await api.services.tokens.check(token) is not None:
+                return True
+            log.info("updates stream ended: token %s is no longer valid", token_fingerprint(token))
+            return False
+
+        return check
+
     @app.get("/users/<user_id>/updates")
     @takes(PARAMS, produces="text/event-stream")
     async def stream(user_id: str) -> Response:
@@ -102,11 +128,14 @@ def register(app: QuartTrio, api: Api) -> None:
         values = await api.values(params)
         user = await api.target_user(user_id)
         start = await start_of(user, values.get("Last-Event-ID"), "Last-Event-ID")
+        valid = still_valid()
 
         async def body() -> AsyncIterator[bytes]:
             idle = 0
             async with aclosing(follow(user, start)) as batches:
                 async for batch in batches:
+                    if not await valid(batch):
+                        return
                     for update in batch.updates:
                         yield event(update)
                     if batch.replay:
@@ -124,6 +153,7 @@ def register(app: QuartTrio, api: Api) -> None:
         values = await api.values()
         user = await api.target_user(user_id)
         start = await start_of(user, values.get("lastEventId"), "lastEventId")
+        valid = still_valid()
         await websocket.accept()
         queue, outbox = trio.open_memory_channel[str](SEND_QUEUE)
         sent_all = trio.Event()
@@ -137,12 +167,15 @@ def register(app: QuartTrio, api: Api) -> None:
             while True:
                 await websocket.receive()
 
-        dropped = False
+        dropped = refused = False
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ignore_incoming)
             nursery.start_soon(send_queued)
             async with aclosing(follow(user, start)) as batches:
                 async for batch in batches:
+                    if not await valid(batch):
+                        refused = True
+                        break
                     try:
                         for text in messages(batch):
                             queue.send_nowait(text)
@@ -152,12 +185,14 @@ def register(app: QuartTrio, api: Api) -> None:
             queue.close()
             if dropped:
                 log.info("updates WebSocket of %s: the client stopped reading; dropped", user.username)
-            else:  # the server is stopping: what is queued goes first
+            elif not refused:  # the server is stopping: what is queued goes first
                 with trio.move_on_after(CLOSE_TIMEOUT):
                     await sent_all.wait()
             nursery.cancel_scope.cancel()
         with trio.move_on_after(CLOSE_TIMEOUT):
             if dropped:
-                await websocket.close(TOO_SLOW, "too slow: messages were not read")
+                await websocket.close(POLICY, "too slow: messages were not read")
+            elif refused:
+                await websocket.close(POLICY, "the access token is no longer valid")
             else:
                 await websocket.close(GOING_AWAY, "server shutting down")
