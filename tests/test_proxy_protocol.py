@@ -9,13 +9,11 @@ import ipaddress
 import os
 import poplib
 import re
-import shutil
 import smtplib
 import socket
 import struct
 import subprocess
 import sys
-import time
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from wildduck.net.proxy import (
     parse_v2,
     read_header,
 )
+from wildduck.testing import haproxy
 from wildduck.testing.server import ServerProcess, free_port
 
 ADDRESS = "ann@example.com"
@@ -210,15 +209,13 @@ def test_bad_proxy_settings_are_refused(section: str, values: dict[str, object],
 
 # --- HAProxy in front ----------------------------------------------------------------------------------------------
 
-HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-
-
 @pytest.fixture
 def haproxy_available() -> None:
-    if not os.path.exists(HAPROXY):
+    reason = haproxy.unavailable()
+    if reason is not None:
         if os.environ.get("CI") == "true":
-            raise AssertionError("CI=true: haproxy (Debian's package) is needed by the load-balancer tests")
-        pytest.skip("haproxy is not installed (apt-get install haproxy)")
+            raise AssertionError(f"CI=true: {reason}: Debian's haproxy is needed by the load-balancer tests")
+        pytest.skip(reason)
 
 
 def test_haproxy_in_front_of_lmtp_imap_and_pop3(tmp_path: Path, haproxy_available: None) -> None:
@@ -231,23 +228,9 @@ def test_haproxy_in_front_of_lmtp_imap_and_pop3(tmp_path: Path, haproxy_availabl
         front = {name: free_port() for name in ("lmtp", "imap", "pop3")}
         sends = {"lmtp": "send-proxy", "imap": "send-proxy-v2 check check-send-proxy inter 200ms",
                  "pop3": "send-proxy-v2 check inter 200ms"}
-        sections = "".join(
-            f"listen {name}\n  bind 127.0.0.1:{front[name]}\n"
-            f"  server wd {server.address(name)[0]}:{server.address(name)[1]} {sends[name]}\n"
-            for name in front)
-        cfg = tmp_path / "haproxy.cfg"
-        cfg.write_text("global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n"
-                       f"  timeout server 60s\n{sections}")
-        proxy = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 30
-            while True:  # until HAProxy listens
-                try:
-                    socket.create_connection(("127.0.0.1", front["imap"]), timeout=1).close()
-                    break
-                except OSError:
-                    assert proxy.poll() is None and time.monotonic() < deadline, "haproxy did not start"
-                    time.sleep(0.1)
+        listeners = {name: (front[name], [f"wd {server.address(name)[0]}:{server.address(name)[1]} {sends[name]}"])
+                     for name in front}
+        with haproxy.running(tmp_path, listeners):
             msg = EmailMessage()
             msg["From"], msg["To"], msg["Subject"] = "x@example.org", ADDRESS, "through the balancer"
             msg.set_content("hello\n")
@@ -279,6 +262,3 @@ def test_haproxy_in_front_of_lmtp_imap_and_pop3(tmp_path: Path, haproxy_availabl
             assert not any("not in proxy_from" in line for line in server.log)
             # HAProxy's health checks (with and without a PROXY header) are no warnings
             assert not any("WARNING" in line and "PROXY" in line for line in server.log), server.log
-        finally:
-            proxy.terminate()
-            proxy.wait(10)

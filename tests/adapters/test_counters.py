@@ -165,6 +165,21 @@ async def test_an_expired_slot_is_freed_and_cannot_be_renewed(env: Env) -> None:
     assert not await counters.renew_slot("u", live, 30)
 
 
+async def test_slots_are_renewed_in_one_call(env: Env) -> None:
+    counters = env.counters
+    a = await counters.acquire_slot("u", 5, 30)
+    b = await counters.acquire_slot("v", 5, 30)
+    dead = await counters.acquire_slot("u", 5, 30)
+    assert a and b and dead
+    env.advance(20)
+    assert await counters.renew_slots([("u", a), ("v", b)], 30) == [True, True]  # both now live until 50
+    env.advance(15)  # 35: the one left out has expired
+    assert await counters.renew_slots([("u", a), ("u", dead), ("v", "not-a-token"), ("v", b)], 30) == \
+        [True, False, False, True]
+    assert await counters.slots("u") == 1 and await counters.slots("v") == 1
+    assert await counters.renew_slots([], 30) == []
+
+
 async def test_concurrent_slot_acquisitions_never_exceed_the_limit(env: Env) -> None:
     tokens: list[str | None] = []
 

@@ -32,8 +32,11 @@ log = logging.getLogger(__name__)
 #: seconds a successful password check is remembered (keyed by a salted HMAC, never the password itself)
 AUTH_CACHE_SECONDS = 300.0
 AUTH_CACHE_SIZE = 10_000
-#: a connection slot lives this long unless renewed; the keeper renews every third of it
-SLOT_TTL = 60.0
+#: a connection slot lives this long unless renewed; the keeper renews every third of it (a process's slots in
+#: batches of :data:`RENEW_BATCH`, one call each), so the slots of a process that died (``kill -9``, a lost machine)
+#: are free again within this long
+SLOT_TTL = 15.0
+RENEW_BATCH = 1000
 #: the window of a user's unlock counter (``LoginService.unlock``): in practice, forever
 UNLOCK_WINDOW = 10 * 365 * 86400.0
 #: how long an authentication log entry is kept (WildDuck's ``const:authlog:time``)
@@ -353,14 +356,20 @@ class LoginService:
         while True:
             await trio.sleep(SLOT_TTL / 3)
             failed = 0
-            for key, token in list(self._held):
+            held = list(self._held)
+            for start in range(0, len(held), RENEW_BATCH):
+                batch = held[start:start + RENEW_BATCH]
                 try:
-                    if not await self.counters.renew_slot(key, token, SLOT_TTL):
-                        log.warning("connection slot %s had expired", key)
+                    renewed = await self.counters.renew_slots(batch, SLOT_TTL)
                 except StoreError:  # the counters are away: one line per round, not a traceback per slot
-                    failed += 1
+                    failed += len(batch)
+                    continue
                 except Exception:
-                    log.exception("renewing connection slot %s failed", key)
+                    log.exception("renewing %d connection slots failed", len(batch))
+                    continue
+                for (key, _token), ok in zip(batch, renewed, strict=True):
+                    if not ok:
+                        log.warning("connection slot %s had expired", key)
             if failed:
                 log.warning("could not renew %d connection slots (the counters are unavailable); retrying in %.0f s",
                             failed, SLOT_TTL / 3)

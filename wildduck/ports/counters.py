@@ -13,6 +13,7 @@ Contracts (tested by the conformance suite):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,6 +50,10 @@ class Counters(Protocol):
 
     async def renew_slot(self, key: str, token: str, ttl: float) -> bool:
         """Extend a held slot by ``ttl`` seconds from now; False if it had expired (and was lost)."""
+        ...
+
+    async def renew_slots(self, held: Sequence[tuple[str, str]], ttl: float) -> list[bool]:
+        """:meth:`renew_slot` for each ``(key, token)``, in one round trip to the counters' server."""
         ...
 
     async def release_slot(self, key: str, token: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import trio
@@ -91,6 +91,9 @@ class LocalCounters:
             held[token] = now + ttl
         await trio.lowlevel.checkpoint()
         return renewed
+
+    async def renew_slots(self, held: Sequence[tuple[str, str]], ttl: float) -> list[bool]:
+        return [await self.renew_slot(key, token, ttl) for key, token in held]
 
     async def release_slot(self, key: str, token: str) -> None:
         held = self._live_slots(key, self._clock())

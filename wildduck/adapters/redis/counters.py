@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -192,6 +192,20 @@ class RedisCounters:
     async def renew_slot(self, key: str, token: str, ttl: float) -> bool:
         """Extend a held slot to ``ttl`` seconds from now; False if it had expired (the slot is lost)."""
         return bool(await self._run(self._renew_slot, "s:" + key, _ms(ttl), token))
+
+    async def renew_slots(self, held: Sequence[tuple[str, str]], ttl: float) -> list[bool]:
+        """Every renewal in one pipeline (one round trip)."""
+        if not held:
+            return []
+
+        def run() -> list[bool]:
+            now, pipe = self._now(), self._client.pipeline(transaction=False)
+            for key, token in held:
+                self._renew_slot(keys=[self.prefix + "s:" + key], args=[now, _ms(ttl), token], client=pipe)
+            return [bool(r) for r in pipe.execute()]
+
+        result: list[bool] = await self._threads.run(lambda: mapped(run))
+        return result
 
     async def release_slot(self, key: str, token: str) -> None:
         await self._call(self._client.zrem, self.prefix + "s:" + key, token)

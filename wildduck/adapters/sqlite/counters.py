@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -176,12 +176,15 @@ class SqliteCounters:
 
     async def renew_slot(self, key: str, token: str, ttl: float) -> bool:
         """Extend a held slot to ``ttl`` seconds from now; False if it had expired (the slot is lost)."""
-        def tx(conn: sqlite3.Connection, now: float) -> bool:
-            cur = conn.execute("UPDATE slots SET expires = ? WHERE key = ? AND token = ? AND expires > ?",
-                               (now + ttl, key, token, now))
-            return cur.rowcount == 1
+        return (await self.renew_slots([(key, token)], ttl))[0]
 
-        return await self._tx(tx)
+    async def renew_slots(self, held: Sequence[tuple[str, str]], ttl: float) -> list[bool]:
+        """Every renewal in one transaction."""
+        def tx(conn: sqlite3.Connection, now: float) -> list[bool]:
+            return [conn.execute("UPDATE slots SET expires = ? WHERE key = ? AND token = ? AND expires > ?",
+                                 (now + ttl, key, token, now)).rowcount == 1 for key, token in held]
+
+        return await self._tx(tx) if held else []
 
     async def release_slot(self, key: str, token: str) -> None:
         await self._tx(lambda conn, _now: conn.execute("DELETE FROM slots WHERE key = ? AND token = ?", (key, token)))
