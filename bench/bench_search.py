@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""SEARCH BODY/TEXT on a big mailbox: the FTS5 trigram index against a full scan, then IMAP end to end.
+"""SEARCH BODY/TEXT on a big mailbox: the FTS5 trigram index against a full scan, then IMAP end to end; SORT of the
+whole mailbox, in its steps and end to end.
 
-    python bench/bench_search.py [--quick] [--messages 100000]
+    python bench/bench_search.py [--quick] [--messages 100000] [--sort-only]
 
 A mailbox of N synthetic messages (quick: 10,000) is filled through the store (``append_messages`` in batches of
 1,000, each message parsed by ``prepare`` like a delivery), with bodies of ~80 words drawn from a 30,000-word
@@ -10,6 +11,13 @@ vocabulary, so that a word is in a few dozen messages and a frequent one in many
 Micro (no sockets): ``text_search`` through the index vs the baseline in the same run, a full scan of the same
 text in Python (what SEARCH did before the index: read every message's text and look for the needle). Macro: a
 real ``wildduck serve`` on the same data, ``UID SEARCH`` over imaplib, time per command.
+
+SORT (RFC 5256) of every message: micro, the steps of ``sessions/imap/sort.py`` on the same store (the records read
+without content, the sort keys made of them, the ordering), per key; macro, ``UID SORT (key) UTF-8 ALL`` over
+imaplib against the baseline a client without SORT has, ``UID FETCH 1:* (ENVELOPE INTERNALDATE RFC822.SIZE)`` (what
+it would fetch to sort by itself). The messages have a Date header (one in 50 has none: DATE falls back to the
+internal date), a display name for most senders, and a subject among 2,000 base subjects, a third of them with
+``Re:`` or ``Fwd:``.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -43,12 +52,22 @@ def vocabulary(rng: random.Random, size: int) -> list[str]:
     return sorted(words)
 
 
+_PREFIXES = ["", "", "", "", "Re: ", "RE: Re: ", "Fwd: ", "[list] Re: "]
+_DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
 def message(rng: random.Random, words: list[str], n: int) -> bytes:
     # half the words from 300 common ones (each in ~1 message of 8), half from the whole vocabulary
     body = " ".join(rng.choice(words[:300]) if rng.random() < 0.5 else rng.choice(words) for _ in range(80))
     lines = "\r\n".join(body[i:i + 70] for i in range(0, len(body), 70))
-    return (f"From: sender{n % 500}@example.net\r\nTo: user@example.com\r\nSubject: message {n} "
-            f"{rng.choice(words)}\r\nMessage-ID: <m{n}@example.net>\r\n\r\n{lines}\r\n").encode()
+    sender = n % 500
+    frm = f"sender{sender}@example.net"
+    if sender % 5:
+        frm = f"Sender {words[sender].title()} <s{sender}@example.net>"
+    date = "" if n % 50 == 0 else (f"Date: {_DAYS[n % 7]}, {1 + n % 28:02d} Nov 2026 {n % 24:02d}:{n % 60:02d}:00 "
+                                   f"{'+0100' if n % 3 else '-0500'}\r\n")
+    return (f"From: {frm}\r\nTo: user@example.com\r\nSubject: {rng.choice(_PREFIXES)}message {n % 2000} "
+            f"{words[n % 2000]}\r\n{date}Message-ID: <m{n}@example.net>\r\n\r\n{lines}\r\n").encode()
 
 
 async def populate(data_dir: Path, count: int, words: list[str]) -> tuple[str, float]:
@@ -102,10 +121,72 @@ async def indexed(data_dir: Path, mailbox_id: str, needles: list[str], repeat: i
     return out
 
 
+SORT_KEYS = ["ARRIVAL", "DATE", "FROM", "SUBJECT", "SIZE", "REVERSE DATE", "DISPLAYFROM", "SUBJECT DATE"]
+
+
+async def sort_steps(data_dir: Path, mailbox_id: str, repeat: int) -> dict[str, tuple[float, float, float, float]]:
+    """Per sort key: seconds to read the records (no content), to make their sort keys, to order them, and the
+    whole; medians of ``repeat`` runs (the steps of ``sessions/imap/sort.py`` for messages whose keys the process
+    does not keep yet, without a session)."""
+    from wildduck.protocols.imap import sort
+
+    out = {}
+    async with open_services(test_config(data_dir)) as services:
+        uids = [r.uid for r in await services.messages.summaries(mailbox_id)]
+        for label in SORT_KEYS:
+            criteria = _criteria(label)
+            addresses = not {c.key for c in criteria}.isdisjoint(sort.ADDRESS_KEYS)
+            runs = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                records = []
+                for start in range(0, len(uids), 5000):
+                    records += await services.messages.records(mailbox_id, uids[start:start + 5000], content=False)
+                t1 = time.perf_counter()
+                keys = [sort.record(r.uid, arrival=r.internal_date.timestamp(),
+                                    sent=r.header_date.timestamp() if r.header_date else None, size=r.size,
+                                    subject=r.subject, envelope=r.imap_envelope, addresses=addresses)
+                        for r in records]
+                t2 = time.perf_counter()
+                sort.order(keys, criteria)
+                t3 = time.perf_counter()
+                runs.append((t1 - t0, t2 - t1, t3 - t2, t3 - t0))
+            out[label] = tuple(statistics.median(r[i] for r in runs) for i in range(4))
+    return out  # type: ignore[return-value]
+
+
+def _criteria(label: str) -> list[Any]:
+    from wildduck.protocols.imap import grammar as g
+
+    words, criteria = label.split(), []
+    while words:
+        reverse = words[0] == "REVERSE"
+        criteria.append(g.SortCriterion(words[1] if reverse else words[0], reverse))
+        words = words[2:] if reverse else words[1:]
+    return criteria
+
+
+def sort_macro(imap: imaplib.IMAP4, count: int, repeat: int) -> None:
+    """UID SORT per key over imaplib: the first time in the server process (for ARRIVAL every record is read, for
+    FROM the ENVELOPEs too) and the median of ``repeat`` more (the process keeps the keys)."""
+    base, reply = timed(lambda: imap.uid("FETCH", "1:*", "(ENVELOPE INTERNALDATE RFC822.SIZE)"), repeat)
+    assert reply[0] == "OK", reply  # type: ignore[index]
+    print(f"\nSORT end to end (a real server, {count:,} messages, imaplib), against the baseline a client without "
+          f"SORT has: UID FETCH 1:* (ENVELOPE INTERNALDATE RFC822.SIZE) {base * 1000:,.0f} ms\n\n"
+          "| command | first ms | again ms | baseline / again |\n|---|---:|---:|---:|")
+    for label in SORT_KEYS:
+        first, _reply = timed(lambda k=label: imap.uid("SORT", f"({k})", "UTF-8", "ALL"), 1)  # type: ignore[misc]
+        took, reply = timed(lambda k=label: imap.uid("SORT", f"({k})", "UTF-8", "ALL"), repeat)  # type: ignore[misc]
+        typ, data = reply  # type: ignore[misc]
+        assert typ == "OK" and len(data[0].split()) == count, (label, typ)
+        print(f"| UID SORT ({label}) UTF-8 ALL | {first * 1000:,.0f} | {took * 1000:,.0f} | {base / took:,.1f}× |")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--messages", type=int, default=None)
+    parser.add_argument("--sort-only", action="store_true", help="only the SORT measurements")
     args = parser.parse_args(argv)
     count = args.messages or (10_000 if args.quick else 100_000)
     repeat = 3 if args.quick else 5
@@ -116,6 +197,20 @@ def main(argv: list[str] | None = None) -> None:
         db = data_dir / "wildduck.db"
         size = sum(p.stat().st_size for p in data_dir.glob("wildduck.db*"))
         print(f"{count:,} messages stored in {fill:.1f} s ({count / fill:,.0f} msgs/s), database {size / 1e6:.0f} MB")
+        steps = trio.run(sort_steps, data_dir, mailbox_id, repeat)
+        print(f"\nSORT of {count:,} messages, its steps (no sockets):\n\n| sort key | records read ms | keys made ms | "
+              "ordered ms | total ms |\n|---|---:|---:|---:|---:|")
+        for label, (read, made, ordered, total) in steps.items():
+            cells = " | ".join(f"{seconds * 1000:,.0f}" for seconds in (read, made, ordered, total))
+            print(f"| {label} | {cells} |")
+        if args.sort_only:
+            with ServerProcess(_config(tmp, data_dir)) as server:
+                imap = imaplib.IMAP4(*server.address("imap"))
+                imap.login("user", "pw")
+                imap.select("INBOX", readonly=True)
+                sort_macro(imap, count, repeat)
+                imap.logout()
+            return
         needles = {"rare word": words[-7], "frequent word": words[0], "phrase": f"{words[0]} {words[1]}",
                    "absent": "qqqzzzxxy", "two letters": "qz"}
         results = trio.run(indexed, data_dir, mailbox_id, list(needles.values()), repeat)
@@ -126,10 +221,7 @@ def main(argv: list[str] | None = None) -> None:
             assert matches == len(found), (needle, matches, len(found))  # type: ignore[arg-type]
             print(f"| {label} `{needle}` | {matches:,} | {base * 1000:,.1f} | {took * 1000:,.1f} | "
                   f"{base / took:,.1f}× |")
-        config = Path(tmp) / "wildduck.toml"
-        config.write_text(f'[server]\ndata_dir = "{data_dir}"\n[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n'
-                          "[pop3]\nport = 0\ntls_port = 0\n")
-        with ServerProcess(config) as server:
+        with ServerProcess(_config(tmp, data_dir)) as server:
             imap = imaplib.IMAP4(*server.address("imap"))
             imap.login("user", "pw")
             imap.select("INBOX", readonly=True)
@@ -141,7 +233,15 @@ def main(argv: list[str] | None = None) -> None:
                 typ, data = reply  # type: ignore[misc]
                 assert typ == "OK", reply
                 print(f"| UID SEARCH {command} | {len(data[0].split()):,} | {took * 1000:,.1f} |")
+            sort_macro(imap, count, repeat)
             imap.logout()
+
+
+def _config(tmp: str, data_dir: Path) -> Path:
+    config = Path(tmp) / "wildduck.toml"
+    config.write_text(f'[server]\ndata_dir = "{data_dir}"\n[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n'
+                      "[pop3]\nport = 0\ntls_port = 0\n")
+    return config
 
 
 if __name__ == "__main__":

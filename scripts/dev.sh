@@ -5,7 +5,7 @@
 #   scripts/dev.sh bench   run every benchmark in bench/
 #   scripts/dev.sh installed   exit 0 if `serve` would start without reinstalling (nothing that needs a build changed)
 # Works on a fresh Debian 12 machine: missing system packages (python3-venv, a C compiler, python3-dev; swaks, isync,
-# offlineimap3, curl, fetchmail, getmail6, mpop, redis-server, haproxy for the tests) are installed with apt-get (as root, or through sudo).
+# offlineimap3, curl, fetchmail, getmail6, mpop, redis-server, haproxy, chromium for the tests) are installed with apt-get (as root, or through sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -29,6 +29,7 @@ if [ "${1:-}" = test ]; then
   have_cmd mpop || need_apt+=(mpop)
   have_cmd redis-server || need_apt+=(redis-server)
   [ -x /usr/sbin/haproxy ] || have_cmd haproxy || need_apt+=(haproxy)
+  have_cmd chromium || need_apt+=(chromium)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing system packages: ${need_apt[*]}" >&2

@@ -354,6 +354,94 @@ def restore(obj: _Obj, src: Path, force: bool) -> None:
         click.echo(f"schema v{info.schema_version} is migrated to v{SCHEMA_VERSION} when the store is next opened")
 
 
+def _store_name(config: Config) -> str:
+    """What a configuration's store is, for messages."""
+    return _mongodb_name(config.store.uri) if config.store.backend == "mongodb" else str(_store_path(config))
+
+
+@cli.command()
+@click.option("--from", "source_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Configuration of the deployment to copy from.")
+@click.option("--to", "target_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Configuration of the deployment to copy into.")
+@click.option("--batch", type=click.IntRange(1, 10_000), default=200, show_default=True,
+              help="Messages per import call.")
+@click.option("--max-batches", type=click.IntRange(0), default=None,
+              help="Stop after this many import calls (run again to continue).")
+@click.option("--no-verify", is_flag=True, help="Do not compare the copy with the source at the end.")
+def migrate(source_path: str, target_path: str, batch: int, max_batches: int | None, no_verify: bool) -> None:
+    """Copy every user, address, mailbox and message from one deployment to another (the single node's SQLite
+    store, a cluster's MongoDB) keeping ids, UIDVALIDITY, UIDs, MODSEQs, flags and dates, then verify the copy
+    (every message's bytes by SHA-256; exit status 1 on any difference). Running it again continues an interrupted
+    copy: what the target holds already is skipped. Stop the source's servers first."""
+    from wildduck.app import open_store
+    from wildduck.domain import migrate as migration
+
+    source_config, target_config = _Obj(source_path).config(), _Obj(target_path).config()
+    _existing_store(source_config)
+    if _store_name(source_config) == _store_name(target_config):
+        raise click.ClickException(f"--from and --to are the same store ({_store_name(source_config)})")
+    click.echo(f"copying into {_store_name(target_config)}", err=True)
+
+    async def main() -> tuple[migration.MigrationReport, list[str] | None]:
+        source = await open_store(source_config)
+        try:
+            target = await open_store(target_config)
+            try:
+                with _migrate_progress("copying") as progress:
+                    report = await migration.migrate(source, target, batch=batch, progress=progress,
+                                                     max_batches=max_batches)
+                if no_verify or not report.complete:
+                    return report, None
+                with _migrate_progress("verifying") as progress:
+                    return report, await migration.verify(source, target, batch=batch, progress=progress)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await target.close()
+        finally:
+            with trio.CancelScope(shield=True):
+                await source.close()
+
+    try:
+        report, differences = trio.run(main)
+    except (DomainError, ConfigError, StoreError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"copied {report.users} users, {report.mailboxes} mailboxes, {report.messages} messages "
+               f"(already there: {report.users_skipped} users, {report.mailboxes_skipped} mailboxes, "
+               f"{report.messages_skipped} messages)")
+    if not report.complete:
+        click.echo(f"stopped after {max_batches} batches: run the same command again to continue")
+        return
+    if differences is None:
+        return
+    if differences:
+        for line in differences[:50]:
+            click.echo(f"difference: {line}", err=True)
+        if len(differences) > 50:
+            click.echo(f"... and {len(differences) - 50} more differences", err=True)
+        click.echo(f"verification failed: {len(differences)} differences", err=True)
+        sys.exit(1)
+    click.echo("verified: every mailbox and message of the source is in the target, byte for byte")
+
+
+@contextlib.contextmanager
+def _migrate_progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on a terminal (:func:`_progress`), else a line on stderr at every tenth of the way."""
+    with _progress(label) as bar:
+        if bar is not None:
+            yield bar
+            return
+        shown = [-1]
+
+        def line(done: int, total: int) -> None:
+            tenth = done * 10 // total if total else 10
+            if tenth > shown[0]:
+                shown[0] = tenth
+                click.echo(f"{label}: {done} of {total} messages", err=True)
+
+        yield line
+
+
 # users ---------------------------------------------------------------------------------------------------------
 @cli.group()
 def user() -> None:

@@ -20,12 +20,13 @@ PDF = b"%PDF-1.4 " + bytes(range(256)) * 40
 #: commands per operation, at most (what each one does: ``wildduck/adapters/mongodb/messages.py``)
 BOUNDS = {
     # storage ledger (top, insert), references (insert), blob lookup, GridFS upload (chunk, file), blob entry,
-    # journal (top, insert), message insert, journal commit
-    "delivery, new attachment": 11,
+    # thread ids (read, insert), journal (top, insert), message insert, journal commit
+    "delivery, new attachment": 13,
     # the same without the upload: the attachment is stored already
-    "delivery, known attachment": 8,
-    # ledger (top, insert), journal (top, insert), one insert of the 50 messages, commit: as for one message
-    "APPEND of 50 messages in one call": 6,
+    "delivery, known attachment": 10,
+    # ledger (top, insert), thread ids (read, insert), journal (top, insert), one insert of the 50 messages,
+    # commit: as for one message
+    "APPEND of 50 messages in one call": 8,
     # message read, journal (top, insert), message update, journal commit
     "STORE of one message": 5,
     # mailbox, \Recent watermark, entries from since

@@ -15,8 +15,17 @@ from wildduck.model import search as q
 from wildduck.protocols.imap import serializer
 from wildduck.protocols.mime import bodystructure
 
-#: back from v11 to v10: the search columns and their indexes go
-_DROP_V11 = "DROP INDEX messages_sent; DROP INDEX messages_size;\n" + "".join(
+#: back from v13 to v12: EMAILID, SAVEDATE and the threads go
+_DROP_V13 = "DROP INDEX messages_thread; DROP TABLE thread_refs;\n" + "".join(
+    f"ALTER TABLE messages DROP COLUMN {column};\n"
+    for column in ("email_id", "thread_id", "saved", "refs", "base_subject", "subject_reply"))
+#: back from v12 to v11: account tags, address names and the authentication log go
+_DROP_V12 = "DROP TABLE authlog;\n" + "".join(
+    f"ALTER TABLE {table} DROP COLUMN {column};\n"
+    for table, column in (("users", "tags"), ("users", "tagsview"), ("addresses", "name"), ("addresses", "tags"),
+                          ("addresses", "tagsview")))
+#: back from v11 to v10: the search columns and their indexes go (and what came after them)
+_DROP_V11 = _DROP_V13 + _DROP_V12 + "DROP INDEX messages_sent; DROP INDEX messages_size;\n" + "".join(
     f"ALTER TABLE messages DROP COLUMN {column};\n" for column in SEARCH_COLUMNS)
 #: back from v9 (and v11) to v8: the IMAP forms of the message structure go too
 _DROP_V9 = _DROP_V11 + "".join(f"ALTER TABLE messages DROP COLUMN {column};\n" for column in IMAP_FORMS)
@@ -248,6 +257,47 @@ async def test_v11_migration_fills_the_search_columns(tmp_path: Path) -> None:
         assert await s.candidates(inbox.id, q.Date("sent", "on", dt.date(2026, 3, 10))) == {1}
         assert await s.candidates(inbox.id, q.Header("cc", "D@Y")) == {2}
         assert await s.candidates(inbox.id, q.Not(q.Header("from", ""))) == {3}
+        assert await s.check_integrity() == []
+    finally:
+        await s.close()
+
+
+async def test_v13_migration_threads_what_was_stored(tmp_path: Path) -> None:
+    """A v12 database had no EMAILID, SAVEDATE or threads: the migration gives every message its own id as EMAILID,
+    its internal date as SAVEDATE, and the threads an ingest in the same order would have given."""
+    path = tmp_path / "v12.db"
+    raws = [b"Message-ID: <a@x>\r\nSubject: Plans\r\n\r\nfirst\r\n",
+            b"Message-ID: <b@x>\r\nIn-Reply-To: <a@x>\r\nSubject: Re: [list] Plans\r\n\r\nreply\r\n",
+            b"Message-ID: <c@x>\r\nReferences: <a@x> <b@x>\r\nSubject: Re: plans\r\n\r\ncase differs\r\n",
+            b"Message-ID: <d@x>\r\nReferences: <a@x>\r\nSubject: Other topic\r\n\r\nanother subject\r\n",
+            b"Subject: Plans\r\n\r\nno ids\r\n"]
+    s = await open_sqlite_store(path)
+    try:
+        user = await make_user(s)
+        inbox = await s.find_mailbox(user.id, "INBOX")
+        await s.append_messages([NewMessage(user.id, inbox.id, prepare(raw)) for raw in raws])
+        fresh = await s.get_messages(inbox.id, [1, 2, 3, 4, 5], content=False)
+    finally:
+        await s.close()
+    threads = [r.thread_id for r in fresh]
+    assert threads[0] == threads[1] == threads[2] != threads[3]  # base subjects compare ignoring case
+    assert len(set(threads)) == 3 and threads[4] not in threads[:4]
+    assert [r.references for r in fresh] == [(), ("a@x",), ("a@x", "b@x"), ("a@x",), ()]
+    assert [r.base_subject for r in fresh] == ["Plans", "Plans", "plans", "Other topic", "Plans"]
+    assert [r.subject_reply for r in fresh] == [False, True, True, False, False]
+    assert all(r.email_id == r.id for r in fresh)
+    conn = sqlite3.connect(path)
+    conn.executescript(_DROP_V13 + "PRAGMA user_version = 12;")  # back to v12
+    conn.close()
+    s = await open_sqlite_store(path)
+    try:
+        migrated = await s.get_messages(inbox.id, [1, 2, 3, 4, 5], content=False)
+        again = [r.thread_id for r in migrated]
+        assert again[0] == again[1] == again[2] and len(set(again)) == 3 and again[4] not in again[:4]
+        assert [(r.email_id, r.saved) for r in migrated] == [(r.id, r.internal_date) for r in migrated]
+        assert [r.references for r in migrated] == [r.references for r in fresh]
+        assert [(r.base_subject, r.subject_reply) for r in migrated] == [(r.base_subject, r.subject_reply)
+                                                                         for r in fresh]
         assert await s.check_integrity() == []
     finally:
         await s.close()

@@ -69,7 +69,9 @@ async def test_fields_security_and_special_routes(api: Api) -> None:
     create = doc["paths"]["/users"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert set(create["required"]) == {"username", "password"} and create["additionalProperties"] is False
     assert create["properties"]["username"]["maxLength"] == users.CREATE["username"].max
-    assert create["properties"]["quota"] == {"type": "integer", "minimum": 0}
+    # an optional member of a JSON body may be null ("not given"); integers are JavaScript's safe ones (Joi's rule)
+    assert create["properties"]["quota"] == {"type": ["integer", "null"], "minimum": 0, "maximum": 2**53 - 1}
+    assert create["properties"]["username"]["type"] == "string"  # a required one may not
     listing = {p["name"]: p for p in doc["paths"]["/users"]["get"]["parameters"]}
     assert listing["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 250, "default": 20}
 

@@ -155,3 +155,11 @@ async def test_a_revoked_or_void_token_ends_the_stream(api: Api, monkeypatch: py
         with trio.fail_after(10):
             while idles < 3:
                 idles += (await lines.__anext__()).startswith(": idling")
+
+
+async def test_a_long_event_id_is_read_not_refused_for_its_size(api: Api) -> None:
+    """A user with many mailboxes has long stream positions: a 20 KiB Last-Event-ID (past Hypercorn's default of
+    16 KiB for a request head) is read and judged (here: not a position of this stream), not refused unread."""
+    user = await api.create_user("alice")
+    r = await api.root.get(f"/users/{user}/updates", headers={"Last-Event-ID": "v1." + "A" * 20_000})
+    assert r.status_code == 400 and set(r.json()["details"]) == {"Last-Event-ID"}

@@ -140,11 +140,17 @@ def session(m: imaplib.IMAP4) -> list[dict[str, Any]]:
     for message in MESSAGES:
         appended = wire.append(m, "INBOX", message)
         assert appended.status == "OK", appended.line
-    for line in SETUP:
+    return run(m, SETUP, COMMANDS)
+
+
+def run(m: imaplib.IMAP4, setup: list[str], commands: list[str]) -> list[dict[str, Any]]:
+    """Run the ``setup`` commands (each must succeed), then ``commands``: their statuses and normalized untagged
+    responses."""
+    for line in setup:
         done = wire.command(m, line.encode())
         assert done.status == "OK", done.line
     answers = []
-    for line in COMMANDS:
+    for line in commands:
         done = wire.command(m, line.encode())
         answers.append({"command": line, "status": done.status, "untagged": [normalize(r) for r in done.untagged]})
     return answers

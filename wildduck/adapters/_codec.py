@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from wildduck.model import FlagMode, StoredPart
+from wildduck.protocols.mime import basesubject, headers
 
 #: compress only when it saves at least this fraction
 _MIN_SAVING = 0.05
@@ -110,3 +111,10 @@ def blob_keys(parts: Sequence[StoredPart], blobs: dict[str, bytes]) -> list[str]
     if missing:
         raise ValueError(f"prepared message lacks the bytes of blob {missing[0]}")
     return keys
+
+
+def thread_columns(header: bytes, subject: str) -> tuple[tuple[str, ...], str, bool]:
+    """What threading keeps of a stored message with this top-level header block and decoded subject: the ids it
+    refers to, its base subject, whether that removed a reply marker (as ingest computes them)."""
+    extracted = basesubject.extract(subject)
+    return headers.references(header, {"hs": 0, "bs": len(header)}), extracted.text, extracted.reply_or_forward

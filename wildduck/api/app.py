@@ -23,7 +23,7 @@ from quart_trio.wrappers import TrioWebsocket
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
-from wildduck.api import openapi
+from wildduck.api import docs, openapi
 from wildduck.api.context import Api, ApiServices, ApiSettings, incoming
 from wildduck.api.routes import register_all
 from wildduck.api.schemas import ApiError, invalid_input
@@ -187,7 +187,12 @@ def create_app(services: ApiServices, settings: ApiSettings) -> ApiApp:
     async def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         message = f"{incoming().path} does not exist" if status == 404 else (exc.description or exc.name)
-        return error_response(status, {"error": message, "code": _HTTP_CODES.get(status, exc.name.replace(" ", ""))})
+        response = error_response(status, {"error": message,
+                                           "code": _HTTP_CODES.get(status, exc.name.replace(" ", ""))})
+        allowed = getattr(exc, "valid_methods", None)
+        if status == 405 and allowed:  # RFC 9110: a 405 names the methods the resource has
+            response.headers["Allow"] = ", ".join(sorted(allowed))
+        return response
 
     @app.errorhandler(Exception)
     async def crashed(exc: Exception) -> Response:
@@ -196,5 +201,6 @@ def create_app(services: ApiServices, settings: ApiSettings) -> ApiApp:
 
     register_all(app, api)
     openapi.register(app, api)
+    docs.register(app, api)
     return app
 

@@ -37,8 +37,9 @@ ROOT = "root"
 USER = "user"
 #: no token, with access control on: may only try a password (``POST /authenticate``)
 ANONYMOUS = "anonymous"
-#: paths a request without a token may reach with access control on: a password check, the API's description
-NO_TOKEN = frozenset({"/authenticate", "/openapi.json"})
+#: routes (their rules) a request without a token may reach with access control on: a password check, the API's
+#: description and its documentation page (``wildduck.api.docs``)
+NO_TOKEN = frozenset({"/authenticate", "/openapi.json", "/docs", "/docs/<asset>"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,8 @@ class Api:
                     body = json.loads(data)
                 except (ValueError, UnicodeDecodeError):
                     raise input_error({"body": '"body" must be valid JSON'}) from None
+                if not isinstance(body, dict):  # JSON null too: a body that is there is an object
+                    raise input_error({"body": '"body" must be a JSON object'})
         params = merge_params(query, body)
         params.pop("accessToken", None)
         return params
@@ -207,7 +210,8 @@ class Api:
                 return Caller(USER, use.user, use)
             log.info("refused API token %s", token_fingerprint(token))
             raise ApiError(403, "InvalidToken", "Invalid accessToken value")
-        if settings.access_control and incoming().path not in NO_TOKEN:
+        rule = incoming().url_rule
+        if settings.access_control and (rule is None or rule.rule not in NO_TOKEN):
             raise ApiError(403, "InvalidToken", "Invalid accessToken value")
         # no token: root with access control off; at /authenticate anyone may try a password
         return Caller(ANONYMOUS if settings.access_control else ROOT)

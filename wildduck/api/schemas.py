@@ -23,6 +23,8 @@ MAX_LIMIT = 250
 
 _TRUE = frozenset({"true", "1", "yes", "y", "on"})
 _FALSE = frozenset({"false", "0", "no", "n", "off", ""})
+#: the largest integer a parameter may be (JavaScript's ``Number.MAX_SAFE_INTEGER``: Joi refuses larger ones)
+MAX_SAFE_INTEGER = 2**53 - 1
 OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")
 
 
@@ -98,6 +100,8 @@ def _convert(name: str, value: Any, spec: Field) -> Any:
             value = int(value)
         if not isinstance(value, int):
             raise ValueError(f"{q} must be a number")
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise ValueError(f"{q} must be a safe number")
         if spec.min is not None and value < spec.min:
             raise ValueError(f"{q} must be greater than or equal to {spec.min}")
         if spec.max is not None and value > spec.max:
@@ -287,6 +291,14 @@ class Params:
     raw_body: str | None = None
     #: the media type of a successful answer
     produces: str = "application/json"
+    #: the JSON schema of a successful (200) answer; None: ``{"success": boolean}`` (for JSON), a string (others)
+    returns: Mapping[str, Any] | None = None
+    #: other media types a successful answer may have (each a string)
+    also_produces: tuple[str, ...] = ()
+    #: JSON schemas of path parameters, by name (others: ``wildduck.api.openapi.PATH_PARAMETERS``, else a string)
+    path: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: names in ``objects`` or ``others`` that a request must have
+    required: tuple[str, ...] = ()
 
 
 _PARAMS = "__wildduck_params__"
@@ -296,10 +308,42 @@ _View = TypeVar("_View", bound=Callable[..., Any])
 def takes(fields: Mapping[str, Field], *, allow_unknown: bool = False, from_path: tuple[str, ...] = (),
           objects: Mapping[str, Mapping[str, Field]] | None = None,
           others: Mapping[str, Mapping[str, Any]] | None = None,
-          raw_body: str | None = None, produces: str = "application/json") -> Callable[[_View], _View]:
-    """Declares what a route takes: ``Api.values`` validates the request against it, the OpenAPI document
-    describes it. Put it below the route's ``@app.get(...)``."""
-    params = Params(fields, allow_unknown, from_path, objects or {}, others or {}, raw_body, produces)
+          raw_body: str | None = None, produces: str = "application/json",
+          returns: Mapping[str, Any] | None = None, also_produces: tuple[str, ...] = (),
+          path: Mapping[str, Mapping[str, Any]] | None = None,
+          required: tuple[str, ...] = ()) -> Callable[[_View], _View]:
+    """Declares what a route takes and answers: ``Api.values`` validates the request against it, the OpenAPI
+    document (``/openapi.json``) describes it, and the schemathesis test checks every answer against it. Put it
+    below the route's ``@app.get(...)``.
+
+    ``returns`` is the JSON schema of the route's 200 answer (left out: ``{"success": boolean}`` and nothing
+    more is said). Build it with the helpers below, which say exactly what is there and nothing else
+    (``additionalProperties`` false, every property required unless named ``optional``)::
+
+        USER = component("User", obj({"id": ID, "username": STRING, "name": nullable(STRING)}))
+
+        @app.get("/users/<user_id>")
+        @takes(GET, returns=success({"id": ID, "quota": obj({"allowed": INTEGER, "used": INTEGER})},
+                                    optional=("quota",)))
+        async def get_user(user_id: str) -> Response: ...
+
+        @app.get("/users")
+        @takes(LIST, returns=listing(USER))   # {"success", "total", "page", "previousCursor", "nextCursor", "results"}
+
+    :func:`success` is WildDuck's ``{"success": true, ...}``; :func:`component` names a schema several routes share
+    (it appears once under ``components/schemas``, and the call returns the ``$ref`` to it); the pieces are
+    ``STRING``, ``INTEGER``, ``BOOLEAN``, ``ID`` (24 lower-case hex digits), ``DATE_TIME``, ``TRUE``, ``FALSE``,
+    :func:`nullable`, :func:`array_of`, :func:`obj` and :func:`listing` (a page of ``page_of``). A member the
+    schema does not name fails ``tests/api/test_schemathesis.py``, as does a missing one. For an answer that is
+    not JSON give ``produces`` (its media type; ``also_produces`` for others it may have): its schema is a string
+    unless ``returns`` says more (``text/event-stream``: one event's ``{"data", "event", "id"}``).
+
+    ``path`` gives the JSON schema of a path parameter whose name the OpenAPI generator does not know already
+    (``user_id``, ``mailbox_id``, ``message_id``, ``address_id``, ``attachment_id``: ``PATH_PARAMETERS`` there), or
+    one this route reads differently (``mailbox_id`` may be ``resolve``); left out, it is any string. ``required``
+    names the ``objects`` or ``others`` a request must have (a ``Field`` says so itself)."""
+    params = Params(fields, allow_unknown, from_path, objects or {}, others or {}, raw_body, produces, returns,
+                    also_produces, path or {}, required)
 
     def mark(view: _View) -> _View:
         setattr(view, _PARAMS, params)
@@ -314,6 +358,14 @@ def declared(view: Callable[..., Any]) -> Params | None:
     return found
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+
+
+#: what a boolean parameter may be (see ``_convert``): WildDuck's ``true``/``false`` words in any case, 1 or 0
+_BOOL = {"anyOf": [{"type": "boolean"}, {"enum": [0, 1]}, {
+    "type": "string", "pattern": "^\\s*(" + "|".join(_any_case(w) for w in sorted(_TRUE | _FALSE)) + ")\\s*$"}],
+    "description": "true or false; also 1 or 0, yes or no, y or n, on or off (any case), and \"\" for false"}
 _DATE = {"anyOf": [{"type": "string", "format": "date-time"},
                    {"type": "integer", "description": "milliseconds since the epoch"}]}
 
@@ -322,13 +374,11 @@ def json_schema(spec: Field) -> dict[str, Any]:
     """The JSON schema (OpenAPI 3.1) of the values ``spec`` accepts."""
     out: dict[str, Any]
     if spec.kind == "bool":
-        out = {"type": "boolean"}
+        out = dict(_BOOL)
     elif spec.kind == "int":
-        out = {"type": "integer"}
-        if spec.min is not None:
-            out["minimum"] = spec.min
-        if spec.max is not None:
-            out["maximum"] = spec.max
+        out = {"type": "integer",
+               "minimum": spec.min if spec.min is not None else -MAX_SAFE_INTEGER,
+               "maximum": spec.max if spec.max is not None else MAX_SAFE_INTEGER}
     elif spec.kind == "id":
         out = {"type": "string", "pattern": f"^{OBJECT_ID.pattern}$"}
     elif spec.kind == "cursor":
@@ -348,6 +398,8 @@ def json_schema(spec: Field) -> dict[str, Any]:
             out["minLength"] = spec.min
         if spec.max is not None:
             out["maxLength"] = spec.max
+    if spec.empty_is_none and spec.kind != "str":  # "" stands for "not given" (a str's schema allows it already)
+        out = {"anyOf": [out, {"const": ""}]}
     if spec.default is not None:
         out["default"] = spec.default
     return out
@@ -361,3 +413,69 @@ def object_schema(fields: Mapping[str, Field], *, allow_unknown: bool = False) -
     if required:
         out["required"] = required
     return out
+
+
+# -- what a route answers (``takes(returns=...)``; JSON schemas, OpenAPI 3.1) --------------------------------------
+
+STRING: Mapping[str, Any] = {"type": "string"}
+INTEGER: Mapping[str, Any] = {"type": "integer"}
+BOOLEAN: Mapping[str, Any] = {"type": "boolean"}
+#: an id this server made: 24 lower-case hex digits
+ID: Mapping[str, Any] = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
+#: a date as WildDuck writes one (JavaScript's ``toISOString()``)
+DATE_TIME: Mapping[str, Any] = {"type": "string", "format": "date-time"}
+TRUE: Mapping[str, Any] = {"const": True}
+FALSE: Mapping[str, Any] = {"const": False}
+#: a listing's ``previousCursor`` / ``nextCursor``: a cursor, or false at that end
+CURSOR_OR_FALSE: Mapping[str, Any] = {"anyOf": [{"type": "string", "minLength": 1}, FALSE]}
+
+#: the schemas :func:`component` named, for ``components/schemas`` (filled as the route modules are imported)
+COMPONENTS: dict[str, Mapping[str, Any]] = {}
+
+
+def component(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Name ``schema`` ``components/schemas/<name>`` and return the ``$ref`` to it (a name is given once; the same
+    schema again is allowed, another one is an error)."""
+    known = COMPONENTS.get(name)
+    if known is not None and known != schema:
+        raise ValueError(f"two schemas named {name}")
+    COMPONENTS[name] = schema
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(properties: Mapping[str, Mapping[str, Any]], *, optional: tuple[str, ...] = (),
+        extra: bool | Mapping[str, Any] = False) -> dict[str, Any]:
+    """An object with exactly ``properties``, each required but those in ``optional``; ``extra``: whether (or as
+    which schema) other members are allowed."""
+    unknown = set(optional) - set(properties)
+    if unknown:
+        raise ValueError(f"optional properties that are not properties: {sorted(unknown)}")
+    out: dict[str, Any] = {"type": "object", "properties": {k: dict(v) for k, v in properties.items()},
+                           "additionalProperties": extra if isinstance(extra, bool) else dict(extra)}
+    required = [k for k in properties if k not in optional]
+    if required:
+        out["required"] = required
+    return out
+
+
+def array_of(items: Mapping[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": dict(items)}
+
+
+def nullable(schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [dict(schema), {"type": "null"}]}
+
+
+def success(properties: Mapping[str, Mapping[str, Any]] | None = None, *,
+            optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """WildDuck's answer ``{"success": true, **properties}``."""
+    return obj({"success": TRUE, **(properties or {})}, optional=optional)
+
+
+def listing(item: Mapping[str, Any], more: Mapping[str, Mapping[str, Any]] | None = None, *,
+            optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A page of results in WildDuck's listing shape (what :func:`page_of` makes), with ``more`` members (those in
+    ``optional`` may be left out)."""
+    return success({"total": {"type": "integer", "minimum": 0}, "page": {"type": "integer", "minimum": 1},
+                    "previousCursor": CURSOR_OR_FALSE, "nextCursor": CURSOR_OR_FALSE, **(more or {}),
+                    "results": array_of(item)}, optional=optional)

@@ -20,6 +20,10 @@ from wildduck.net.listeners import Bound
 log = logging.getLogger(__name__)
 
 
+#: bytes of an HTTP/1.1 request line and headers at most (an event id of up to 64 KiB fits, see routes/updates.py)
+MAX_REQUEST_HEAD = 80 * 1024
+
+
 class ApiServer:
     """Hypercorn serving ``app`` (HTTP/1.1 and HTTP/2; HTTPS when ``tls`` names a certificate and key) on
     ``sockets``. Run :meth:`run` with ``nursery.start`` (it reports the bound address); :meth:`stop` stops
@@ -48,6 +52,9 @@ class ApiServer:
         self.config.accesslog = None  # an access log would carry ?accessToken= values
         self.config.errorlog = logging.getLogger("wildduck.api.http")
         self.config.include_server_header = False
+        # an HTTP/1.1 request line and headers up to this size (Hypercorn's default is 16 KiB): a stream position
+        # (Last-Event-ID, ?lastEventId=) of a user with many mailboxes may need more; HTTP/2 allows 64 KiB
+        self.config.h11_max_incomplete_size = MAX_REQUEST_HEAD
         if send_timeout is not None and hasattr(socket, "TCP_USER_TIMEOUT"):
             for listener in sockets:
                 listener.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,

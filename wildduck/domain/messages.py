@@ -29,6 +29,7 @@ from wildduck.model import (
 )
 from wildduck.ports import Accounts, BlobStore, Messages, PubSub
 from wildduck.protocols import mime
+from wildduck.protocols.mime import basesubject
 from wildduck.protocols.mime.lines import crlf
 
 #: CPU-bound parsing runs in worker threads, at most this many at once
@@ -44,12 +45,14 @@ def prepare(raw: bytes, *, inline_text_limit: int = mime.DEFAULT_INLINE_TEXT_LIM
     """Parse ``raw`` and split it for storage (CPU-bound; big messages go to a worker thread, see
     :func:`prepare_soon`). Bare LFs become CRLF first (LMTP refuses them; an IMAP APPEND may carry them)."""
     a = mime.analyze(crlf(raw), inline_text_limit=inline_text_limit)
+    base = basesubject.extract(a.subject)
     return PreparedMessage(
         size=a.size, skeleton=a.skeleton,
         parts=[StoredPart(offset=p.offset, length=p.length, blob=p.blob, encoding=p.encoding) for p in a.parts],
         blobs=a.blobs, mime_tree=a.tree, envelope=a.envelope, bodystructure=a.bodystructure, subject=a.subject,
         message_id=a.message_id, header_date=a.header_date, text=a.text, has_attachments=a.has_attachments,
-        header_text=a.header_text,
+        header_text=a.header_text, references=a.references, base_subject=base.text,
+        subject_reply=base.reply_or_forward,
     )
 
 
@@ -296,6 +299,10 @@ class MessageService:
             cache.put(key, opened.record, composed)
             return OpenedMessage(opened.record, opened.blobs, composed)
         return opened
+
+    async def thread_counts(self, mailbox_id: str, thread_ids: Sequence[str]) -> dict[str, int]:
+        """How many messages of the mailbox each of these threads has."""
+        return await self.store.thread_counts(mailbox_id, thread_ids)
 
     async def summaries(self, mailbox_id: str, *, newest: int | None = None) -> list[MessageSummary]:
         """The mailbox's messages in UID order (only the ``newest`` ones, if given), without content."""

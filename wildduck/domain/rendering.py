@@ -16,7 +16,6 @@ bodies that were cut out of the skeleton) through the message service.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import html
 import math
 import re
@@ -24,7 +23,7 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Any
+from typing import Any, overload
 
 import nh3
 
@@ -79,12 +78,20 @@ def sanitize_html(source: str) -> str:
     return _SANITIZER.clean(source)
 
 
+@overload
+def iso(when: dt.datetime) -> str: ...
+
+
+@overload
+def iso(when: None) -> None: ...
+
+
 def iso(when: dt.datetime | None) -> str | None:
     """A date as JavaScript's ``toISOString()`` writes it (UTC, milliseconds, ``Z``), as WildDuck returns dates."""
     if when is None:
         return None
     utc = when.astimezone(dt.UTC) if when.tzinfo else when.replace(tzinfo=dt.UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def flag_view(flags: Sequence[str]) -> dict[str, bool]:
@@ -115,6 +122,51 @@ def make_intro(text: str) -> str:
             intro = intro[:space]
         intro += "…"
     return intro
+
+
+class _Enough(Exception):
+    """Raised by :class:`_TextStart` once the start of the text is final."""
+
+
+class _TextStart(mimetext._HTMLText):
+    """``html_to_text``'s parser, stopping (:class:`_Enough`) once its text holds a character other than white space
+    beyond ``length``: everything up to such a character is final, since later markup only appends to the text and
+    the rules applied to the whole (runs of spaces and tabs made one, white space stripped at both ends) cannot
+    change anything before it. The parser sees the same markup and makes the same calls as ``html_to_text``'s up to
+    that point, so the start is exactly the start of the whole conversion."""
+
+    def __init__(self, length: int) -> None:
+        super().__init__()
+        self.length = length
+        self.gathered = 0
+        self.check_at = length + 1
+        self.start = ""
+
+    def handle_data(self, data: str) -> None:
+        super().handle_data(data)
+        if not self.skip:
+            self.gathered += len(data)
+            if self.gathered >= self.check_at:
+                text = re.sub(r"[ \t]+", " ", "".join(self.parts)).lstrip()
+                if text[self.length + 1:].strip():
+                    self.start = text
+                    raise _Enough
+                self.check_at = self.gathered + max(512, self.gathered // 2)
+
+
+def text_start(markup: str, length: int) -> str:
+    """The start of ``mimetext.html_to_text(markup)``, exact for at least its first ``length`` characters (the
+    whole text when it is shorter), without converting the rest: an intro needs 2 KiB of a message's text, and
+    converting a long HTML body whole for it was most of a listing's time."""
+    parser = _TextStart(length)
+    try:
+        parser.feed(markup)
+        parser.close()
+    except _Enough:
+        return parser.start
+    except (AssertionError, ValueError):  # pathological markup: html_to_text keeps what was gathered
+        pass
+    return re.sub(r"[ \t]+", " ", "".join(parser.parts)).strip()
 
 
 # -- addresses and headers ---------------------------------------------------------------------------------------
@@ -181,18 +233,6 @@ def header_view(fields: headers.Fields) -> dict[str, Any]:
 
 def references(fields: headers.Fields) -> list[str]:
     return [r for value in headers.get_all(fields, "references") for r in _text(value).split() if r]
-
-
-def thread_id(record: MessageRecord, fields: headers.Fields) -> str:
-    """A thread id (24 hex digits, as WildDuck's): derived from the first message of the thread as the headers name
-    it (the first References entry, else In-Reply-To, else the message's own Message-ID), so replies share their
-    thread's id without stored state; a message without any of them is a thread of its own."""
-    refs = references(fields)
-    root = refs[0] if refs else _text(headers.get(fields, "in-reply-to")).split(" ")[0] or record.message_id
-    if not root:
-        return record.id if re.fullmatch(r"[0-9a-f]{24}", record.id) else hashlib.sha256(
-            record.id.encode()).hexdigest()[:24]
-    return hashlib.sha256(root.strip().encode("utf-8", "replace")).hexdigest()[:24]
 
 
 def list_info(fields: headers.Fields) -> dict[str, Any] | None:
@@ -388,6 +428,8 @@ _CID = re.compile(r"\bcid:([^\s\"'<>)]+)", re.I)
 def resolve_cid_links(markup: str, parsed: Parsed, link: Any = None) -> str:
     """``cid:`` references to numbered parts replaced by ``attachment:ATT00001`` (or ``link(id)`` when given)."""
     by_cid = {a.cid: a.id for a in parsed.numbered if a.cid}
+    if not by_cid:  # nothing to link to: no need to look for references
+        return markup
 
     def replace(m: re.Match[str]) -> str:
         found = by_cid.get(m.group(1))
@@ -405,7 +447,7 @@ def _common(record: MessageRecord, source: Source, parsed: Parsed) -> dict[str, 
     senders = headers.get_all(fields, "from") or headers.get_all(fields, "sender")
     from_ = addresses(senders)
     return {
-        "id": record.uid, "mailbox": record.mailbox_id, "thread": thread_id(record, fields),
+        "id": record.uid, "mailbox": record.mailbox_id, "thread": record.thread_id,
         "from": from_[0] if from_ else {"name": "", "address": ""},
         "to": addresses(headers.get_all(fields, "to")), "cc": addresses(headers.get_all(fields, "cc")),
         "bcc": addresses(headers.get_all(fields, "bcc")),
@@ -427,7 +469,7 @@ def listing_view(record: MessageRecord, source: Source, *, include_headers: bool
     parsed = parse(source)
     fields = source.fields(record.mime_tree)
     text = "\n".join(t for t in parsed.text if t.strip())
-    intro_from = mimetext.html_to_text("".join(parsed.html)) if parsed.html else text
+    intro_from = text_start("".join(parsed.html), INTRO_SOURCE) if parsed.html else text
     out = _common(record, source, parsed)
     out.update({
         "intro": make_intro(intro_from),

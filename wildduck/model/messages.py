@@ -62,6 +62,11 @@ class PreparedMessage:
     has_attachments: bool = False
     #: the decoded top-level header block, for SEARCH TEXT
     header_text: str = ""
+    #: threading: the ids the message refers to (References, else In-Reply-To; without brackets), the base subject
+    #: (RFC 5256 §2.1) and whether extracting it removed a reply or forward marker
+    references: tuple[str, ...] = ()
+    base_subject: str = ""
+    subject_reply: bool = False
 
 
 @dataclass(slots=True)
@@ -116,6 +121,16 @@ class MessageRecord:
     imap_envelope_utf8: bytes | None = None
     imap_bodystructure_utf8: bytes | None = None
     imap_body_utf8: bytes | None = None
+    #: RFC 8474's EMAILID: the id of the message as first stored, kept by its copies and moves
+    email_id: str = ""
+    #: the user's thread the message belongs to (RFC 8474's THREADID; assigned at ingest)
+    thread_id: str = ""
+    #: when the message was stored in this mailbox (RFC 8514's SAVEDATE: an append, copy or move)
+    saved: dt.datetime | None = None
+    #: threading data of the message (see :class:`PreparedMessage`)
+    references: tuple[str, ...] = ()
+    base_subject: str = ""
+    subject_reply: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +144,7 @@ class MessageSummary:
     internal_date: dt.datetime
     size: int
     subject: str
+    thread_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

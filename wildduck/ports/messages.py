@@ -55,6 +55,10 @@ class Messages(Protocol):
         with the highest UIDs (still in UID order), read without touching the others."""
         ...
 
+    async def thread_counts(self, mailbox_id: str, thread_ids: Sequence[str]) -> dict[str, int]:
+        """How many messages of the mailbox each of these threads has (threads without any are left out)."""
+        ...
+
     async def mailbox_snapshot(self, mailbox_id: str) -> MailboxSnapshot:
         """The mailbox and its messages (UID order), consistent with each other (NotFound if it is gone)."""
         ...

@@ -1,5 +1,6 @@
 """Answers equal to Dovecot's: ESEARCH and SEARCHRES (tests/oracle/esearch.json, recorded by
-tests/oracle/record_dovecot_esearch.py) and BINARY (tests/oracle/binary.json, by tests/oracle/record_dovecot_binary.py):
+tests/oracle/record_dovecot_esearch.py), SORT, ESORT and SORT=DISPLAY (tests/oracle/sort.json, by
+tests/oracle/record_dovecot_sort.py) and BINARY (tests/oracle/binary.json, by tests/oracle/record_dovecot_binary.py):
 the same session (messages, setup, commands) against a fresh wildduck, each command's untagged responses compared
 after the recorder's normalization, and its status. Dovecot itself is not needed.
 
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 import trio
 
-from tests.oracle import record_dovecot_binary, record_dovecot_esearch
+from tests.oracle import record_dovecot_binary, record_dovecot_esearch, record_dovecot_sort
 from tests.sessions.imap_transcripts import imap_server
 
 _UID_STUB = re.compile(r"^\* \d+ FETCH \(UID \d+\)$")
@@ -41,8 +42,9 @@ def _without_uid_stubs(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("oracle", "expected"), [(record_dovecot_esearch, lambda a: a),
+                                                  (record_dovecot_sort, lambda a: a),
                                                   (record_dovecot_binary, _without_uid_stubs)],
-                         ids=["esearch", "binary"])
+                         ids=["esearch", "sort", "binary"])
 async def test_answers_match_dovecot(tmp_path: Path, oracle: ModuleType, expected: Any) -> None:
     recorded = json.loads(oracle.ANSWERS.read_text())
     assert recorded["dovecot"] and [a["command"] for a in recorded["answers"]] == oracle.COMMANDS, \

@@ -173,6 +173,8 @@ class AccountsRole(MongoBase):
             self.db.blob_refs.delete_many({"user": user_id})
             self.db.storage.delete_many({"user": user_id})
             self.db.subscriptions.delete_many({"user": user_id})
+            self.db.thread_refs.delete_many({"user": user_id})
+            self.db.authlog.delete_many({"user": user_id})
             for box in boxes:
                 self._owners.pop(box, None)
 

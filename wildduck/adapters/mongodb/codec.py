@@ -100,14 +100,17 @@ class Encoded:
                                                                                                   p.bodystructure),
                                                                        strict=True)},
             **dict(zip(SEARCH_VALUE_FIELDS, search_columns(header_block(p.skeleton, p.mime_tree)), strict=True)),
+            "refs": list(p.references), "bsubj": p.base_subject, "sreply": p.subject_reply,
         }
 
 
-def message_doc(mid: str, item: NewMessage, e: Encoded, uid: int, modseq: int, internal_date: Any) -> Doc:
-    """A new message document."""
+def message_doc(mid: str, item: NewMessage, e: Encoded, uid: int, modseq: int, internal_date: Any, thread: str,
+                saved: Any) -> Doc:
+    """A new message document (its EMAILID is its own id)."""
     flags = list(dict.fromkeys(item.flags))
     return {"_id": mid, "user": item.user_id, "mailbox": item.mailbox_id, "uid": uid, "modseq": modseq,
-            "flags": flags, "seen": "\\Seen" in flags, "idate": internal_date, **e.fields}
+            "flags": flags, "seen": "\\Seen" in flags, "idate": internal_date, "email": mid, "thread": thread,
+            "saved": saved, **e.fields}
 
 
 def _bytes(value: Any) -> bytes | None:
@@ -129,13 +132,16 @@ def record(d: Doc) -> MessageRecord:
         subject=d["subject"], message_id=d["msgid"], header_date=d["hdate"],
         imap_envelope=bytes(d["ienv"]), imap_bodystructure=bytes(d["ibs"]), imap_body=bytes(d["ibody"]),
         imap_envelope_utf8=_bytes(d["ienv8"]), imap_bodystructure_utf8=_bytes(d["ibs8"]),
-        imap_body_utf8=_bytes(d["ibody8"]),
+        imap_body_utf8=_bytes(d["ibody8"]), email_id=d.get("email") or d["_id"], thread_id=d.get("thread") or d["_id"],
+        saved=d.get("saved") or d["idate"], references=tuple(d.get("refs", ())), base_subject=d.get("bsubj", ""),
+        subject_reply=bool(d.get("sreply")),
     )
 
 
 def summary(d: Doc) -> MessageSummary:
     return MessageSummary(id=d["_id"], uid=int(d["uid"]), modseq=int(d["modseq"]), flags=tuple(d["flags"]),
-                          internal_date=d["idate"], size=int(d["size"]), subject=d["subject"])
+                          internal_date=d["idate"], size=int(d["size"]), subject=d["subject"],
+                          thread_id=d.get("thread") or d["_id"])
 
 
 def message_flags(d: Doc) -> MessageFlags:

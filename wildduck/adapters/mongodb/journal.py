@@ -62,9 +62,10 @@ def _uid_before(d: Doc) -> int:
     return int(d["uid"]) if d["op"] == JournalOp.EXISTS else int(d["un"])
 
 
-def base_entry(mailbox_id: str, now: dt.datetime) -> Doc:
-    """The first entry of a new mailbox (MODSEQ 1, UIDNEXT 1), written before the mailbox itself."""
-    return {"mailbox": mailbox_id, "modseq": 1, "k": _K - 1, "op": BASE, "uid": 0, "un": 1,
+def base_entry(mailbox_id: str, now: dt.datetime, op: str = BASE, modseq: int = 1, uid_next: int = 1) -> Doc:
+    """The first entry of a new mailbox (MODSEQ 1, UIDNEXT 1), written before the mailbox itself; committed. An
+    imported mailbox starts with a PRUNED marker holding its MODSEQ and UIDNEXT instead (``importer.py``)."""
+    return {"mailbox": mailbox_id, "modseq": modseq, "k": _K - modseq, "op": op, "uid": 0, "un": uid_next,
             "message": None, "flags": None, "created": now}
 
 

@@ -28,6 +28,7 @@ from wildduck.adapters.mongodb.blobs import add_refs, release_refs, take_refs
 from wildduck.adapters.mongodb.journal import Change, JournalRole, head
 from wildduck.adapters.mongodb.steps import (
     add_storage,
+    assign_threads,
     claim_removals,
     delete_messages,
     release_storage,
@@ -161,6 +162,13 @@ class MessagesRole(JournalRole):
                 _undo(self.db, [mids[i] for i in indexes], entries,
                       [b for i in indexes for b in encoded[id(items[i].prepared)].blobs], freed, now)
 
+            threads: dict[tuple[str, int], str] = {}  # the copies of one message for one user share a thread
+            for user_id in by_user:
+                firsts = list({id(items[i].prepared): items[i].prepared for i in mids
+                               if items[i].user_id == user_id}.values())
+                assigned = assign_threads(self.db, user_id, [(p.message_id, p.references, p.base_subject)
+                                                             for p in firsts], now)
+                threads.update({(user_id, id(p)): t for p, t in zip(firsts, assigned, strict=True)})
             boxes = list(by_mailbox.items())
             for k, (mailbox_id, indexes) in enumerate(boxes):
                 uid_validity = owners[mailbox_id][1]
@@ -172,7 +180,8 @@ class MessagesRole(JournalRole):
                             for i in indexes], now)
                         self.db.messages.insert_many([
                             codec.message_doc(mids[i], items[i], encoded[id(items[i].prepared)], e["uid"],
-                                              e["modseq"], ms(items[i].internal_date))
+                                              e["modseq"], ms(items[i].internal_date),
+                                              threads[items[i].user_id, id(items[i].prepared)], now)
                             for i, e in zip(indexes, entries, strict=True) if e is not None], ordered=True)
                     except Exception as exc:
                         undo(indexes, entries)
@@ -216,7 +225,7 @@ class MessagesRole(JournalRole):
             query, projection, sort=[("uid", ASCENDING)])])
 
     async def list_messages(self, mailbox_id: str, *, newest: int | None = None) -> list[MessageSummary]:
-        fields = {"uid": 1, "modseq": 1, "flags": 1, "idate": 1, "size": 1, "subject": 1}
+        fields = {"uid": 1, "modseq": 1, "flags": 1, "idate": 1, "size": 1, "subject": 1, "thread": 1}
 
         def q() -> list[MessageSummary]:
             if newest is None:
@@ -227,6 +236,17 @@ class MessagesRole(JournalRole):
             return [codec.summary(d) for d in reversed(found)]
 
         return await self._read(q)
+
+    async def thread_counts(self, mailbox_id: str, thread_ids: Sequence[str]) -> dict[str, int]:
+        """Counted from the matching messages' thread fields (no ``$group``: one indexed query)."""
+        wanted = sorted(set(thread_ids))
+
+        def q() -> dict[str, int]:
+            found = Counter(d["thread"] for d in self.db.messages.find(
+                {"mailbox": mailbox_id, "thread": {"$in": wanted}}, {"thread": 1, "_id": 0}))
+            return dict(found)
+
+        return await self._read(q) if wanted else {}
 
     async def mailbox_snapshot(self, mailbox_id: str) -> MailboxSnapshot:
         """The mailbox as of its journal's watermark and its messages below that watermark's UIDNEXT (a message
@@ -286,7 +306,7 @@ class MessagesRole(JournalRole):
             entries = journal.reserve(self.db, target_id, [Change(JournalOp.EXISTS, None, mid, tuple(r["flags"]))
                                                            for r, mid in zip(rows, mids, strict=True)], now)
             self.db.messages.insert_many([{**r, "_id": mid, "mailbox": target_id, "uid": e["uid"],
-                                           "modseq": e["modseq"]}
+                                           "modseq": e["modseq"], "saved": now, "email": r.get("email") or r["_id"]}
                                           for r, mid, e in zip(rows, mids, entries, strict=True) if e is not None],
                                          ordered=True)
         except Exception:

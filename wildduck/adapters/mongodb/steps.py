@@ -14,14 +14,17 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
 
+from pymongo import ASCENDING
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from wildduck.adapters._codec import new_id
 from wildduck.adapters.mongodb import journal
-from wildduck.adapters.mongodb.base import Doc, append_above, next_seq, top
+from wildduck.adapters.mongodb.base import Doc, append_above, is_duplicate, next_seq, top
 from wildduck.adapters.mongodb.blobs import release_refs
 from wildduck.errors import AlreadyExists
 from wildduck.model import JournalOp, MailboxSpec
+from wildduck.protocols.mime.headers import message_ids
 
 
 def storage_used(db: Database[Doc], user_id: str) -> int:
@@ -75,6 +78,13 @@ def uid_validities(db: Database[Doc], user_id: str, count: int, now: dt.datetime
     return [first + k for k in range(count)]
 
 
+def mailbox_doc(mid: str, user_id: str, path: str, special_use: str | None, uid_validity: int, subscribed: bool,
+                now: dt.datetime) -> Doc:
+    """A mailbox document (what only an administrative act changes; UIDNEXT and MODSEQ are its journal's)."""
+    return {"_id": mid, "user": user_id, "path": path, "special_use": special_use, "uid_validity": uid_validity,
+            "subscribed": subscribed, "created": now}
+
+
 def insert_mailboxes(db: Database[Doc], user_id: str, specs: Sequence[tuple[str, MailboxSpec]],
                      now: dt.datetime) -> list[Doc]:
     """New mailboxes ``(id, spec)`` of the user: their journal's first entry, then the mailbox (AlreadyExists when a
@@ -93,8 +103,7 @@ def insert_mailboxes(db: Database[Doc], user_id: str, specs: Sequence[tuple[str,
                 pass
             subscribed.add(spec.path)
     db.journal.insert_many([journal.base_entry(mid, now) for mid, _ in specs])
-    docs = [{"_id": mid, "user": user_id, "path": spec.path, "special_use": spec.special_use,
-             "uid_validity": validity, "subscribed": spec.path in subscribed, "created": now}
+    docs = [mailbox_doc(mid, user_id, spec.path, spec.special_use, validity, spec.path in subscribed, now)
             for (mid, spec), validity in zip(specs, validities, strict=True)]
     for k, doc in enumerate(docs):
         try:
@@ -150,3 +159,39 @@ def remove_messages(db: Database[Doc], mailbox_id: str, uids: Sequence[int], now
     delete_messages(db, rows, now, release=True)
     journal.commit(db, entries)
     return rows
+
+
+def assign_threads(db: Database[Doc], user_id: str, messages: Sequence[tuple[str | None, Sequence[str], str]],
+                   now: dt.datetime, given: Sequence[str] | None = None) -> list[str]:
+    """The user's threads for new messages ``(Message-ID, references, base subject)``, in order (the rule of the
+    SQLite adapter's ``assign_thread``: the thread of any id a message has or refers to with the same base subject,
+    ignoring case, else a new one; a later message may join an earlier one's). Two round trips whatever their
+    number: one read of the ids they name, one insert of the ids not recorded yet (unique ``(user, ref, subject)``:
+    the first thread recorded for an id and subject keeps it, so instances threading at once agree on every id
+    recorded before either). ``given``: the messages have these threads already (imported ones), only their ids
+    are recorded."""
+    wanted = [(list(dict.fromkeys([*message_ids(mid)[:1], *refs])), subject.casefold())
+              for mid, refs, subject in messages]
+    every = sorted({ref for ids, _ in wanted for ref in ids})
+    known: dict[tuple[str, str], str] = {}
+    if every:
+        for d in db.thread_refs.find({"user": user_id, "ref": {"$in": every}}, {"ref": 1, "subject": 1, "thread": 1},
+                                     sort=[("updated", ASCENDING)]):
+            known[d["ref"], d["subject"]] = d["thread"]  # the newest one last: it wins
+    threads: list[str] = []
+    new: list[Doc] = []
+    for k, (ids, subject) in enumerate(wanted):
+        found = [known[ref, subject] for ref in ids if (ref, subject) in known]
+        thread = given[k] if given is not None else found[0] if found else new_id()
+        for ref in ids:
+            if (ref, subject) not in known:
+                known[ref, subject] = thread
+                new.append({"user": user_id, "ref": ref, "subject": subject, "thread": thread, "updated": now})
+        threads.append(thread)
+    if new:
+        try:
+            db.thread_refs.insert_many(new, ordered=False)
+        except BulkWriteError as exc:
+            if not is_duplicate(exc):
+                raise
+    return threads

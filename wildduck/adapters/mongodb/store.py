@@ -16,6 +16,7 @@ from pymongo.monitoring import CommandListener
 
 from wildduck.adapters.mongodb.accounts import AccountsRole
 from wildduck.adapters.mongodb.blobs import BlobsRole
+from wildduck.adapters.mongodb.importer import ImporterRole
 from wildduck.adapters.mongodb.mailboxes import MailboxesRole
 from wildduck.adapters.mongodb.maintenance import MaintenanceRole
 from wildduck.adapters.mongodb.messages import MessagesRole
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from wildduck.ports import Accounts, BlobStore, Journal, Mailboxes, Maintenance, Messages, SearchIndex
 
 
-class MongoStore(AccountsRole, MailboxesRole, MessagesRole, SearchRole, BlobsRole, MaintenanceRole):
+class MongoStore(AccountsRole, MailboxesRole, MessagesRole, SearchRole, BlobsRole, MaintenanceRole, ImporterRole):
     """Accounts, Mailboxes, Messages, Journal, SearchIndex, BlobStore and Maintenance on one MongoDB database.
 
     Quota policy is the domain's: the store only applies the limit each call passes. ``close()`` ends the store.

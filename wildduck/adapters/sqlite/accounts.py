@@ -46,10 +46,10 @@ class AccountsRole(StoreBase):
             conn.execute(
                 "INSERT INTO users (id, username, unameview, name, password_hash, quota, created, tags, tagsview) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (user_id, username, unameview, name, password_hash, quota, now, *_tag_columns(tags)),
+                (user_id, username, unameview, name, password_hash, quota, now, *tag_columns(tags)),
             )
             for i, (address, addrview) in enumerate(addresses):
-                _insert_address(conn, user_id, address, addrview, i == 0, now)
+                insert_address(conn, user_id, address, addrview, i == 0, now)
             for spec in mailboxes:
                 insert_mailbox(conn, codec.new_id(), user_id, spec, now)
             return codec.user(conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone())
@@ -133,7 +133,7 @@ class AccountsRole(StoreBase):
             one(conn, "SELECT 1 FROM users WHERE id = ?", (user_id,), _no_user(user_id))
             if main:
                 conn.execute("UPDATE addresses SET main = 0 WHERE user_id = ?", (user_id,))
-            return _insert_address(conn, user_id, address, addrview, main, time.time(), name, tags)
+            return insert_address(conn, user_id, address, addrview, main, time.time(), name, tags)
 
         return await self._write(tx)
 
@@ -235,17 +235,19 @@ class AccountsRole(StoreBase):
         return await self._read(q)
 
 
-def _insert_address(conn: sqlite3.Connection, user_id: str, address: str, addrview: str, main: bool,
-                    now: float, name: str = "", tags: Sequence[str] = ()) -> Address:
+def insert_address(conn: sqlite3.Connection, user_id: str, address: str, addrview: str, main: bool,
+                   now: float, name: str = "", tags: Sequence[str] = (), address_id: str | None = None) -> Address:
+    """A new address row (a new id unless ``address_id`` is given); AlreadyExists when ``addrview`` is taken."""
     if conn.execute("SELECT 1 FROM addresses WHERE addrview = ?", (addrview,)).fetchone():
         raise AlreadyExists(f"address {address} is taken")
     return codec.address(conn.execute(
         "INSERT INTO addresses (id, user_id, address, addrview, main, created, name, tags, tagsview) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-        (codec.new_id(), user_id, address, addrview, int(main), now, name, *_tag_columns(tags))).fetchone())
+        (address_id or codec.new_id(), user_id, address, addrview, int(main), now, name,
+         *tag_columns(tags))).fetchone())
 
 
-def _tag_columns(tags: Sequence[str]) -> tuple[str, str]:
+def tag_columns(tags: Sequence[str]) -> tuple[str, str]:
     """(tags, tagsview) as stored: the tags as given, and case-folded for matching."""
     return json.dumps(list(tags)), json.dumps(sorted({t.lower() for t in tags}))
 
@@ -255,7 +257,7 @@ def _profile(name: str | None, tags: Sequence[str] | None) -> dict[str, Any]:
     if name is not None:
         changes["name"] = name
     if tags is not None:
-        changes["tags"], changes["tagsview"] = _tag_columns(tags)
+        changes["tags"], changes["tagsview"] = tag_columns(tags)
     return changes
 
 

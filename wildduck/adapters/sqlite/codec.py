@@ -44,7 +44,7 @@ IMAP_FORMS = ("imap_envelope", "imap_bodystructure", "imap_body", "imap_envelope
 #: header key its search values case-folded, joined by :data:`SEARCH_SEPARATOR` (NULL when the field is absent)
 SEARCH_COLUMNS = ("sent_day", *(f"search_{name}" for name in SEARCH_FIELDS))
 RECORD_META = ("id, user_id, uid, modseq, flags, internal_date, size, subject, message_id, header_date, "
-               + ", ".join(IMAP_FORMS))
+               + ", ".join(IMAP_FORMS) + ", email_id, thread_id, saved, refs, base_subject, subject_reply")
 
 
 def ts(value: dt.datetime) -> float:
@@ -130,8 +130,15 @@ def record(r: sqlite3.Row) -> MessageRecord:
         parts=parts, mime_tree=json.loads(r["mime_tree"]), envelope=envelope, bodystructure=bodystructure,
         subject=r["subject"], message_id=r["message_id"], header_date=maybe_ts(r["header_date"]),
         imap_envelope=forms[0], imap_bodystructure=forms[1], imap_body=forms[2], imap_envelope_utf8=forms[3],
-        imap_bodystructure_utf8=forms[4], imap_body_utf8=forms[5],
+        imap_bodystructure_utf8=forms[4], imap_body_utf8=forms[5], email_id=r["email_id"] or r["id"],
+        thread_id=r["thread_id"] or r["id"], saved=maybe_ts(r["saved"]) or from_ts(r["internal_date"]),
+        references=refs_load(r["refs"]), base_subject=r["base_subject"], subject_reply=bool(r["subject_reply"]),
     )
+
+
+def refs_load(text: str) -> tuple[str, ...]:
+    """The ``refs`` column: message ids separated by spaces (an id has none)."""
+    return tuple(text.split(" ")) if text else ()
 
 
 _from_timestamp = dt.datetime.fromtimestamp
@@ -163,6 +170,12 @@ _set_body = _set.pop("imap_body")
 _set_env8 = _set.pop("imap_envelope_utf8")
 _set_bs8 = _set.pop("imap_bodystructure_utf8")
 _set_body8 = _set.pop("imap_body_utf8")
+_set_email = _set.pop("email_id")
+_set_thread = _set.pop("thread_id")
+_set_saved = _set.pop("saved")
+_set_refs = _set.pop("references")
+_set_base = _set.pop("base_subject")
+_set_reply = _set.pop("subject_reply")
 assert not _set, f"meta_record does not set {sorted(_set)}"  # a field added to MessageRecord must be set there
 #: what every record without content shares (never mutated: records are read-only), so that reading thousands
 #: allocates no container per record for the garbage collector to scan
@@ -204,4 +217,11 @@ def meta_record(r: tuple[Any, ...], mailbox_id: str) -> MessageRecord:
     _set_env8(record, r[13])
     _set_bs8(record, r[14])
     _set_body8(record, r[15])
+    _set_email(record, r[16] or r[0])
+    _set_thread(record, r[17] or r[0])
+    saved = r[18]
+    _set_saved(record, _from_timestamp(r[5] if saved is None else saved, _UTC))
+    _set_refs(record, refs_load(r[19]))
+    _set_base(record, r[20])
+    _set_reply(record, bool(r[21]))
     return record

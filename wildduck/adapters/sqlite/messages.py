@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 import time
 from array import array
@@ -24,6 +25,7 @@ from wildduck.adapters.sqlite.steps import (
     unseen,
     write_journal,
 )
+from wildduck.adapters.sqlite.threading import assign_thread
 from wildduck.errors import DomainError, InvalidInput, NotFound, QuotaExceeded
 from wildduck.model import (
     AppendResult,
@@ -42,7 +44,8 @@ from wildduck.model.mailboxes import MessageTable
 
 _MESSAGE_COLUMNS = ("id, user_id, mailbox_id, uid, modseq, flags, internal_date, size, skeleton, skeleton_compressed, "
                     "parts, mime_tree, envelope, bodystructure, subject, message_id, header_date, has_attachments, "
-                    "search_text, text_id, " + ", ".join((*codec.IMAP_FORMS, *codec.SEARCH_COLUMNS)))
+                    "search_text, text_id, " + ", ".join((*codec.IMAP_FORMS, *codec.SEARCH_COLUMNS))
+                    + ", email_id, thread_id, saved, refs, base_subject, subject_reply")
 _INSERT_MESSAGE = f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES ({placeholders(len(_MESSAGE_COLUMNS.split(',')))})"
 
 
@@ -74,6 +77,22 @@ class _Encoded:
                    codec.to_json(p.envelope), codec.to_json(p.bodystructure), blobs,
                    codec.imap_forms(p.envelope, p.bodystructure),
                    codec.search_columns(codec.header_block(p.skeleton, p.mime_tree)))
+
+
+def insert_text(conn: sqlite3.Connection, p: PreparedMessage) -> int:
+    """The search index row of a prepared message (shared by the messages stored from it); its rowid."""
+    return conn.execute("INSERT INTO message_text (body, head) VALUES (?, ?)",
+                        (p.text.casefold(), p.header_text.casefold())).lastrowid or 0
+
+
+def message_row(mid: str, user_id: str, mailbox_id: str, uid: int, modseq: int, flags: str,
+                internal_date: dt.datetime, p: PreparedMessage, e: _Encoded, text_id: int, email_id: str,
+                thread: str, saved: float) -> tuple[Any, ...]:
+    """A new ``messages`` row, in the column order of ``_INSERT_MESSAGE`` (``flags`` in their stored form)."""
+    return (mid, user_id, mailbox_id, uid, modseq, flags, codec.ts(internal_date), p.size, e.skeleton,
+            int(e.compressed), e.parts, e.mime_tree, e.envelope, e.bodystructure, p.subject, p.message_id,
+            codec.ts(p.header_date) if p.header_date else None, int(p.has_attachments), "", text_id, *e.imap,
+            *e.search, email_id, thread, saved, " ".join(p.references), p.base_subject, int(p.subject_reply))
 
 
 def _message_rows(conn: sqlite3.Connection, mailbox_id: str, uids: Sequence[int], columns: str) -> list[sqlite3.Row]:
@@ -129,7 +148,8 @@ def _copy(conn: sqlite3.Connection, source_id: str, uids: Sequence[int], target_
     for k, r in enumerate(rows):
         mid = codec.new_id()
         uid, modseq = alloc["first_uid"] + k, alloc["base_modseq"] + k + 1
-        values = {**dict(r), "id": mid, "mailbox_id": target_id, "uid": uid, "modseq": modseq}
+        values = {**dict(r), "id": mid, "mailbox_id": target_id, "uid": uid, "modseq": modseq, "saved": now,
+                  "email_id": r["email_id"] or r["id"]}
         conn.execute(f"INSERT INTO messages ({', '.join(values)}) VALUES ({placeholders(len(values))})",
                      list(values.values()))
         blobs = [b[0] for b in conn.execute("SELECT blob FROM message_blobs WHERE message_id = ?", (r["id"],))]
@@ -178,6 +198,7 @@ class MessagesRole(StoreBase):
             stored = [idx for indexes in by_mailbox.values() for idx in indexes]
             self._store_blobs(conn, [items[idx].prepared for idx in stored], encoded, now)
             text_ids: dict[int, int] = {}
+            threads: dict[tuple[str, int], str] = {}  # the copies of one message for one user share a thread
             for mailbox_id, indexes in by_mailbox.items():
                 alloc = allocate(conn, mailbox_id, len(indexes), len(indexes))
                 message_rows: list[tuple[Any, ...]] = []
@@ -187,18 +208,16 @@ class MessagesRole(StoreBase):
                     item = items[idx]
                     p, e = item.prepared, encoded[id(item.prepared)]
                     if id(p) not in text_ids:  # one index row per prepared message, shared by its recipients
-                        text_ids[id(p)] = conn.execute(
-                            "INSERT INTO message_text (body, head) VALUES (?, ?)",
-                            (p.text.casefold(), p.header_text.casefold())).lastrowid or 0
+                        text_ids[id(p)] = insert_text(conn, p)
                     mid = codec.new_id()
                     uid, modseq = alloc["first_uid"] + k, alloc["base_modseq"] + k + 1
                     flags = codec.flags_json(item.flags)
-                    message_rows.append((
-                        mid, item.user_id, mailbox_id, uid, modseq, flags, codec.ts(item.internal_date), p.size,
-                        e.skeleton, int(e.compressed), e.parts, e.mime_tree, e.envelope, e.bodystructure, p.subject,
-                        p.message_id, codec.ts(p.header_date) if p.header_date else None, int(p.has_attachments), "",
-                        text_ids[id(p)], *e.imap, *e.search,
-                    ))
+                    thread = threads.get((item.user_id, id(p)))
+                    if thread is None:
+                        thread = threads[item.user_id, id(p)] = assign_thread(
+                            conn, item.user_id, p.message_id, p.references, p.base_subject, now)
+                    message_rows.append(message_row(mid, item.user_id, mailbox_id, uid, modseq, flags,
+                                                    item.internal_date, p, e, text_ids[id(p)], mid, thread, now))
                     blob_rows.extend((mid, blob) for blob in e.blobs)
                     journal_rows.append((mailbox_id, modseq, JournalOp.EXISTS, uid, mid, flags, now))
                     outcomes[idx] = AppendResult(mid, mailbox_id, uid, modseq, alloc["uid_validity"])
@@ -261,14 +280,21 @@ class MessagesRole(StoreBase):
 
     async def list_messages(self, mailbox_id: str, *, newest: int | None = None) -> list[MessageSummary]:
         def q(conn: sqlite3.Connection) -> list[MessageSummary]:
-            columns = "SELECT id, uid, modseq, flags, internal_date, size, subject FROM messages WHERE mailbox_id = ?"
+            columns = ("SELECT id, uid, modseq, flags, internal_date, size, subject, thread_id FROM messages "
+                       "WHERE mailbox_id = ?")
             rows = (conn.execute(columns + " ORDER BY uid", (mailbox_id,)) if newest is None else
                     reversed(conn.execute(columns + " ORDER BY uid DESC LIMIT ?", (mailbox_id, newest)).fetchall()))
             return [MessageSummary(id=r["id"], uid=r["uid"], modseq=r["modseq"], flags=codec.flags_load(r["flags"]),
                                    internal_date=codec.from_ts(r["internal_date"]), size=r["size"],
-                                   subject=r["subject"]) for r in rows]
+                                   subject=r["subject"], thread_id=r["thread_id"] or r["id"]) for r in rows]
 
         return await self._read(q)
+
+    async def thread_counts(self, mailbox_id: str, thread_ids: Sequence[str]) -> dict[str, int]:
+        wanted = sorted(set(thread_ids))
+        return await self._read(lambda conn: {r[0]: r[1] for r in select_in(
+            conn, "SELECT thread_id, COUNT(*) FROM messages WHERE mailbox_id = ? AND thread_id IN ({in}) "
+                  "GROUP BY thread_id", wanted, (mailbox_id,))} if wanted else {})
 
     async def mailbox_snapshot(self, mailbox_id: str) -> MailboxSnapshot:
         def q(conn: sqlite3.Connection) -> MailboxSnapshot:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
+from wildduck.adapters._codec import thread_columns
 from wildduck.adapters.sqlite.codec import IMAP_FORMS, SEARCH_COLUMNS, imap_forms, search_columns, stored_header
+from wildduck.adapters.sqlite.threading import assign_thread
 from wildduck.errors import StoreError
 
 SCHEMA_V1 = """
@@ -278,11 +280,55 @@ CREATE INDEX authlog_expires ON authlog(expires)
 """
 
 
+# v13: OBJECTID, SAVEDATE and threads. Each message keeps its EMAILID (``email_id``: the id it was first stored
+# under, kept by copies and moves), its thread (``thread_id``), when it was saved into its mailbox (``saved``), and
+# what threading reads (``refs``: the ids it refers to, space-separated; ``base_subject`` and ``subject_reply``,
+# RFC 5256 §2.1). ``thread_refs``: per user, which thread a message id with a base subject belongs to (how a reply
+# finds its thread at ingest, WildDuck's ``threads``). The data step fills the columns of every stored message from
+# its stored header and assigns the threads in storage order, as ingest would have.
+SCHEMA_V13 = """
+ALTER TABLE messages ADD COLUMN email_id TEXT;
+ALTER TABLE messages ADD COLUMN thread_id TEXT;
+ALTER TABLE messages ADD COLUMN saved REAL;
+ALTER TABLE messages ADD COLUMN refs TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN base_subject TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN subject_reply INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE thread_refs (
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    ref TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (user_id, ref, subject)
+) WITHOUT ROWID
+"""
+SCHEMA_V13_INDEXES = ["CREATE INDEX messages_thread ON messages(mailbox_id, thread_id)"]
+
+
+def _fill_thread_columns(conn: sqlite3.Connection) -> None:
+    """v13 data step: EMAILID, SAVEDATE, the threading columns and the thread of every stored message."""
+    last = -1
+    while True:
+        rows = conn.execute("SELECT rowid, id, user_id, internal_date, subject, message_id, skeleton, "
+                            "skeleton_compressed, mime_tree FROM messages WHERE rowid > ? ORDER BY rowid LIMIT 1000",
+                            (last,)).fetchall()
+        if not rows:
+            return
+        for row in rows:
+            refs, base, reply = thread_columns(stored_header(row[6], row[7], row[8]), row[4])
+            thread = assign_thread(conn, row[2], row[5], refs, base, row[3])
+            conn.execute("UPDATE messages SET email_id = ?, saved = ?, thread_id = ?, refs = ?, base_subject = ?, "
+                         "subject_reply = ? WHERE rowid = ?", (row[1], row[3], thread, " ".join(refs), base,
+                                                               int(reply), row[0]))
+        last = rows[-1][0]
+
+
 #: a step is an SQL script (statements separated by ";"), a list of statements, or a function of the connection
 Step = str | list[str] | Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[list[Step]] = [[SCHEMA_V1], [SCHEMA_V2], [SCHEMA_V3], [SCHEMA_V4, _index_existing_text], [SCHEMA_V5],
                                 [SCHEMA_V6], [SCHEMA_V7], [SCHEMA_V8], [SCHEMA_V9, _render_imap_forms], [SCHEMA_V10],
-                                [SCHEMA_V11, _fill_search_columns, SCHEMA_V11_INDEXES], [SCHEMA_V12]]
+                                [SCHEMA_V11, _fill_search_columns, SCHEMA_V11_INDEXES], [SCHEMA_V12],
+                                [SCHEMA_V13, _fill_thread_columns, SCHEMA_V13_INDEXES]]
 #: the schema this version of wildduck writes; every older version (from 1 on) is migrated on open
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -125,3 +125,4 @@ def add_storage(conn: sqlite3.Connection, user_id: str, size: int, quota: int | 
     return conn.execute(
         "UPDATE users SET storage_used = storage_used + ?1 WHERE id = ?2 AND (?3 IS NULL OR storage_used + ?1 <= ?3)",
         (size, user_id, quota)).rowcount == 1
+

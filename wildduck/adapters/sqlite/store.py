@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from wildduck.adapters.sqlite.accounts import AccountsRole
 from wildduck.adapters.sqlite.blobs import BlobsRole
 from wildduck.adapters.sqlite.codec import new_id
+from wildduck.adapters.sqlite.importer import ImporterRole
 from wildduck.adapters.sqlite.journal import JournalRole
 from wildduck.adapters.sqlite.mailboxes import MailboxesRole
 from wildduck.adapters.sqlite.maintenance import MaintenanceRole
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from wildduck.ports import Accounts, BlobStore, Journal, Mailboxes, Maintenance, Messages, SearchIndex
 
 
-class SqliteStore(AccountsRole, MailboxesRole, MessagesRole, JournalRole, SearchRole, BlobsRole, MaintenanceRole):
+class SqliteStore(AccountsRole, MailboxesRole, MessagesRole, JournalRole, SearchRole, BlobsRole, MaintenanceRole,
+                  ImporterRole):
     """Accounts, Mailboxes, Messages, Journal, SearchIndex, BlobStore and Maintenance on one SQLite database file
     (the node's Counters have a file of their own: ``counters.py``).
 

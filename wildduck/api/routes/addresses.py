@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from quart import Response, jsonify
@@ -11,7 +10,25 @@ from quart_trio import QuartTrio
 
 from wildduck.api.context import Api
 from wildduck.api.paging import keyset_page
-from wildduck.api.schemas import OBJECT_ID, PAGING, ApiError, Field, invalid_input, takes
+from wildduck.api.schemas import (
+    BOOLEAN,
+    DATE_TIME,
+    FALSE,
+    ID,
+    OBJECT_ID,
+    PAGING,
+    STRING,
+    ApiError,
+    Field,
+    array_of,
+    component,
+    invalid_input,
+    listing,
+    obj,
+    success,
+    takes,
+)
+from wildduck.domain.rendering import iso
 from wildduck.errors import AlreadyExists, InvalidInput, NotFound
 from wildduck.model import Address, Listing, User
 
@@ -25,10 +42,18 @@ UPDATE = {"address": Field(trim=True, min=1, max=320, empty_is_none=True), "name
           "main": Field("bool"), "tags": Field("tags", max=128)}
 READ = {"metaData": Field("bool"), "internalData": Field("bool")}
 
-
-def iso(when: dt.datetime) -> str:
-    """A time as JavaScript's ``Date.toJSON`` writes it (WildDuck's dates): UTC, milliseconds, ``Z``."""
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+_TAGS = array_of(STRING)
+#: one of a user's addresses (:func:`_address`)
+_ADDRESS = {"id": ID, "name": STRING, "address": STRING, "main": BOOLEAN, "tags": _TAGS, "created": DATE_TIME}
+USER_ADDRESS = component("UserAddress", obj(_ADDRESS))
+LIST_ANSWER = listing(component("ListedAddress", obj({
+    "id": ID, "name": STRING, "address": STRING, "user": ID, "forwarded": FALSE, "forwardedDisabled": FALSE,
+    "tags": _TAGS})), {"query": STRING})
+RESOLVE_ANSWER = success({"id": ID, "name": STRING, "address": STRING, "user": ID, "tags": _TAGS,
+                          "created": DATE_TIME})
+CREATE_ANSWER = success({"id": ID})
+USER_ADDRESSES_ANSWER = success({"results": array_of(USER_ADDRESS)})
+USER_ADDRESS_ANSWER = success(_ADDRESS)
 
 
 def _address(a: Address) -> dict[str, Any]:
@@ -53,7 +78,7 @@ def register(app: QuartTrio, api: Api) -> None:
             raise _not_found() from None
 
     @app.get("/addresses")
-    @takes(LIST)
+    @takes(LIST, returns=LIST_ANSWER)
     async def list_addresses() -> Response:
         api.require_root()
         values = await api.values()
@@ -66,7 +91,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify({"success": True, "query": query or "", **listing, "results": results})
 
     @app.get("/addresses/resolve/<address>")
-    @takes({"allowWildcard": Field("bool")})
+    @takes({"allowWildcard": Field("bool")}, returns=RESOLVE_ANSWER)
     async def resolve_address(address: str) -> Response:
         api.require_root()
         await api.values()
@@ -81,7 +106,7 @@ def register(app: QuartTrio, api: Api) -> None:
                         "user": found.user_id, "tags": list(found.tags), "created": iso(found.created)})
 
     @app.post("/users/<user_id>/addresses")
-    @takes(CREATE)
+    @takes(CREATE, returns=CREATE_ANSWER)
     async def create_address(user_id: str) -> Response:
         values = await api.values()
         user = await api.target_user(user_id)
@@ -98,7 +123,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify({"success": True, "id": created.id})
 
     @app.get("/users/<user_id>/addresses")
-    @takes(READ)
+    @takes(READ, returns=USER_ADDRESSES_ANSWER)
     async def user_addresses(user_id: str) -> Response:
         await api.values()
         user = await api.target_user(user_id)
@@ -106,7 +131,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify({"success": True, "results": [_address(a) for a in found]})
 
     @app.get("/users/<user_id>/addresses/<address_id>")
-    @takes(READ)
+    @takes(READ, returns=USER_ADDRESS_ANSWER)
     async def user_address(user_id: str, address_id: str) -> Response:
         await api.values()
         user = await api.target_user(user_id)

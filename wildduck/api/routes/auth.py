@@ -8,7 +8,7 @@ from quart_trio import QuartTrio
 
 from wildduck.api.context import Api
 from wildduck.api.routes.users import main_address
-from wildduck.api.schemas import ApiError, Field, input_error, takes
+from wildduck.api.schemas import FALSE, ID, STRING, ApiError, Field, input_error, success, takes
 from wildduck.errors import InvalidInput, NotFound
 
 SCOPES = ("master", "imap", "pop3", "smtp")
@@ -25,6 +25,13 @@ AUTHENTICATE = {
 
 PREAUTH = {"username": Field(required=True, min=1, max=256), "scope": Field(default="master")}
 
+#: who authenticated (``address``: the main address, "" when none)
+_WHO = {"id": ID, "username": STRING, "address": STRING, "scope": {"enum": list(SCOPES)}, "require2fa": FALSE}
+PREAUTH_ANSWER = success(_WHO)
+AUTHENTICATE_ANSWER = success({**_WHO, "require2faEnabled": FALSE, "requirePasswordChange": FALSE,
+                               "token": {"type": "string", "minLength": 1,
+                                         "description": "with token=true: a user token"}}, optional=("token",))
+
 
 def _scope(values: dict[str, object]) -> None:
     if values["scope"] not in SCOPES:
@@ -35,7 +42,7 @@ def register(app: QuartTrio, api: Api) -> None:
     sv = api.services
 
     @app.post("/preauth")
-    @takes(PREAUTH)
+    @takes(PREAUTH, returns=PREAUTH_ANSWER)
     async def preauth() -> Response:
         api.require_root()
         values = await api.values()
@@ -50,7 +57,7 @@ def register(app: QuartTrio, api: Api) -> None:
                         "address": await main_address(api, user), "scope": values["scope"], "require2fa": False})
 
     @app.post("/authenticate")
-    @takes(AUTHENTICATE)
+    @takes(AUTHENTICATE, returns=AUTHENTICATE_ANSWER)
     async def authenticate() -> Response:
         values = await api.values()
         _scope(values)
@@ -74,7 +81,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify(body)
 
     @app.delete("/authenticate")
-    @takes({})
+    @takes({}, returns=success())
     async def invalidate() -> Response:
         await api.values()
         token = api.caller().token
@@ -83,7 +90,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify({"success": True})
 
     @app.get("/authenticated")
-    @takes({})
+    @takes({}, returns=success())
     async def authenticated() -> Response:
         await api.values()
         return jsonify({"success": True})

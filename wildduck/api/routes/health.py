@@ -6,12 +6,12 @@ from quart import Response, jsonify
 from quart_trio import QuartTrio
 
 from wildduck.api.context import Api
-from wildduck.api.schemas import ApiError, takes
+from wildduck.api.schemas import STRING, ApiError, success, takes
 
 
 def register(app: QuartTrio, api: Api) -> None:
     @app.get("/health")
-    @takes({})
+    @takes({}, returns=success({"version": STRING}))
     async def health() -> Response:
         await api.values()
         problems = await api.services.health.problems()

@@ -9,7 +9,22 @@ from quart import Response, jsonify
 from quart_trio import QuartTrio
 
 from wildduck.api.context import Api
-from wildduck.api.schemas import ApiError, Field, input_error, takes
+from wildduck.api.schemas import (
+    BOOLEAN,
+    FALSE,
+    ID,
+    OBJECT_ID,
+    STRING,
+    ApiError,
+    Field,
+    array_of,
+    component,
+    input_error,
+    nullable,
+    obj,
+    success,
+    takes,
+)
 from wildduck.domain.mailboxes import SEPARATOR
 from wildduck.errors import AlreadyExists, NotPermitted
 from wildduck.model import Mailbox, User
@@ -21,6 +36,19 @@ UNSUPPORTED = {"hidden": Field("bool"), "retention": Field("int", min=0), "encry
 CREATE = {"path": Field(required=True, min=1, max=1024), **UNSUPPORTED}
 UPDATE = {"path": Field(min=1, max=1024), "subscribed": Field("bool"), **UNSUPPORTED}
 GET = {"path": Field(min=1, max=1024)}
+ID_PATTERN = {"type": "string", "pattern": f"^{OBJECT_ID.pattern}$"}
+
+_COUNT = {"type": "integer", "minimum": 0}
+#: a mailbox as :func:`_mailbox` renders it
+MAILBOX = {"id": ID, "name": STRING, "path": STRING, "specialUse": nullable(STRING),
+           "modifyIndex": {"type": "integer", "minimum": 0}, "subscribed": BOOLEAN, "hidden": FALSE,
+           "encryptMessages": FALSE}
+#: an entry of the listing: ``size`` with ``sizes``, ``total`` and ``unseen`` with ``counters``
+LISTED = component("ListedMailbox", obj({**MAILBOX, "size": _COUNT, "total": _COUNT, "unseen": _COUNT},
+                                        optional=("size", "total", "unseen")))
+LIST_ANSWER = success({"results": array_of(LISTED)})
+GET_ANSWER = success({**MAILBOX, "total": _COUNT, "unseen": _COUNT})
+CREATE_ANSWER = success({"id": ID})
 
 
 def _check_unsupported(values: dict[str, Any]) -> None:
@@ -58,7 +86,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return mailbox.subscribed or mailbox.path in hierarchy.subscriptions
 
     @app.get("/users/<user_id>/mailboxes")
-    @takes(LIST)
+    @takes(LIST, returns=LIST_ANSWER)
     async def list_mailboxes(user_id: str) -> Response:
         values = await api.values()
         user = await api.target_user(user_id)
@@ -80,7 +108,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify({"success": True, "results": results})
 
     @app.post("/users/<user_id>/mailboxes")
-    @takes(CREATE)
+    @takes(CREATE, returns=CREATE_ANSWER)
     async def create_mailbox(user_id: str) -> Response:
         values = await api.values()
         user = await api.target_user(user_id)
@@ -92,7 +120,9 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify({"success": True, "id": created.id})
 
     @app.get("/users/<user_id>/mailboxes/<mailbox_id>")
-    @takes(GET)
+    @takes(GET, returns=GET_ANSWER, path={"mailbox_id": {
+        "anyOf": [ID_PATTERN, {"const": "resolve"}],
+        "description": "a mailbox id (24 hex digits), or resolve: the mailbox at ?path="}})
     async def get_mailbox(user_id: str, mailbox_id: str) -> Response:
         values = await api.values()
         user = await api.target_user(user_id)
@@ -102,7 +132,7 @@ def register(app: QuartTrio, api: Api) -> None:
                         "total": status.messages, "unseen": status.unseen})
 
     @app.put("/users/<user_id>/mailboxes/<mailbox_id>")
-    @takes(UPDATE)
+    @takes(UPDATE, returns=success())
     async def update_mailbox(user_id: str, mailbox_id: str) -> Response:
         values = await api.values()
         user = await api.target_user(user_id)
@@ -125,7 +155,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify({"success": True})
 
     @app.delete("/users/<user_id>/mailboxes/<mailbox_id>")
-    @takes({})
+    @takes({}, returns=success())
     async def delete_mailbox(user_id: str, mailbox_id: str) -> Response:
         await api.values()
         user = await api.target_user(user_id)

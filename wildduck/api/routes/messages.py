@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
+import marshal
 import re
+from bisect import bisect_left, bisect_right
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -19,11 +23,32 @@ import trio
 from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 
+from wildduck.api import schemas
 from wildduck.api.context import Api
-from wildduck.api.schemas import MAX_UID, PAGING, ApiError, Field, input_error, page_of, takes
+from wildduck.api.schemas import (
+    BOOLEAN,
+    DATE_TIME,
+    FALSE,
+    ID,
+    INTEGER,
+    MAX_UID,
+    PAGING,
+    STRING,
+    TRUE,
+    ApiError,
+    Field,
+    array_of,
+    component,
+    input_error,
+    listing,
+    nullable,
+    obj,
+    success,
+    takes,
+)
 from wildduck.domain import composing
 from wildduck.domain.messages import MessageService
-from wildduck.domain.rendering import MessageReader, Source, listing_view, message_view, parse
+from wildduck.domain.rendering import MessageReader, Source, flag_view, listing_view, message_view, parse
 from wildduck.errors import InvalidInput, MessageTooLarge, NotFound, QuotaExceeded
 from wildduck.model import FlagMode, Mailbox, MessageSummary, User
 from wildduck.protocols.mime import headers
@@ -37,6 +62,13 @@ _render_limiter = trio.CapacityLimiter(2)
 #: listing cursors: the key is the position in the listing's order (date in ms, UID; complemented for ``desc``)
 MESSAGE_KEY = re.compile(r"\d{15}\.\d{10}")
 _MAX_MS = 10**15 - 1
+#: milliseconds from 0001-01-01 to the epoch: a date's key counts from there, so that no key has a minus sign
+EPOCH_MS = 62_135_596_800_000
+
+
+def key_ms(when: dt.datetime) -> int:
+    """A date as the non-negative milliseconds a listing key holds (15 digits for any date Python has)."""
+    return int(when.timestamp() * 1000) + EPOCH_MS
 
 LIST = {
     "unseen": Field("bool", empty_is_none=True),
@@ -90,6 +122,53 @@ UPLOAD_OTHERS: dict[str, dict[str, Any]] = {
         "content": {"type": "string"}}, "required": ["content"]}},
     **{name: {"description": "not supported by this server"} for name in UNSUPPORTED_UPLOAD},
 }
+# -- what the message routes answer (the views of ``wildduck.domain.rendering``) -----------------------------------
+
+_COUNT = {"type": "integer", "minimum": 0}
+ADDRESS = component("Address", obj({"name": STRING, "address": STRING}))
+#: an address field's entry: an address, or a group of them (``undisclosed-recipients: ;``)
+ADDRESS_ENTRY = component("AddressEntry", {"anyOf": [ADDRESS, obj({"name": STRING, "group": array_of(ADDRESS)})]})
+CONTENT_TYPE = component("ContentType", obj({"value": STRING, "params": {"type": "object",
+                                                                        "additionalProperties": STRING}},
+                                            optional=("params",)))
+ATTACHMENT_VIEW = component("Attachment", obj({
+    "hash": {"type": "string", "description": "the SHA-256 of the stored body (when kept apart)"},
+    "id": {"type": "string", "pattern": "^ATT\\d+$"}, "filename": STRING, "contentType": STRING,
+    "disposition": {"anyOf": [STRING, FALSE]}, "transferEncoding": STRING, "cid": nullable(STRING),
+    "related": BOOLEAN, "sizeKb": _COUNT, "size": _COUNT,
+}, optional=("hash",)))
+FLAGS_VIEW = {name: BOOLEAN for name in ("seen", "deleted", "flagged", "draft", "answered", "forwarded")}
+#: ``includeHeaders``: every top-level header field (addresses parsed, Content-Type as its view, else text)
+HEADERS_VIEW = {"type": "object", "additionalProperties": {"anyOf": [
+    STRING, array_of(STRING), array_of(ADDRESS_ENTRY), CONTENT_TYPE, {"type": "null"}]}}
+_COMMON_VIEW = {
+    "id": {"type": "integer", "minimum": 1}, "mailbox": ID, "thread": ID, "from": ADDRESS_ENTRY,
+    "to": array_of(ADDRESS_ENTRY), "cc": array_of(ADDRESS_ENTRY), "bcc": array_of(ADDRESS_ENTRY),
+    "messageId": STRING, "subject": STRING, "date": nullable(DATE_TIME), "idate": DATE_TIME,
+}
+LISTED_MESSAGE = component("ListedMessage", obj({
+    **_COMMON_VIEW, "intro": STRING, "attachments": BOOLEAN, "attachmentsList": array_of(ATTACHMENT_VIEW),
+    "size": _COUNT, **FLAGS_VIEW, "references": array_of(STRING), "headers": HEADERS_VIEW,
+    "contentType": CONTENT_TYPE, "encrypted": TRUE, "threadMessageCount": {"type": "integer", "minimum": 1},
+}, optional=("headers", "contentType", "encrypted", "threadMessageCount")))
+MESSAGE_VIEW = component("Message", obj({
+    "success": TRUE, "user": ID,
+    "envelope": obj({"from": STRING, "rcpt": array_of({"type": "object"})}),
+    **_COMMON_VIEW, "replyTo": array_of(ADDRESS_ENTRY),
+    "list": obj({"id": ADDRESS, "unsubscribe": array_of(ADDRESS)}, optional=("id", "unsubscribe")),
+    "size": _COUNT, **FLAGS_VIEW, "html": array_of(STRING), "text": STRING,
+    "attachments": array_of(ATTACHMENT_VIEW), "references": array_of(STRING), "metaData": {"type": "object"},
+    "contentType": CONTENT_TYPE, "encrypted": TRUE,
+}, optional=("replyTo", "list", "contentType", "encrypted")))
+LISTING_ANSWER = listing(LISTED_MESSAGE, {"specialUse": nullable(STRING)})
+UPDATE_ANSWER = {"anyOf": [
+    success({"updated": _COUNT}),
+    success({"mailbox": ID, "id": array_of({"type": "array", "items": INTEGER, "minItems": 2, "maxItems": 2,
+                                            "description": "[UID here, UID in the target mailbox]"})}),
+]}
+DELETE_ALL_ANSWER = success({"deleted": _COUNT, "errors": _COUNT})
+UPLOAD_ANSWER = success({"message": obj({"id": {"type": "integer", "minimum": 1}, "mailbox": ID, "size": _COUNT})})
+
 #: attachments that would run scripts if a browser rendered them from the API's origin are always downloads
 ACTIVE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
                           "text/javascript", "application/javascript"})
@@ -111,16 +190,116 @@ def _unsupported(values: dict[str, Any], names: Sequence[str]) -> None:
 
 
 def _message_uid(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= MAX_UID:
+    if not re.fullmatch(r"[0-9]{1,10}", value) or not 1 <= int(value) <= MAX_UID:
         raise input_error({"message": '"message" must be a number'})
     return int(value)
 
 
 def _listing_key(summary: MessageSummary, descending: bool) -> str:
-    ms = int(summary.internal_date.timestamp() * 1000)
+    ms = key_ms(summary.internal_date)
     if descending:
         return f"{_MAX_MS - ms:015d}.{MAX_UID - summary.uid:010d}"
     return f"{ms:015d}.{summary.uid:010d}"
+
+
+def _page(keys: list[str], items: list[MessageSummary], params: dict[str, Any]) -> dict[str, Any]:
+    """:func:`schemas.page_of` over ``items`` already in listing order with their ``keys``: the same page, found by
+    bisection instead of a scan of every key."""
+    limit: int = params["limit"]
+    start = 0
+    cursor = params.get("next") or params.get("previous")
+    if cursor is not None:
+        direction, key = cursor
+        start = bisect_right(keys, key) if direction == "n" else max(0, bisect_left(keys, key) - limit)
+    chunk = items[start:start + limit]
+    after = start + len(chunk)
+    return {
+        "total": len(items),
+        "page": params["page"],
+        "previousCursor": schemas.encode_cursor("p", keys[start]) if start > 0 and chunk else False,
+        "nextCursor": schemas.encode_cursor("n", keys[after - 1]) if after < len(items) and chunk else False,
+        "results": chunk,
+    }
+
+
+#: the listing orders kept per process (see :class:`ListingOrders`), in messages over all kept mailboxes
+LISTING_CACHE_MESSAGES = 500_000
+
+
+class ListingOrders:
+    """Per process, the messages of recently listed mailboxes in listing order with their keys, as of the
+    mailbox's UIDVALIDITY and HIGHESTMODSEQ. Every change to a mailbox's messages (append, expunge, move in or out,
+    a flag) raises its HIGHESTMODSEQ in the transaction that journals it, and the summaries are read after the
+    mailbox record, so a kept listing is never older than the record it is kept for: a request that reads the same
+    pair reuses it, any other pair reads the summaries again (changes by other processes too). Least recently listed
+    dropped first; a mailbox bigger than the whole budget is not kept."""
+
+    def __init__(self, limit: int = LISTING_CACHE_MESSAGES) -> None:
+        self.limit = limit
+        self.size = 0
+        self.kept: OrderedDict[tuple[str, bool], tuple[tuple[int, int], list[str], list[MessageSummary]]] = \
+            OrderedDict()
+
+    async def of(self, messages: MessageService, mailbox: Mailbox,
+                 descending: bool) -> tuple[list[str], list[MessageSummary]]:
+        """The mailbox's messages sorted by their listing keys (ascending), and the keys."""
+        name = (mailbox.id, descending)
+        version = (mailbox.uid_validity, mailbox.highest_modseq)
+        found = self.kept.get(name)
+        if found is not None and found[0] == version:
+            self.kept.move_to_end(name)
+            return found[1], found[2]
+        pairs = sorted(((_listing_key(s, descending), s) for s in await messages.summaries(mailbox.id)),
+                       key=lambda pair: pair[0])
+        keys, items = [k for k, _s in pairs], [s for _k, s in pairs]
+        old = self.kept.pop(name, None)
+        if old is not None:
+            self.size -= len(old[2])
+        if len(items) <= self.limit:
+            self.kept[name] = (version, keys, items)
+            self.size += len(items)
+            while self.size > self.limit:
+                _name, (_version, _keys, dropped) = self.kept.popitem(last=False)
+                self.size -= len(dropped)
+        return keys, items
+
+
+#: listing entries kept rendered per process (see :class:`ListingViews`)
+LISTING_VIEW_CACHE = 20_000
+
+
+class ListingViews:
+    """Per process, the listing entries rendered lately (``listing_view``), by mailbox, UID and stored message id:
+    everything in an entry but its flags is fixed for a stored message (a UID is never reused), so a cached entry
+    is served with the flags of the summary it is listed from. Webmails list the same pages over and over (the
+    first page after every change, back and forth); an entry costs a record read and a MIME walk with an HTML
+    conversion for its intro. At most :data:`LISTING_VIEW_CACHE` entries, least recently listed dropped first.
+    Entries are kept marshalled: one bytes object each instead of some twenty dicts and lists, which the garbage
+    collector would otherwise walk in every full collection (10,000 entries as objects made one take 2.5 times as
+    long, about 120 ms, a pause of the event loop)."""
+
+    def __init__(self, limit: int = LISTING_VIEW_CACHE) -> None:
+        self.limit = limit
+        self.kept: OrderedDict[tuple[str, int, str, bool], bytes] = OrderedDict()
+
+    def get(self, mailbox_id: str, summary: MessageSummary, include_headers: bool) -> dict[str, Any] | None:
+        name = (mailbox_id, summary.uid, summary.id, include_headers)
+        found = self.kept.get(name)
+        if found is None:
+            return None
+        self.kept.move_to_end(name)
+        view: dict[str, Any] = marshal.loads(found)
+        view.update(flag_view(summary.flags))
+        return view
+
+    def put(self, mailbox_id: str, summary: MessageSummary, include_headers: bool, view: dict[str, Any]) -> None:
+        try:
+            kept = marshal.dumps(view)
+        except ValueError:  # not plain data: not kept
+            return
+        self.kept[(mailbox_id, summary.uid, summary.id, include_headers)] = kept
+        while len(self.kept) > self.limit:
+            self.kept.popitem(last=False)
 
 
 def _range_uids(ranges: list[tuple[int, int]], uids: Sequence[int]) -> list[int]:
@@ -212,6 +391,8 @@ def register(app: QuartTrio, api: Api) -> None:
     sv = api.services
     messages: MessageService = sv.messages
     reader = MessageReader(messages)
+    listings = ListingOrders()
+    listed = ListingViews()
 
     async def target(user_id: str, mailbox_id: str) -> tuple[User, Mailbox]:
         user = await api.target_user(user_id)
@@ -232,29 +413,43 @@ def register(app: QuartTrio, api: Api) -> None:
     # -- reading --------------------------------------------------------------------------------------------------
 
     @app.get("/users/<user_id>/mailboxes/<mailbox_id>/messages")
-    @takes(LIST)
+    @takes(LIST, returns=LISTING_ANSWER)
     async def list_messages(user_id: str, mailbox_id: str) -> Response:
         values = await api.values()
         if values["order"] not in ("asc", "desc"):
             raise input_error({"order": '"order" must be one of [asc, desc]'})
         _user, mailbox = await target(user_id, mailbox_id)
         descending = values["order"] == "desc"
-        found = await messages.summaries(mailbox.id)
+        keys, found = await listings.of(messages, mailbox, descending)
+        every = found
         if values.get("unseen") is not None:
-            found = [s for s in found if ("\\Seen" in s.flags) != values["unseen"]]
-        found.sort(key=lambda s: _listing_key(s, descending))
-        page = page_of(found, lambda s: _listing_key(s, descending), values)
-        uids = [s.uid for s in page["results"]]
-        sources = {s.record.uid: s for s in await reader.sources(mailbox.id, uids)}
+            chosen = [i for i, s in enumerate(found) if ("\\Seen" in s.flags) != values["unseen"]]
+            keys, found = [keys[i] for i in chosen], [found[i] for i in chosen]
+        page = _page(keys, found, values)
         include = values["includeHeaders"]
-        results = await render_views([sources[u] for u in uids if u in sources],
-                                lambda s: listing_view(s.record, s, include_headers=include))
+        chunk: list[MessageSummary] = page["results"]
+        views = [listed.get(mailbox.id, s, include) for s in chunk]
+        missing = [s for s, view in zip(chunk, views, strict=True) if view is None]
+        if missing:
+            sources = {s.record.uid: s for s in await reader.sources(mailbox.id, [s.uid for s in missing])}
+            rendered = await render_views([sources[s.uid] for s in missing if s.uid in sources],
+                                          lambda s: listing_view(s.record, s, include_headers=include))
+            fresh = {view["id"]: view for view in rendered}
+            for s in missing:
+                if s.uid in fresh and sources[s.uid].record.id == s.id:
+                    listed.put(mailbox.id, s, include, fresh[s.uid])
+            views = [fresh.get(s.uid) if view is None else view for s, view in zip(chunk, views, strict=True)]
+        results = [view for view in views if view is not None]
+        if values["threadCounters"]:  # the thread's messages in this mailbox (from the listing kept in memory)
+            counts = Counter(s.thread_id for s in every)
+            for view in results:
+                view["threadMessageCount"] = counts[view["thread"]]
         return jsonify({"success": True, "total": page["total"], "page": page["page"],
                         "previousCursor": page["previousCursor"], "nextCursor": page["nextCursor"],
                         "specialUse": mailbox.special_use, "results": results})
 
     @app.get("/users/<user_id>/mailboxes/<mailbox_id>/messages/<message_id>")
-    @takes(GET)
+    @takes(GET, returns=MESSAGE_VIEW)
     async def get_message(user_id: str, mailbox_id: str, message_id: str) -> Response:
         values = await api.values()
         uid = _message_uid(message_id)
@@ -291,7 +486,7 @@ def register(app: QuartTrio, api: Api) -> None:
                         headers={"Content-Length": str(opened.record.size), **SANDBOX})
 
     @app.get("/users/<user_id>/mailboxes/<mailbox_id>/messages/<message_id>/attachments/<attachment_id>")
-    @takes(ATTACHMENT, produces="application/octet-stream")
+    @takes(ATTACHMENT, produces="*/*")  # the attachment's own Content-Type
     async def get_attachment(user_id: str, mailbox_id: str, message_id: str, attachment_id: str) -> Response:
         values = await api.values()
         uid = _message_uid(message_id)
@@ -339,18 +534,18 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify({"success": True, "updated": len(uids)})
 
     @app.put("/users/<user_id>/mailboxes/<mailbox_id>/messages/<message_id>")
-    @takes(UPDATE_MANY, from_path=("message",))
+    @takes(UPDATE_MANY, from_path=("message",), returns=UPDATE_ANSWER)
     async def update_one(user_id: str, mailbox_id: str, message_id: str) -> Response:
         values = await api.values({**await api.params(), "message": message_id})
         return await update(user_id, mailbox_id, values)
 
     @app.put("/users/<user_id>/mailboxes/<mailbox_id>/messages")
-    @takes(UPDATE_MANY)
+    @takes(UPDATE_MANY, returns=UPDATE_ANSWER)
     async def update_many(user_id: str, mailbox_id: str) -> Response:
         return await update(user_id, mailbox_id, await api.values())
 
     @app.delete("/users/<user_id>/mailboxes/<mailbox_id>/messages/<message_id>")
-    @takes({})
+    @takes({}, returns=success())
     async def delete_message(user_id: str, mailbox_id: str, message_id: str) -> Response:
         await api.values()
         uid = _message_uid(message_id)
@@ -360,7 +555,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify({"success": True})
 
     @app.delete("/users/<user_id>/mailboxes/<mailbox_id>/messages")
-    @takes(DELETE_ALL)
+    @takes(DELETE_ALL, returns=DELETE_ALL_ANSWER)
     async def empty_mailbox(user_id: str, mailbox_id: str) -> Response:
         values = await api.values()
         if values["async"]:
@@ -371,7 +566,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify({"success": True, "deleted": len(removed), "errors": 0})
 
     @app.post("/users/<user_id>/mailboxes/<mailbox_id>/messages")
-    @takes(UPLOAD_FIELDS, others=UPLOAD_OTHERS, raw_body="message/rfc822")
+    @takes(UPLOAD_FIELDS, others=UPLOAD_OTHERS, raw_body="message/rfc822", returns=UPLOAD_ANSWER)
     async def upload(user_id: str, mailbox_id: str) -> Response:
         raw: bytes | None = None
         if request.mimetype == "message/rfc822":

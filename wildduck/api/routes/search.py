@@ -19,20 +19,24 @@ from quart import Response, jsonify
 from quart_trio import QuartTrio
 
 from wildduck.api.context import Api
-from wildduck.api.routes.messages import ORIGIN, apply_flags, render_views
+from wildduck.api.routes.messages import LISTED_MESSAGE, ORIGIN, apply_flags, key_ms, render_views
 from wildduck.api.schemas import (
+    FALSE,
     MAX_UID,
     PAGING,
+    STRING,
     ApiError,
     Field,
     input_error,
+    listing,
     page_of,
     parse_date,
     parse_uid_set,
+    success,
     takes,
     validate,
 )
-from wildduck.domain.rendering import MessageReader, Source, listing_view, parse, thread_id
+from wildduck.domain.rendering import MessageReader, Source, listing_view, parse
 from wildduck.model import Mailbox, MessageRecord, User
 from wildduck.model import search as q
 
@@ -81,6 +85,12 @@ OR_MAX = 255
 OR_OBJECT = {name: Field(max=OR_MAX) for name in OR_FIELDS}
 ACTION_FIELDS = {"moveTo": Field("id"), "seen": Field("bool"), "flagged": Field("bool"),
                  "delete": Field("bool", default=False)}
+
+_COUNT = {"type": "integer", "minimum": 0}
+SEARCH_ANSWER = listing(LISTED_MESSAGE, {"query": STRING})
+APPLY_ANSWER = success({"scheduled": {"type": "string", "pattern": "^[0-9a-f]{24}$",
+                                      "description": "names nothing: the action has been applied already"},
+                        "existing": FALSE, "matched": _COUNT, "updated": _COUNT})
 
 
 def _header(name: str, needle: str) -> q.Query:
@@ -341,7 +351,7 @@ def _complement_hex(value: str) -> str:
 
 
 def _key(match: Match, descending: bool) -> str:
-    ms = int(match.record.internal_date.timestamp() * 1000)
+    ms = key_ms(match.record.internal_date)
     uid = match.record.uid
     if descending:
         return f"{_MAX_MS - ms:015d}.{_complement_hex(match.mailbox.id)}.{MAX_UID - uid:010d}"
@@ -370,7 +380,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return out
 
     @app.get("/users/<user_id>/search")
-    @takes(LISTING, objects={"or": OR_OBJECT})
+    @takes(LISTING, objects={"or": OR_OBJECT}, returns=SEARCH_ANSWER)
     async def search(user_id: str) -> Response:
         params = await api.params()
         ors = _or_object(params)
@@ -395,12 +405,20 @@ def register(app: QuartTrio, api: Api) -> None:
                 sources[(mailbox_id, s.record.uid)] = s
         ordered = [sources[k] for m in chunk if (k := (m.mailbox.id, m.record.uid)) in sources]
         results = await render_views(ordered, lambda s: listing_view(s.record, s, include_headers=include))
+        if values["threadCounters"]:  # per result: its thread's messages in its mailbox
+            counts: dict[tuple[str, str], int] = {}
+            for mailbox_id in by_mailbox:
+                threads = [view["thread"] for view in results if view["mailbox"] == mailbox_id]
+                found_counts = await sv.messages.thread_counts(mailbox_id, threads)
+                counts.update({(mailbox_id, t): n for t, n in found_counts.items()})
+            for view in results:
+                view["threadMessageCount"] = counts.get((view["mailbox"], view["thread"]), 1)
         return jsonify({"success": True, "query": p.text, "total": page["total"], "page": page["page"],
                         "previousCursor": page["previousCursor"], "nextCursor": page["nextCursor"],
                         "results": results})
 
     @app.post("/users/<user_id>/search")
-    @takes(TERMS, objects={"or": OR_OBJECT, "action": ACTION_FIELDS})
+    @takes(TERMS, objects={"or": OR_OBJECT, "action": ACTION_FIELDS}, required=("action",), returns=APPLY_ANSWER)
     async def search_apply(user_id: str) -> Response:
         params = await api.params()
         ors = _or_object(params)
@@ -436,13 +454,9 @@ def register(app: QuartTrio, api: Api) -> None:
 
 
 def _checks(source: Source, p: Plan) -> bool:
-    """The checks that read the MIME tree: WildDuck's ``attachments`` and ``thread``."""
+    """The checks of each message's record and MIME tree: WildDuck's ``attachments`` and ``thread``."""
     if p.attachments is not None:
         has = any(not a.related for a in parse(source, with_text=False).attachments)
         if has != p.attachments:
             return False
-    if p.thread is not None:
-        fields = source.fields(source.record.mime_tree)
-        if thread_id(source.record, fields) != p.thread:
-            return False
-    return True
+    return p.thread is None or source.record.thread_id == p.thread

@@ -13,8 +13,27 @@ from quart_trio import QuartTrio
 
 from wildduck.api.context import ROOT, Api
 from wildduck.api.paging import keyset_page
-from wildduck.api.routes.addresses import iso
-from wildduck.api.schemas import OBJECT_ID, PAGING, ApiError, Field, page_of, takes
+from wildduck.api.schemas import (
+    BOOLEAN,
+    DATE_TIME,
+    FALSE,
+    ID,
+    INTEGER,
+    OBJECT_ID,
+    PAGING,
+    STRING,
+    TRUE,
+    ApiError,
+    Field,
+    array_of,
+    component,
+    listing,
+    obj,
+    page_of,
+    success,
+    takes,
+)
+from wildduck.domain.rendering import iso
 from wildduck.errors import AlreadyExists, AuthFailed, InvalidInput, NotFound, RateLimited
 from wildduck.model import AuthEvent, Listing, User
 
@@ -63,6 +82,32 @@ LOGOUT = {
 }
 
 
+_COUNT = {"type": "integer", "minimum": 0}
+_QUOTA = obj({"allowed": _COUNT, "used": _COUNT})
+_STRINGS = array_of(STRING)
+#: a user as ``GET /users`` lists it (:func:`_listed`)
+_USER = {"id": ID, "username": STRING, "name": STRING, "address": STRING, "tags": _STRINGS, "targets": _STRINGS,
+         "enabled2fa": _STRINGS, "autoreply": FALSE, "encryptMessages": FALSE, "encryptForwarded": FALSE,
+         "quota": _QUOTA, "hasPasswordSet": BOOLEAN, "activated": TRUE, "disabled": BOOLEAN, "suspended": FALSE}
+LIST_ANSWER = listing(component("ListedUser", obj(_USER)), {"query": STRING})
+ID_ANSWER = success({"id": ID})
+GET_ANSWER = success({
+    **{k: v for k, v in _USER.items() if k != "quota"}, "language": {"type": "null"}, "retention": FALSE,
+    "spamLevel": INTEGER, "metaData": obj({}), "internalData": obj({}),
+    "limits": obj({"quota": _QUOTA, "pop3MaxMessages": obj({"allowed": _COUNT}),
+                   "imapMaxConnections": obj({"allowed": _COUNT, "used": _COUNT})}),
+    "fromWhitelist": _STRINGS, "featureFlags": obj({}), "disabledScopes": _STRINGS, "passwordPwned": FALSE,
+    "require2faEnabled": FALSE, "requirePasswordChange": FALSE})
+DELETE_ANSWER = success({"user": ID, "addresses": obj({"deleted": _COUNT})})
+QUOTA_ANSWER = success({"storageUsed": _COUNT, "previousStorageUsed": _COUNT})
+TASK_ANSWER = success({"task": STRING})
+_EVENT = {"id": ID, "action": STRING, "result": {"enum": ["success", "fail"]}, "key": STRING, "protocol": STRING,
+          "ip": STRING, "source": STRING, "created": DATE_TIME, "last": DATE_TIME,
+          "events": {"type": "integer", "minimum": 1}, "expires": DATE_TIME}
+AUTHLOG_ANSWER = listing(component("AuthEvent", obj(_EVENT)), {"action": STRING}, optional=("action",))
+EVENT_ANSWER = success(_EVENT)
+
+
 async def main_address(api: Api, user: User) -> str:
     """The user's main address ("" when the user has none)."""
     found = [a for a in await api.services.users.addresses(user) if a.main]
@@ -99,7 +144,7 @@ def register(app: QuartTrio, api: Api) -> None:
     sv = api.services
 
     @app.get("/users")
-    @takes(LIST, allow_unknown=True)
+    @takes(LIST, allow_unknown=True, returns=LIST_ANSWER)
     async def list_users() -> Response:
         values = await api.values()
         caller = api.caller()
@@ -122,7 +167,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify({"success": True, "query": query or "", **listing, "results": results})
 
     @app.post("/users")
-    @takes(CREATE)
+    @takes(CREATE, returns=ID_ANSWER)
     async def create_user() -> Response:
         api.require_root()
         values = await api.values()
@@ -136,7 +181,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify({"success": True, "id": user.id})
 
     @app.get("/users/resolve/<username>")
-    @takes({})
+    @takes({}, returns=ID_ANSWER)
     async def resolve_user(username: str) -> Response:
         api.require_root()
         await api.values()
@@ -147,7 +192,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify({"success": True, "id": user.id})
 
     @app.get("/users/<user_id>")
-    @takes({})
+    @takes({}, returns=GET_ANSWER)
     async def get_user(user_id: str) -> Response:
         await api.values()
         user = await api.target_user(user_id)
@@ -209,7 +254,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify({"success": True})
 
     @app.delete("/users/<user_id>")
-    @takes({})
+    @takes({}, returns=DELETE_ANSWER)
     async def delete_user(user_id: str) -> Response:
         api.require_root()
         await api.values()
@@ -228,7 +273,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify({"success": True})
 
     @app.post("/users/<user_id>/quota/reset")
-    @takes({})
+    @takes({}, returns=QUOTA_ANSWER)
     async def reset_quota(user_id: str) -> Response:
         """Recount the storage the user's messages take (the quota's ``used``)."""
         api.require_root()
@@ -241,7 +286,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify({"success": True, "storageUsed": after, "previousStorageUsed": before})
 
     @app.post("/quota/reset")
-    @takes({})
+    @takes({}, returns=TASK_ANSWER)
     async def reset_all_quotas() -> Response:
         """Recount the storage of every user, in the background (the answer names the task: its end is logged)."""
         api.require_root()
@@ -259,7 +304,7 @@ def register(app: QuartTrio, api: Api) -> None:
         log.info("quota recount task %s: recounted %d users", task, done)
 
     @app.get("/users/<user_id>/authlog")
-    @takes(AUTHLOG)
+    @takes(AUTHLOG, returns=AUTHLOG_ANSWER)
     async def authlog(user_id: str) -> Response:
         """The user's authentication events, newest first."""
         values = await api.values()
@@ -273,7 +318,7 @@ def register(app: QuartTrio, api: Api) -> None:
         return jsonify(body)
 
     @app.get("/users/<user_id>/authlog/<event_id>")
-    @takes({})
+    @takes({}, returns=EVENT_ANSWER, path={"event_id": ID})
     async def authlog_event(user_id: str, event_id: str) -> Response:
         await api.values()
         user = await api.target_user(user_id)

@@ -59,9 +59,10 @@ def vanished(ranges: Iterable[tuple[int, int]], *, earlier: bool = False) -> byt
 
 
 def esearch(tag: str, uid: bool, options: Iterable[str], numbers: Sequence[int], modseq: int | None) -> bytes:
-    """``* ESEARCH (TAG "t") [UID] MIN n MAX n ALL set COUNT n [MODSEQ m]`` (RFC 4731) for the ascending
-    ``numbers`` found: of these items the ones in ``options``, always in this order (Dovecot's, whatever the
-    client's); MIN, MAX and ALL only when something was found."""
+    """``* ESEARCH (TAG "t") [UID] MIN n MAX n ALL set COUNT n [MODSEQ m]`` (RFC 4731) for the ``numbers`` found,
+    ascending (SEARCH) or in the sort order (ESORT, RFC 5267 4.2: MIN and MAX are the first and last of it, ALL keeps
+    it): of these items the ones in ``options``, always in this order (Dovecot's, whatever the client's); MIN, MAX
+    and ALL only when something was found."""
     wanted = set(options)
     parts = [b"* ESEARCH (TAG " + string(tag) + b")"]
     if uid:

@@ -55,6 +55,8 @@ class Analysis:
     has_attachments: bool
     #: the decoded top-level header block (what SEARCH TEXT matches besides the body text)
     header_text: str
+    #: the ids the message refers to, for threading (:func:`headers.references`)
+    references: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,6 +84,7 @@ def analyze(raw: bytes, *, inline_text_limit: int = DEFAULT_INLINE_TEXT_LIMIT,
         text=text.extract_text(raw, root),
         has_attachments=text.has_attachments(raw, root),
         header_text=text.header_text(raw[: int(root.get("bs", len(raw)))]),
+        references=headers.references(raw, root),
     )
     tree.strip_cache(root)
     return analysis

@@ -335,10 +335,41 @@ def parse_date(value: bytes | None) -> dt.datetime | None:
     return parsed
 
 
+def _root_fields(buf: bytes, root: dict[str, object]) -> Fields:
+    """The fields of the message's top-level header (cached in ``root`` by the tree builder)."""
+    cached = root.get("_fields")
+    if isinstance(cached, list):
+        return cached
+    return fields(buf[int(root["hs"]):int(root["bs"])])  # type: ignore[call-overload]
+
+
+_MSG_ID = re.compile(r"<([^<>\s]*)>")
+
+
+def message_ids(value: str | bytes | None) -> list[str]:
+    """The valid message ids (``<left@right>``, compared case-sensitively, without the brackets) of a Message-ID,
+    In-Reply-To or References header value, in order; anything else in it is ignored."""
+    if value is None:
+        return []
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return [m for m in _MSG_ID.findall(text) if "@" in m.strip("@")]
+
+
+#: references kept of one message at most (the newest ones: a References header may list hundreds)
+MAX_REFERENCES = 100
+
+
+def references(buf: bytes, root: dict[str, object]) -> tuple[str, ...]:
+    """The ids a message refers to, for threading (RFC 5256 §3 step 1.A): those of its References header, else the
+    first of In-Reply-To; at most the last :data:`MAX_REFERENCES`."""
+    f = _root_fields(buf, root)
+    found = message_ids(get(f, "references")) or message_ids(get(f, "in-reply-to"))[:1]
+    return tuple(found[-MAX_REFERENCES:])
+
+
 def summary(buf: bytes, root: dict[str, object]) -> tuple[str, str | None, dt.datetime | None]:
     """Decoded subject (whitespace normalized), Message-ID as written, Date header of the message."""
-    cached = root.get("_fields")
-    f = cached if isinstance(cached, list) else fields(buf[int(root["hs"]):int(root["bs"])])  # type: ignore[call-overload]
+    f = _root_fields(buf, root)
     subject = get(f, "subject")
     msgid = get(f, "message-id")
     return (
@@ -352,5 +383,5 @@ __all__ = [
     "ContentType", "Fields", "ParsedAddress", "ParsedParams", "content_disposition", "content_type",
     "decode_bytes", "decode_words", "encoding_token", "fields", "get", "get_all", "imap_params",
     "normalize_space", "parse_addresses", "parse_content_type", "parse_date", "parse_disposition",
-    "parse_languages", "summary", "transfer_encoding",
+    "parse_languages", "message_ids", "references", "summary", "transfer_encoding",
 ]

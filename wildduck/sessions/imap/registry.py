@@ -13,6 +13,7 @@ from wildduck.protocols.imap.receiver import CommandRejected, RawCommand
 from wildduck.sessions.imap import commands as c
 from wildduck.sessions.imap import idle as i
 from wildduck.sessions.imap import selected as s
+from wildduck.sessions.imap import sort as o
 from wildduck.sessions.imap.session import Entry
 
 _ANY = frozenset({g.NOT_AUTHENTICATED, g.AUTHENTICATED, g.SELECTED})
@@ -56,7 +57,8 @@ _ROWS: tuple[Entry, ...] = (
     Entry("COPY", _SEL, g.parse_copy, s.copy),
     Entry("MOVE", _SEL, g.parse_copy, s.copy),
     Entry("SEARCH", _SEL, g.parse_search, s.search),
-    # UID FETCH/STORE/COPY/MOVE/SEARCH/EXPUNGE: the UID parser picks the form, the handler is the base command's
+    Entry("SORT", _SEL, g.parse_sort, o.sort_),
+    # UID FETCH/STORE/COPY/MOVE/SEARCH/SORT/EXPUNGE: the UID parser picks the form, the handler is the base command's
     Entry("UID", _SEL, g.parse_uid, None),
 )
 

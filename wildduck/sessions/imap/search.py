@@ -35,8 +35,9 @@ def compile_key(key: g.SearchKey, view: MailboxView, now: dt.datetime, *,
     """The query for one IMAP search key, in the view of ``view`` at ``now`` (for WITHIN); ``saved`` is what ``$``
     stands for (RFC 5182: UIDs, as a message set or a UID set alike)."""
     op, args = key.op, key.args
-    if op == "AND":
-        return q.And(tuple(compile_key(k, view, now, saved=saved) for k in args))
+    if op == "AND":  # one key alone is itself (``SEARCH ALL`` is ``All``, which the search service answers at once)
+        terms = tuple(compile_key(k, view, now, saved=saved) for k in args)
+        return terms[0] if len(terms) == 1 else q.And(terms)
     if op == "OR":
         return q.Or((compile_key(args[0], view, now, saved=saved), compile_key(args[1], view, now, saved=saved)))
     if op == "NOT":

@@ -1,13 +1,16 @@
-"""IMAP commands of the selected state: CHECK, CLOSE, UNSELECT, EXPUNGE, FETCH, STORE, COPY, MOVE, SEARCH."""
+"""IMAP commands of the selected state: CHECK, CLOSE, UNSELECT, EXPUNGE, FETCH, STORE, COPY, MOVE, SEARCH (and
+the search and answer halves SORT shares, ``sort.py``)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 from wildduck.domain import preview
 from wildduck.domain.messages import OpenedMessage
 from wildduck.domain.sync import expunged_since
 from wildduck.model import FlagMode, MessageRecord
+from wildduck.model import search as q
 from wildduck.protocols.imap import grammar as g
 from wildduck.protocols.imap import serializer
 from wildduck.protocols.imap.fetch import (
@@ -394,41 +397,72 @@ async def search(s: IMAPSession, cmd: g.Command) -> None:
     that fails (NO) leaves ``$`` empty; a BAD one changes nothing."""
     assert isinstance(cmd, g.Search)
     options = cmd.return_options
-    save = "SAVE" in options
     if cmd.charset not in (None, "UTF-8", "US-ASCII"):
-        if save:
-            s.saved_result = EMPTY_RESULT
-        s.no(cmd.tag, "unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+        refuse_charset(s, cmd.tag, options)
         return
-    await s.sync(expunge=cmd.uid)
-    view = s.selected
-    with_modseq = uses_modseq(cmd.criteria)
-    if with_modseq:
-        s.enable_condstore()
-    query = compile_key(cmd.criteria, view, dt.datetime.now(dt.UTC), saved=s.saved_result)
-    if save:
-        s.saved_result = EMPTY_RESULT  # what it is if the search fails (NO)
-    found = await s.s.search.search(view.mailbox.id, query, uids=view.uids, flags=view.flags,
-                                    modseqs=view.modseqs, recent=frozenset(view.recent))
-    numbers = [f.uid if cmd.uid else view.seq_of(f.uid) for f in found]
-    with_modseq = with_modseq and bool(found)
+    uids, modseqs, with_modseq = await matching(s, cmd.criteria, uid=cmd.uid, save="SAVE" in options)
     if not options and s.rev2:  # RFC 9051 6.4.4: every SEARCH is answered with ESEARCH, as RETURN (ALL)
         options = ("ALL",)
+    answer(s, cmd, "SEARCH", options, uids, modseqs, with_modseq)
+
+
+def refuse_charset(s: IMAPSession, tag: str, options: tuple[str, ...]) -> None:
+    """NO [BADCHARSET] for a SEARCH or SORT in a charset other than UTF-8 and US-ASCII; a SAVE empties ``$``."""
+    if "SAVE" in options:
+        s.saved_result = EMPTY_RESULT
+    s.no(tag, "unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+
+
+async def matching(s: IMAPSession, criteria: g.SearchKey, *, uid: bool,
+                   save: bool) -> tuple[list[int], Mapping[int, int], bool]:
+    """The UIDs of the messages that match the search ``criteria`` (ascending) and their MODSEQs, after the journal
+    was replayed (expunges only for the UID form), and whether a MODSEQ key asks for MODSEQ in the answer (only
+    when something matched). ``ALL`` is the view's UIDs, without the search service. With ``save``, ``$`` is empty
+    until the caller saves the result: what it stays if the search fails (NO)."""
+    await s.sync(expunge=uid)
+    view = s.selected
+    with_modseq = uses_modseq(criteria)
+    if with_modseq:
+        s.enable_condstore()
+    query = compile_key(criteria, view, dt.datetime.now(dt.UTC), saved=s.saved_result)
+    if save:
+        s.saved_result = EMPTY_RESULT
+    if isinstance(query, q.All):
+        return list(view.uids), view.modseqs, False
+    found = await s.s.search.search(view.mailbox.id, query, uids=view.uids, flags=view.flags,
+                                    modseqs=view.modseqs, recent=frozenset(view.recent))
+    return [f.uid for f in found], {f.uid: f.modseq for f in found}, with_modseq and bool(found)
+
+
+def answer(s: IMAPSession, cmd: g.Search, name: str, options: tuple[str, ...], uids: list[int],
+           modseqs: Mapping[int, int], with_modseq: bool) -> None:
+    """The answer of SEARCH or SORT (``name``) for the messages ``uids``, in the order of the answer: ``* name
+    n ...``, or with result options ``* ESEARCH`` (RFC 4731, ESORT: RFC 5267 4.2, where MIN and MAX are the first
+    and last in that order), and the tagged OK; SAVE keeps the result for ``$``. ``modseqs``: their MODSEQs, read
+    with ``with_modseq`` only."""
+    view = s.selected
+    if cmd.uid:
+        numbers = uids
+    elif len(uids) * 16 > len(view.uids):  # many: one pass over the view rather than a search per message
+        position = dict(zip(view.uids, range(1, len(view.uids) + 1), strict=True))
+        numbers = [position[u] for u in uids]
+    else:
+        numbers = [view.seq_of(u) for u in uids]
     if not options:
-        line = "SEARCH" + "".join(f" {n}" for n in numbers)
+        line = " ".join([name, *map(str, numbers)])
         if with_modseq:
-            line += f" (MODSEQ {max(f.modseq for f in found)})"
+            line += f" (MODSEQ {max(modseqs[u] for u in uids)})"
         s.send(serializer.untagged(line))
         s.note_held_back()
         s.ok(cmd.tag, f"{cmd.name} completed")
         return
-    returned = found  # the messages MODSEQ covers and SAVE keeps: only MIN/MAX ones if neither ALL nor COUNT
-    if found and _SAVE_ALL.isdisjoint(options) and not _EXTREMES.isdisjoint(options):
-        returned = [f for f, kind in ((found[0], "MIN"), (found[-1], "MAX")) if kind in options]
-    if save:
-        s.saved_result = g.SequenceSet.of_numbers([f.uid for f in returned])
+    returned = uids  # the messages MODSEQ covers and SAVE keeps: only MIN/MAX ones if neither ALL nor COUNT
+    if uids and _SAVE_ALL.isdisjoint(options) and not _EXTREMES.isdisjoint(options):
+        returned = [u for u, kind in ((uids[0], "MIN"), (uids[-1], "MAX")) if kind in options]
+    if "SAVE" in options:
+        s.saved_result = g.SequenceSet.of_numbers(returned)
     if options != ("SAVE",):  # SAVE alone answers nothing but the tagged OK
-        modseq = max(f.modseq for f in returned) if with_modseq else None
+        modseq = max(modseqs[u] for u in returned) if with_modseq else None
         s.send(serializer.esearch(cmd.tag, cmd.uid, options, numbers, modseq))
     s.note_held_back()
     s.ok(cmd.tag, f"{cmd.name} completed")

@@ -164,6 +164,22 @@ class Search(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class SortCriterion:
+    """One sort key of SORT (RFC 5256, RFC 5957 DISPLAYFROM / DISPLAYTO), reversed or not."""
+
+    key: str
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sort(Search):
+    """SORT and UID SORT (RFC 5256): a search (its ``charset`` always given, RFC 5256 4) and the order of its
+    answer, ``keys``; the result options are ESORT's (RFC 5267 4, RFC 5182 SAVE)."""
+
+    keys: tuple[SortCriterion, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Id(Command):
     params: tuple[tuple[str, str | None], ...] | None
 
@@ -463,7 +479,9 @@ def parse_copy(tag: str, name: str, a: Args, uid: bool = False) -> Command:
 SEARCH_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
 
 
-def parse_search(tag: str, name: str, a: Args, uid: bool = False) -> Command:
+def _return_options(a: Args) -> tuple[str, ...]:
+    """``RETURN (option ...)`` of SEARCH (RFC 4731) and SORT (RFC 5267), if there: each option once, in the
+    client's order; ``RETURN ()`` is ``RETURN (ALL)``."""
     returns: list[str] = []
     tok = a.peek()
     if tok is not None and tok[0] == ATOM and (tok[1] or b"").upper() == b"RETURN":
@@ -478,17 +496,51 @@ def parse_search(tag: str, name: str, a: Args, uid: bool = False) -> Command:
                 returns.append(option)
         if not returns:
             returns.append("ALL")  # RFC 4731 3.1: RETURN () is RETURN (ALL)
-    charset = None
-    tok = a.peek()
-    if tok is not None and tok[0] == ATOM and (tok[1] or b"").upper() == b"CHARSET":
-        a.pos += 1
-        charset = a.astring("charset").decode("ascii", "replace").upper()
+    return tuple(returns)
+
+
+def _criteria(a: Args) -> SearchKey:
     keys = []
     while not a.at_end():
         keys.append(parse_search_key(a))
     if not keys:
         raise ParseError("missing search criteria")
-    return Search(tag, name, uid, charset, SearchKey("AND", tuple(keys)), tuple(returns))
+    return SearchKey("AND", tuple(keys))
+
+
+def parse_search(tag: str, name: str, a: Args, uid: bool = False) -> Command:
+    returns = _return_options(a)
+    charset = None
+    tok = a.peek()
+    if tok is not None and tok[0] == ATOM and (tok[1] or b"").upper() == b"CHARSET":
+        a.pos += 1
+        charset = a.astring("charset").decode("ascii", "replace").upper()
+    return Search(tag, name, uid, charset, _criteria(a), returns)
+
+
+#: SORT keys: RFC 5256 and SORT=DISPLAY (RFC 5957)
+SORT_KEYS = frozenset({"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"})
+
+
+def parse_sort(tag: str, name: str, a: Args, uid: bool = False) -> Command:
+    """``SORT [RETURN (options)] (criterion ...) charset search-key ...`` (RFC 5256 4, RFC 5267 4.2); a criterion
+    is ``[REVERSE] key``."""
+    returns = _return_options(a)
+    if not a.open():
+        raise ParseError("expected a parenthesized list of sort criteria")
+    criteria: list[SortCriterion] = []
+    while not a.close():
+        word = a.atom("sort key").decode("ascii", "replace").upper()
+        reverse = word == "REVERSE"
+        if reverse:
+            word = a.atom("sort key after REVERSE").decode("ascii", "replace").upper()
+        if word not in SORT_KEYS:
+            raise ParseError(f"unknown sort key {word[:40]}")
+        criteria.append(SortCriterion(word, reverse))
+    if not criteria:
+        raise ParseError("empty list of sort criteria")
+    charset = a.astring("charset").decode("ascii", "replace").upper()
+    return Sort(tag, name, uid, charset, _criteria(a), returns, tuple(criteria))
 
 
 def parse_uid(tag: str, name: str, a: Args) -> Command:
@@ -551,7 +603,7 @@ Parser = Callable[[str, str, Args], Command]
 
 _UID_COMMANDS: dict[str, Callable[..., Command]] = {
     "FETCH": parse_fetch, "STORE": parse_store, "COPY": parse_copy, "MOVE": parse_copy, "SEARCH": parse_search,
-    "EXPUNGE": parse_simple,
+    "SORT": parse_sort, "EXPUNGE": parse_simple,
 }
 
 # the states of an IMAP session (RFC 3501 3); which command is allowed in which is the session's command registry
