@@ -154,3 +154,39 @@ def revision_build(rev: str, log=print) -> Build:
         if not _speedups_ok(python, root):
             raise SystemExit(f"the venv of {short} ({venv}) does not import its wildduck with compiled extensions")
     return Build(short, str(python), root, commit)
+
+
+def fill_once(build: Build, cached: Path, fill: str, *args: str) -> Path:
+    """``cached/data`` filled by running the script ``fill`` with ``build``'s Python (arguments: the data directory,
+    then ``args``), unless an earlier run finished filling it (``cached/done``)."""
+    if not (cached / "done").exists():
+        import shutil
+        import time
+
+        shutil.rmtree(cached, ignore_errors=True)
+        cached.mkdir(parents=True)
+        print(f"filling {cached.name} for {build.label} into {cached} ...", flush=True)
+        started = time.perf_counter()
+        subprocess.run([build.python, "-c", fill, str(cached / "data"), *args], check=True, cwd=build.root)
+        (cached / "done").write_text(f"{time.perf_counter() - started:.1f} s\n")
+    return cached / "data"
+
+
+def report_errors(label: str, errors: list[str], shown: int) -> None:
+    """Print the first ``shown`` of a run's errors (wrong answers, failed commands)."""
+    if errors:
+        print(f"\n{label}: {len(errors)} error(s); the first ones:")
+        for line in errors[:shown]:
+            print("  " + line[:300])
+
+
+def chosen_builds(build: str | None, against: list[str]) -> list[Build]:
+    """The builds a benchmark measures: ``build`` (a revision; None: this checkout) and those ``against``, each
+    described on stdout."""
+    builds = [revision_build(build) if build else current_build()]
+    builds += [revision_build(rev) for rev in against]
+    if len({b.commit for b in builds}) < len(builds):
+        raise SystemExit("--against names the same commit as the current build")
+    for b in builds:
+        print(("current " if b is builds[0] else "against ") + b.describe())
+    return builds

@@ -67,7 +67,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from _builds import Build, current_build, revision_build  # noqa: E402
+from _builds import Build, chosen_builds, fill_once, report_errors  # noqa: E402
 from bench_imap import tree_cpu_seconds  # noqa: E402
 
 USER, PASSWORD, ADDRESS = "bench", "bench-password", "bench@example.com"
@@ -254,18 +254,7 @@ def filled_data(build: Build, count: int) -> Path:
     """The cached data directory for ``build``'s schema (filled now if missing). The key includes a digest of
     this module's generator, so a changed generator never reads an older mailbox."""
     digest = hashlib.sha256(b"".join(message_bytes(n) for n in range(0, count, max(1, count // 50)))).hexdigest()[:8]
-    cached = CACHE / f"schema{schema_version(build)}-{count}-{digest}"
-    if not (cached / "done").exists():
-        shutil.rmtree(cached, ignore_errors=True)
-        cached.mkdir(parents=True)
-        print(f"filling {count:,} messages for {build.label} into {cached} ...", flush=True)
-        started = time.perf_counter()
-        subprocess.run([build.python, "-c", FILL, str(cached / "data"), str(count), str(HERE)], check=True,
-                       cwd=build.root)
-        took = time.perf_counter() - started
-        (cached / "done").write_text(f"{took:.1f} s\n")
-        print(f"  filled in {took:.1f} s", flush=True)
-    return cached / "data"
+    return fill_once(build, CACHE / f"schema{schema_version(build)}-{count}-{digest}", FILL, str(count), str(HERE))
 
 
 # --- the clients -------------------------------------------------------------------------------------------------
@@ -662,12 +651,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.messages < PAGE * 2 or any(w < 1 for w in worker_counts):
         parser.error("--messages must be at least 100 and --workers positive")
 
-    builds = [revision_build(args.build) if args.build else current_build()]
-    builds += [revision_build(rev) for rev in args.against]
-    if len({b.commit for b in builds}) < len(builds):
-        raise SystemExit("--against names the same commit as the current build")
-    for b in builds:
-        print(("current " if b is builds[0] else "against ") + b.describe())
+    builds = chosen_builds(args.build, args.against)
     for b in builds:
         filled_data(b, args.messages)
     if args.client == "wrk" and shutil.which("wrk") is None:
@@ -717,10 +701,8 @@ def main(argv: list[str] | None = None) -> None:
     failed = False
     for (label, workers), cases in summary.items():
         errors = [e for p in cases.values() for e in p.errors]
+        report_errors(f"{label} workers={workers}", errors, args.show_errors)
         if errors:
-            print(f"\n{label} workers={workers}: {len(errors)} error(s); the first ones:")
-            for line in errors[:args.show_errors]:
-                print("  " + line[:300])
             failed = failed or label == builds[0].label
     if failed:
         print(f"\nFAILED: wrong answers from wildduck ({builds[0].label})", file=sys.stderr)

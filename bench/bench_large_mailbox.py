@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from _builds import Build, current_build, revision_build  # noqa: E402
+from _builds import Build, current_build, fill_once, revision_build  # noqa: E402
 
 from wildduck.testing.dovecot import DOVECOT, private_dovecot  # noqa: E402
 from wildduck.testing.server import process_memory  # noqa: E402
@@ -128,16 +128,7 @@ def schema_version(build: Build) -> str:
 
 def filled_data(build: Build, count: int) -> Path:
     """The cached data directory for ``build``'s schema (filled now if missing)."""
-    cached = CACHE / f"schema{schema_version(build)}-{count}"
-    if not (cached / "done").exists():
-        shutil.rmtree(cached, ignore_errors=True)
-        cached.mkdir(parents=True)
-        print(f"filling {count:,} messages for {build.label} into {cached} ...", flush=True)
-        started = time.perf_counter()
-        subprocess.run([build.python, "-c", FILL, str(cached / "data"), str(count), str(HERE)], check=True,
-                       cwd=build.root)
-        (cached / "done").write_text(f"{time.perf_counter() - started:.1f} s\n")
-    return cached / "data"
+    return fill_once(build, CACHE / f"schema{schema_version(build)}-{count}", FILL, str(count), str(HERE))
 
 
 def fill_maildir(maildir: Path, count: int) -> None:

@@ -59,7 +59,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from _builds import Build, current_build, revision_build  # noqa: E402
+from _builds import Build, chosen_builds, report_errors  # noqa: E402
 from bench_imap import tree_cpu_seconds  # noqa: E402
 
 from wildduck.testing.dovecot import private_dovecot  # noqa: E402
@@ -519,12 +519,7 @@ def main(argv: list[str] | None = None) -> None:
     if not 1 <= args.messages <= 250:
         parser.error("--messages must be 1 to 250 (the maildrop shows the newest 250)")
 
-    builds = [revision_build(args.build) if args.build else current_build()]
-    builds += [revision_build(rev) for rev in args.against]
-    if len({b.commit for b in builds}) < len(builds):
-        raise SystemExit("--against names the same commit as the current build")
-    for b in builds:
-        print(("current " if b is builds[0] else "against ") + b.describe())
+    builds = chosen_builds(args.build, args.against)
     if not args.no_dovecot:
         found = shutil.which(args.dovecot)
         if found is None or not Path("/usr/lib/dovecot/pop3").exists():
@@ -557,10 +552,8 @@ def main(argv: list[str] | None = None) -> None:
 
     failed = False
     for name, summary in results.items():
+        report_errors(name, summary.errors, args.show_errors)
         if summary.errors:
-            print(f"\n{name}: {len(summary.errors)} error(s); the first ones:")
-            for line in summary.errors[:args.show_errors]:
-                print("  " + line[:300])
             failed = failed or name == builds[0].label
     if failed:
         print(f"\nFAILED: errors against wildduck ({builds[0].label})", file=sys.stderr)

@@ -54,6 +54,7 @@ def selected(tag: str, *, exists: int, recent: int, uidnext: int, unseen: int | 
     if unseen is not None:
         lines.append(f"S: * OK [UNSEEN {unseen}] first unseen message")
     lines += [f"S: * OK [UIDVALIDITY {validity}] UIDs valid", f"S: * OK [UIDNEXT {uidnext}] predicted next UID",
+              r"S: * OK [MAILBOXID ({{[0-9a-f]+}})] Ok",
               f"S: * OK [HIGHESTMODSEQ {modseq}] highest"]
     done = "[READ-ONLY] EXAMINE" if readonly else "[READ-WRITE] SELECT"
     lines.append(f"S: {tag} OK {done} completed")

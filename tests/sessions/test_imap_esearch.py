@@ -18,7 +18,7 @@ SIX = "".join(f"@deliver alice\nSubject: m{i}\n\nbody {i}\n@end\n" for i in rang
 
 LOGIN_SELECT = r"""
 C: a LOGIN alice pw
-S: a OK [CAPABILITY {{[^\]]*}} SEARCHRES MULTIAPPEND SORT SORT=DISPLAY ESORT UNAUTHENTICATE COMPRESS=DEFLATE] logged in
+S: a OK [CAPABILITY {{[^\]]*}} SEARCHRES {{[^\]]*}} UNAUTHENTICATE COMPRESS=DEFLATE] logged in
 C: b SELECT INBOX
 """ + selected("b", exists=6, recent=6, unseen=1, uidnext=7, modseq="7") + r"""C: c STORE 2,4 +FLAGS.SILENT (\Seen)
 S: c OK STORE completed

@@ -18,13 +18,13 @@ S: a OK [CAPABILITY {{[^\]]*}} LIST-EXTENDED CREATE-SPECIAL-USE {{[^\]]*}}] logg
 
 LIST_EXTENDED = LOGIN + r"""
 C: b CREATE Fruit/Apple
-S: b OK CREATE completed
+S: b OK [MAILBOXID ({{[0-9a-f]+}})] CREATE completed
 C: c CREATE Fruit/Banana
-S: c OK CREATE completed
+S: c OK [MAILBOXID ({{[0-9a-f]+}})] CREATE completed
 C: d CREATE Tofu
-S: d OK CREATE completed
+S: d OK [MAILBOXID ({{[0-9a-f]+}})] CREATE completed
 C: e CREATE Vegetable/Broccoli
-S: e OK CREATE completed
+S: e OK [MAILBOXID ({{[0-9a-f]+}})] CREATE completed
 C: f SUBSCRIBE Fruit/Banana
 S: f OK SUBSCRIBE completed
 C: g SUBSCRIBE Vegetable/Broccoli
@@ -112,7 +112,7 @@ S: u BAD LIST: unknown return option FOO
 
 CREATE_SPECIAL_USE = LOGIN + r"""
 C: b CREATE MyArchive (USE (\Archive))
-S: b OK CREATE completed
+S: b OK [MAILBOXID ({{[0-9a-f]+}})] CREATE completed
 C: c LIST "" "MyArchive" RETURN (SPECIAL-USE)
 S: * LIST (\Archive) "/" MyArchive
 S: c OK LIST completed
@@ -130,7 +130,7 @@ S: h NO [USEATTR] a mailbox has at most one special use
 C: i LIST "" "Other"
 S: i OK LIST completed
 C: j CREATE Other (USE ())
-S: j OK CREATE completed
+S: j OK [MAILBOXID ({{[0-9a-f]+}})] CREATE completed
 C: k CREATE MyArchive (USE (\Flagged))
 S: k NO [USEATTR] special use \Flagged is not supported
 C: l CREATE MyArchive

@@ -19,7 +19,7 @@ from wildduck.testing.server import RunningServer
 
 TRANSCRIPT = r"""
 C: a LOGIN alice pw
-S: a OK [CAPABILITY {{[^\]]*}} MULTIAPPEND SORT SORT=DISPLAY ESORT UNAUTHENTICATE COMPRESS=DEFLATE] logged in
+S: a OK [CAPABILITY {{[^\]]*}} MULTIAPPEND SORT {{[^\]]*}} SAVEDATE UNAUTHENTICATE COMPRESS=DEFLATE] logged in
 C: b SELECT INBOX
 """ + selected("b", exists=0, recent=0, uidnext=1, modseq="1", validity=r"{{v:\d+}}") + r"""
 # three messages, each with its flags and date, a synchronizing literal among them

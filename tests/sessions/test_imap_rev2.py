@@ -67,6 +67,7 @@ def selected_rev2(tag: str, *, exists: int, uidnext: int, name: str = "INBOX", a
     middle = rev1.splitlines() if rev1 else [f'* LIST ({attrs}) "/" {name}']
     lines = [f"* FLAGS ({flags})", f"* OK [PERMANENTFLAGS ({flags} \\*)] flags permitted", f"* {exists} EXISTS",
              *middle, r"* OK [UIDVALIDITY {{\d+}}] UIDs valid", f"* OK [UIDNEXT {uidnext}] predicted next UID",
+             r"* OK [MAILBOXID ({{[0-9a-f]+}})] Ok",
              r"* OK [HIGHESTMODSEQ {{\d+}}] highest",
              f"{tag} OK {'[READ-ONLY] EXAMINE' if readonly else '[READ-WRITE] SELECT'} completed"]
     return "".join(f"S{conn}: {line}\n" for line in lines)
@@ -138,7 +139,7 @@ C: p SELECT INBOX
 S: q OK UNSELECT completed
 C: r SELECT INBOX
 """ + selected_rev2("r", exists=4, uidnext=5, keywords=" $Phishing") + r"""C: s CREATE "Résumé/2026"
-S: s OK CREATE completed
+S: s OK [MAILBOXID ({{[0-9a-f]+}})] CREATE completed
 C: t DELETE "Résumé"
 S: t OK DELETE completed
 C: u LIST "" "R*"
@@ -172,7 +173,7 @@ C: d EXAMINE INBOX
 S: * STATUS INBOX (DELETED 0)
 S: e OK STATUS completed
 C: f CREATE "A/B"
-S: f OK CREATE completed
+S: f OK [MAILBOXID ({{[0-9a-f]+}})] CREATE completed
 C: g DELETE A
 S: g OK DELETE completed
 C: h LIST "" "A*"

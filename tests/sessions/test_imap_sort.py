@@ -28,7 +28,7 @@ FIVE = "".join(f"@deliver alice\nFrom: {sender}\nSubject: {subject}\nDate: {date
 
 LOGIN = r"""
 C: a LOGIN alice pw
-S: a OK [CAPABILITY {{[^\]]*}} MULTIAPPEND SORT SORT=DISPLAY ESORT UNAUTHENTICATE COMPRESS=DEFLATE] logged in
+S: a OK [CAPABILITY {{[^\]]*}} MULTIAPPEND SORT {{[^\]]*}} SAVEDATE UNAUTHENTICATE COMPRESS=DEFLATE] logged in
 """
 
 SORT = FIVE + r"""

@@ -82,9 +82,13 @@ def matches(query: q.Query, row: SearchRow, ctx: Context) -> bool:
         return row.size > query.octets if query.op == "larger" else row.size < query.octets
     if isinstance(query, q.Instant):
         return row.internal_date <= query.when if query.op == "before" else row.internal_date >= query.when
+    if isinstance(query, q.ObjectId):
+        return (row.email_id if query.kind == "email" else row.thread_id) == query.value
     if isinstance(query, q.Date):
         if query.field == "internal":
             day: dt.date | None = row.internal_date.date()
+        elif query.field == "saved":
+            day = (row.saved or row.internal_date).date()
         else:
             day = searchable.sent_date(headers.fields(row.header))
         return day is not None and _compare(day, query.op, query.day)

@@ -187,4 +187,8 @@ class SearchRow:
     header_date: dt.datetime | None
     #: the message's top-level header block (raw bytes; empty when the search needs no header)
     header: bytes
+    #: RFC 8514's save date, RFC 8474's EMAILID and THREADID (for SAVED* and EMAILID / THREADID)
+    saved: dt.datetime | None = None
+    email_id: str = ""
+    thread_id: str = ""
 

@@ -64,10 +64,10 @@ class Text:
 
 @dataclass(frozen=True, slots=True)
 class Date:
-    """The internal date (``field="internal"``) or the Date header's own calendar date (``"sent"``) is before, on or
-    since ``day``."""
+    """The internal date (``field="internal"``), the Date header's own calendar date (``"sent"``) or the save date
+    (``"saved"``, RFC 8514) is before, on or since ``day``."""
 
-    field: Literal["internal", "sent"]
+    field: Literal["internal", "sent", "saved"]
     op: Literal["before", "on", "since"]
     day: dt.date
 
@@ -116,13 +116,21 @@ class Uids:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectId:
+    """The message's EMAILID (``kind="email"``) or THREADID (``"thread"``) is ``value`` (RFC 8474 6)."""
+
+    kind: Literal["email", "thread"]
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class ModSeq:
     """The message's MODSEQ is at least ``at_least`` (CONDSTORE)."""
 
     at_least: int
 
 
-Query = All | And | Or | Not | Flag | Recent | Header | Text | Date | Instant | Size | Uids | ModSeq
+Query = All | And | Or | Not | Flag | Recent | Header | Text | Date | Instant | Size | Uids | ModSeq | ObjectId
 
 
 class Decided(frozenset[int]):

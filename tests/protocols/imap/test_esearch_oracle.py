@@ -1,7 +1,8 @@
 """Answers equal to Dovecot's: ESEARCH and SEARCHRES (tests/oracle/esearch.json, recorded by
 tests/oracle/record_dovecot_esearch.py), SORT, ESORT and SORT=DISPLAY (tests/oracle/sort.json, by
-tests/oracle/record_dovecot_sort.py) and BINARY (tests/oracle/binary.json, by tests/oracle/record_dovecot_binary.py):
-the same session (messages, setup, commands) against a fresh wildduck, each command's untagged responses compared
+tests/oracle/record_dovecot_sort.py), BINARY (tests/oracle/binary.json, by tests/oracle/record_dovecot_binary.py)
+and THREAD (tests/oracle/thread.json, by tests/oracle/record_dovecot_thread.py): the same session (messages, setup,
+commands) against a fresh wildduck, each command's untagged responses compared
 after the recorder's normalization, and its status. Dovecot itself is not needed.
 
 For BINARY one difference is normalized: when a FETCH fails with NO [UNKNOWN-CTE], Dovecot has sent
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 import trio
 
-from tests.oracle import record_dovecot_binary, record_dovecot_esearch, record_dovecot_sort
+from tests.oracle import record_dovecot_binary, record_dovecot_esearch, record_dovecot_sort, record_dovecot_thread
 from tests.sessions.imap_transcripts import imap_server
 
 _UID_STUB = re.compile(r"^\* \d+ FETCH \(UID \d+\)$")
@@ -41,10 +42,17 @@ def _without_uid_stubs(answer: dict[str, Any]) -> dict[str, Any]:
     return {**answer, "untagged": [u for u in answer["untagged"] if not _UID_STUB.match(u)]}
 
 
+def _thread_data(answer: dict[str, Any]) -> dict[str, Any]:
+    """Dovecot writes an empty THREAD answer ``* THREAD `` (a space and nothing); RFC 5256's thread-data is
+    ``"THREAD" [SP 1*thread-list]``, which wildduck follows: ``* THREAD``."""
+    return {**answer, "untagged": [u.rstrip(" ") if u.startswith("* THREAD") else u for u in answer["untagged"]]}
+
+
 @pytest.mark.parametrize(("oracle", "expected"), [(record_dovecot_esearch, lambda a: a),
                                                   (record_dovecot_sort, lambda a: a),
-                                                  (record_dovecot_binary, _without_uid_stubs)],
-                         ids=["esearch", "sort", "binary"])
+                                                  (record_dovecot_binary, _without_uid_stubs),
+                                                  (record_dovecot_thread, _thread_data)],
+                         ids=["esearch", "sort", "binary", "thread"])
 async def test_answers_match_dovecot(tmp_path: Path, oracle: ModuleType, expected: Any) -> None:
     recorded = json.loads(oracle.ANSWERS.read_text())
     assert recorded["dovecot"] and [a["command"] for a in recorded["answers"]] == oracle.COMMANDS, \

@@ -153,4 +153,5 @@ def search_row(d: Doc, with_header: bool) -> SearchRow:
     if with_header:
         header = header_block(unpack(d["skel"], d["skz"]), json.loads(d["tree"]))
     return SearchRow(uid=int(d["uid"]), flags=tuple(d["flags"]), modseq=int(d["modseq"]), internal_date=d["idate"],
-                     size=int(d["size"]), header_date=d["hdate"], header=header)
+                     size=int(d["size"]), header_date=d["hdate"], header=header, saved=d.get("saved"),
+                     email_id=d.get("email") or d["_id"], thread_id=d.get("thread") or d["_id"])

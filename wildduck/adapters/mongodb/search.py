@@ -137,6 +137,8 @@ def bounds(q: Query) -> tuple[Filter | None, Filter | None]:
         exact = {"size": {"$gt" if q.op == "larger" else "$lt": q.octets}}
         return exact, exact
     if isinstance(q, Date):
+        if q.field == "saved":
+            return None, None  # decided by the domain from the rows
         if q.field == "internal":
             return _date(q)
         exact = {"sent_day": {_SENT_OPS[q.op]: q.day.toordinal()}}  # a message without a sent day matches none
@@ -171,7 +173,8 @@ class SearchRole(MongoBase):
 
     async def search_rows(self, mailbox_id: str, *, with_header: bool = True,
                           uids: Sequence[int] | None = None) -> list[SearchRow]:
-        fields = {"uid": 1, "flags": 1, "modseq": 1, "idate": 1, "size": 1, "hdate": 1}
+        fields = {"uid": 1, "flags": 1, "modseq": 1, "idate": 1, "size": 1, "hdate": 1, "saved": 1, "email": 1,
+                  "thread": 1}
         if with_header:
             fields.update(skel=1, skz=1, tree=1)
         query: Filter = {"mailbox": mailbox_id}

@@ -152,6 +152,8 @@ def _bounds(q: Query, mailbox_id: str) -> tuple[_Sql | None, _Sql | None]:
         exact = ("m.size > ?" if q.op == "larger" else "m.size < ?", [q.octets])
         return exact, exact
     if isinstance(q, Date):
+        if q.field == "saved":
+            return None, None  # decided by the domain from the rows
         if q.field == "internal":
             return _date(q)
         exact = _sent(q)
@@ -194,7 +196,7 @@ class SearchRole(StoreBase):
 
     async def search_rows(self, mailbox_id: str, *, with_header: bool = True,
                           uids: Sequence[int] | None = None) -> list[SearchRow]:
-        columns = "uid, flags, modseq, internal_date, size, header_date"
+        columns = "uid, flags, modseq, internal_date, size, header_date, saved, id, email_id, thread_id"
         if with_header:
             columns += ", skeleton, skeleton_compressed, mime_tree"
         sql = f"SELECT {columns} FROM messages WHERE mailbox_id = ?"
@@ -204,7 +206,8 @@ class SearchRole(StoreBase):
                              internal_date=codec.from_ts(r["internal_date"]), size=r["size"],
                              header_date=codec.maybe_ts(r["header_date"]),
                              header=codec.stored_header(r["skeleton"], r["skeleton_compressed"], r["mime_tree"])
-                             if with_header else b"")
+                             if with_header else b"", saved=codec.maybe_ts(r["saved"]),
+                             email_id=r["email_id"] or r["id"], thread_id=r["thread_id"] or r["id"])
 
         def q(conn: sqlite3.Connection) -> list[SearchRow]:
             if uids is None:

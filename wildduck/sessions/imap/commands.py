@@ -184,6 +184,7 @@ async def select(s: IMAPSession, cmd: g.Command) -> None:
             s.send(serializer.untagged(f"OK [UNSEEN {unseen}] first unseen message"))
     s.send(serializer.untagged(f"OK [UIDVALIDITY {mailbox.uid_validity}] UIDs valid"))
     s.send(serializer.untagged(f"OK [UIDNEXT {mailbox.uid_next}] predicted next UID"))
+    s.send(serializer.untagged(f"OK [MAILBOXID ({mailbox.id})] Ok"))  # RFC 8474 4.2
     s.send(serializer.untagged(f"OK [HIGHESTMODSEQ {mailbox.highest_modseq}] highest"))
     s.state = g.SELECTED
     if cmd.qresync is not None:
@@ -196,8 +197,8 @@ async def select(s: IMAPSession, cmd: g.Command) -> None:
 async def create(s: IMAPSession, cmd: g.Command) -> None:
     """CREATE, with a special use (CREATE-SPECIAL-USE, RFC 6154 3): a use that cannot be given is NO [USEATTR]."""
     assert isinstance(cmd, g.Create)
-    await s.s.mailboxes.create_with_use(s.user.id, s.decode_name(cmd.mailbox), cmd.uses)
-    s.ok(cmd.tag, "CREATE completed")
+    created = await s.s.mailboxes.create_with_use(s.user.id, s.decode_name(cmd.mailbox), cmd.uses)
+    s.ok(cmd.tag, "CREATE completed", f"MAILBOXID ({created.id})")  # RFC 8474 4.1
 
 
 async def delete(s: IMAPSession, cmd: g.Command) -> None:
@@ -363,9 +364,10 @@ def _lsub(s: IMAPSession, cmd: g.ListCommand, tree: Hierarchy, regexes: list[re.
 async def send_status(s: IMAPSession, mailbox: Mailbox, items: Sequence[str]) -> None:
     st = await s.s.mailboxes.status(mailbox, first_unseen=False)
     box = st.mailbox
-    values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": box.uid_next,
-              "UIDVALIDITY": box.uid_validity, "UNSEEN": st.unseen, "HIGHESTMODSEQ": box.highest_modseq,
-              "SIZE": st.size, "APPENDLIMIT": s.settings.max_message_size}
+    values: dict[str, int | str] = {
+        "MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": box.uid_next, "UIDVALIDITY": box.uid_validity,
+        "UNSEEN": st.unseen, "HIGHESTMODSEQ": box.highest_modseq, "SIZE": st.size,
+        "APPENDLIMIT": s.settings.max_message_size, "MAILBOXID": f"({box.id})"}
     if "DELETED" in items:  # RFC 9051 6.3.11
         values["DELETED"] = await s.s.messages.count_with_flag(box, "\\Deleted")
     body = " ".join(f"{item} {values[item]}" for item in items)

@@ -14,6 +14,7 @@ from wildduck.sessions.imap import commands as c
 from wildduck.sessions.imap import idle as i
 from wildduck.sessions.imap import selected as s
 from wildduck.sessions.imap import sort as o
+from wildduck.sessions.imap import threading as t
 from wildduck.sessions.imap.session import Entry
 
 _ANY = frozenset({g.NOT_AUTHENTICATED, g.AUTHENTICATED, g.SELECTED})
@@ -58,7 +59,8 @@ _ROWS: tuple[Entry, ...] = (
     Entry("MOVE", _SEL, g.parse_copy, s.copy),
     Entry("SEARCH", _SEL, g.parse_search, s.search),
     Entry("SORT", _SEL, g.parse_sort, o.sort_),
-    # UID FETCH/STORE/COPY/MOVE/SEARCH/SORT/EXPUNGE: the UID parser picks the form, the handler is the base command's
+    Entry("THREAD", _SEL, g.parse_thread, t.thread_),
+    # UID FETCH/STORE/COPY/MOVE/SEARCH/SORT/THREAD/EXPUNGE: the UID parser picks the form, the base command handles it
     Entry("UID", _SEL, g.parse_uid, None),
 )
 

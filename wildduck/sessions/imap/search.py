@@ -44,8 +44,10 @@ def compile_key(key: g.SearchKey, view: MailboxView, now: dt.datetime, *,
         return q.Not(compile_key(args[0], view, now, saved=saved))
     if op in ("SEQ", "UID") and args[0].last_result:
         return q.Uids(saved.normalized if saved is not None else ())
-    if op == "ALL":
+    if op in ("ALL", "SAVEDATESUPPORTED"):  # RFC 8514 4.3: every mailbox here keeps save dates
         return q.All()
+    if op in ("EMAILID", "THREADID"):  # RFC 8474 6
+        return q.ObjectId("email" if op == "EMAILID" else "thread", args[0])
     if op in _FLAG_KEYS:
         return q.Flag(_FLAG_KEYS[op])
     if op.startswith("UN") and op[2:] in _FLAG_KEYS:
@@ -78,6 +80,8 @@ def compile_key(key: g.SearchKey, view: MailboxView, now: dt.datetime, *,
         return q.Date("internal", _DATE_OPS[op], args[0])  # type: ignore[arg-type]
     if op.startswith("SENT") and op[4:] in _DATE_OPS:
         return q.Date("sent", _DATE_OPS[op[4:]], args[0])  # type: ignore[arg-type]
+    if op.startswith("SAVED") and op[5:] in _DATE_OPS:
+        return q.Date("saved", _DATE_OPS[op[5:]], args[0])  # type: ignore[arg-type]
     if op in _STRING_HEADERS:
         return q.Header(_STRING_HEADERS[op], _text(args[0]))
     if op == "HEADER":

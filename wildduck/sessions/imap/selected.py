@@ -26,7 +26,8 @@ from wildduck.sessions.imap.search import compile_key, uses_modseq
 from wildduck.sessions.imap.session import EMPTY_RESULT, IMAPSession
 
 #: FETCH items answered from a record without its content (no skeleton, parts or MIME tree)
-_META_ITEMS = frozenset({"FLAGS", "UID", "MODSEQ", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE"})
+_META_ITEMS = frozenset({"FLAGS", "UID", "MODSEQ", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE",
+                         "EMAILID", "THREADID", "SAVEDATE"})
 #: messages read from the store per round trip during FETCH
 FETCH_BATCH = 100
 #: the same when no message content is read (records without skeleton or parts: a few hundred bytes each)
@@ -216,6 +217,8 @@ async def _fetch_meta(s: IMAPSession, batch: list[tuple[int, int]], items: list[
                 values += (b"INTERNALDATE", internaldate(record.internal_date))
             elif kind == "RFC822.SIZE":
                 values.append(b"RFC822.SIZE %d" % record.size)
+            elif kind in _ID_ITEMS:
+                values += (kind.encode("ascii"), id_item(record, kind))
             else:
                 values += (kind.encode("ascii"), structure_form(record, kind, utf8))
         if flags_too:
@@ -280,6 +283,20 @@ async def _fetch_from_view(s: IMAPSession, chosen: list[tuple[int, int]], items:
         await s.flush_if_large()
 
 
+#: the FETCH items of RFC 8474 (EMAILID, THREADID) and RFC 8514 (SAVEDATE)
+_ID_ITEMS = frozenset({"EMAILID", "THREADID", "SAVEDATE"})
+
+
+def id_item(record: MessageRecord, name: str) -> bytes:
+    """EMAILID (the same for every copy of the message), THREADID or SAVEDATE (when it was saved into this
+    mailbox) of ``record``."""
+    if name == "EMAILID":
+        return b"(%s)" % record.email_id.encode("ascii")
+    if name == "THREADID":
+        return b"(%s)" % record.thread_id.encode("ascii")
+    return internaldate(record.saved) if record.saved is not None else b"NIL"
+
+
 def _fetch_one(s: IMAPSession, seq: int, uid: int, items: list[g.FetchItem], record: MessageRecord | None,
                opened: OpenedMessage | None, texts: dict[str, str | None], *, with_flags: bool) -> None:
     """One FETCH response; ``texts`` holds the previews by record id when PREVIEW is asked for."""
@@ -302,6 +319,8 @@ def _fetch_one(s: IMAPSession, seq: int, uid: int, items: list[g.FetchItem], rec
             values.append(("RFC822.SIZE", b"%d" % record.size))
         elif name in ("ENVELOPE", "BODYSTRUCTURE", "BODY") and item.section is None:
             values.append((name, structure_form(record, name, s.utf8)))
+        elif name in _ID_ITEMS:
+            values.append((name, id_item(record, name)))
         elif name == "PREVIEW":  # RFC 8970: UTF-8, a literal when 8-bit and UTF8=ACCEPT is off
             values.append(("PREVIEW", serializer.nstring(texts.get(record.id), utf8=s.utf8)))
         else:

@@ -208,7 +208,8 @@ class IMAPSession:
                 "UIDPLUS", "MOVE", "SPECIAL-USE", "CHILDREN", "CONDSTORE", "QRESYNC", "QUOTA",
                 f"APPENDLIMIT={self.settings.max_message_size}", "LIST-STATUS", "UTF8=ACCEPT", "WITHIN",
                 "LIST-EXTENDED", "CREATE-SPECIAL-USE", "BINARY", "PREVIEW", "STATUS=SIZE", "ESEARCH", "SEARCHRES",
-                "MULTIAPPEND", "SORT", "SORT=DISPLAY", "ESORT"]
+                "MULTIAPPEND", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
+                "OBJECTID", "SAVEDATE"]
         if self.state != g.NOT_AUTHENTICATED:
             caps.append("UNAUTHENTICATE")
             if not self.conn.compressed:

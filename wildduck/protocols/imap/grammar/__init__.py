@@ -43,6 +43,7 @@ from wildduck.protocols.imap.grammar.commands import (
     SortCriterion,
     Status,
     Store,
+    Thread,
     UidExpunge,
     parse,
     parse_append,
@@ -64,6 +65,7 @@ from wildduck.protocols.imap.grammar.commands import (
     parse_sort,
     parse_status,
     parse_store,
+    parse_thread,
     parse_uid,
 )
 from wildduck.protocols.imap.grammar.fetch_items import FetchItem, parse_fetch_item, parse_fetch_items
@@ -76,10 +78,10 @@ __all__ = [
     "FetchItem", "Id",
     "ListCommand", "Login", "MailboxCommand", "ParseError", "QuotaCommand", "Qresync", "Range", "Rename",
     "Search", "SearchKey",
-    "Parser", "Select", "SequenceSet", "Simple", "Sort", "SortCriterion", "Status", "Store", "UidExpunge",
+    "Parser", "Select", "SequenceSet", "Simple", "Sort", "SortCriterion", "Status", "Store", "Thread", "UidExpunge",
     "parse", "parse_date", "parse_date_time", "parse_fetch_item", "parse_fetch_items", "parse_flag", "parse_flags",
     "parse_search_key", "parse_sequence_set",
     "parse_append", "parse_authenticate", "parse_compress", "parse_copy", "parse_create", "parse_enable", "parse_fetch",
     "parse_getquota", "parse_id", "parse_list", "parse_login", "parse_mailbox", "parse_rename", "parse_search",
-    "parse_select", "parse_simple", "parse_sort", "parse_status", "parse_store", "parse_uid",
+    "parse_select", "parse_simple", "parse_sort", "parse_status", "parse_thread", "parse_store", "parse_uid",
 ]

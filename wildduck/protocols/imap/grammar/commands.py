@@ -179,6 +179,18 @@ class Sort(Search):
     keys: tuple[SortCriterion, ...] = ()
 
 
+#: the threading algorithms of THREAD (RFC 5256 3)
+THREAD_ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES")
+
+
+@dataclass(frozen=True, slots=True)
+class Thread(Search):
+    """THREAD and UID THREAD (RFC 5256): a search (its ``charset`` always given) and the ``algorithm`` that
+    threads the messages it finds."""
+
+    algorithm: str = "REFERENCES"
+
+
 @dataclass(frozen=True, slots=True)
 class Id(Command):
     params: tuple[tuple[str, str | None], ...] | None
@@ -367,7 +379,7 @@ def parse_create(tag: str, name: str, a: Args) -> Command:
 
 
 _STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "APPENDLIMIT",
-                 "DELETED"}
+                 "DELETED", "MAILBOXID"}
 
 
 def _status_items(a: Args) -> tuple[str, ...]:
@@ -543,6 +555,15 @@ def parse_sort(tag: str, name: str, a: Args, uid: bool = False) -> Command:
     return Sort(tag, name, uid, charset, _criteria(a), returns, tuple(criteria))
 
 
+def parse_thread(tag: str, name: str, a: Args, uid: bool = False) -> Command:
+    """``THREAD algorithm charset search-key ...`` (RFC 5256 4)."""
+    algorithm = a.atom("threading algorithm").decode("ascii", "replace").upper()
+    if algorithm not in THREAD_ALGORITHMS:
+        raise ParseError(f"unknown threading algorithm {algorithm[:40]} (REFERENCES or ORDEREDSUBJECT)")
+    charset = a.astring("charset").decode("ascii", "replace").upper()
+    return Thread(tag, name, uid, charset, _criteria(a), algorithm=algorithm)
+
+
 def parse_uid(tag: str, name: str, a: Args) -> Command:
     sub = a.atom("UID command").upper().decode("ascii", "replace")
     handler = _UID_COMMANDS.get(sub)
@@ -603,7 +624,7 @@ Parser = Callable[[str, str, Args], Command]
 
 _UID_COMMANDS: dict[str, Callable[..., Command]] = {
     "FETCH": parse_fetch, "STORE": parse_store, "COPY": parse_copy, "MOVE": parse_copy, "SEARCH": parse_search,
-    "SORT": parse_sort, "EXPUNGE": parse_simple,
+    "SORT": parse_sort, "THREAD": parse_thread, "EXPUNGE": parse_simple,
 }
 
 # the states of an IMAP session (RFC 3501 3); which command is allowed in which is the session's command registry

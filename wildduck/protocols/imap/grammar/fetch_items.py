@@ -1,4 +1,5 @@
-"""FETCH attributes (RFC 3501 §6.4.5, RFC 3516 BINARY, RFC 7162 MODSEQ, RFC 8970 PREVIEW) as typed
+"""FETCH attributes (RFC 3501 §6.4.5, RFC 3516 BINARY, RFC 7162 MODSEQ, RFC 8970 PREVIEW, RFC 8474 EMAILID and
+THREADID, RFC 8514 SAVEDATE) as typed
 :class:`FetchItem` values."""
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ _MACROS = {
     "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
 }
 _SIMPLE_ATTS = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUCTURE", "UID", "MODSEQ",
-                "RFC822", "RFC822.HEADER", "RFC822.TEXT", "PREVIEW"}
+                "RFC822", "RFC822.HEADER", "RFC822.TEXT", "PREVIEW", "EMAILID", "THREADID", "SAVEDATE"}
 #: PREVIEW's modifiers (RFC 8970 3.1: LAZY lets the server answer NIL rather than compute; this one computes)
 _PREVIEW_MODIFIERS = frozenset({b"LAZY"})
 _SECTION = re.compile(

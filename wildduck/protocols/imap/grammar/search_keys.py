@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +19,11 @@ class SearchKey:
     args: tuple[Any, ...] = ()
 
 _SEARCH_NOARG = {"ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "NEW", "OLD", "RECENT", "SEEN", "UNANSWERED",
-                 "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN"}
+                 "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN", "SAVEDATESUPPORTED"}
 _SEARCH_STRING = {"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"}
-_SEARCH_DATE = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
+_SEARCH_DATE = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE", "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"}
+#: RFC 8474 6: an objectid is 1 to 255 letters, digits, "_" and "-"
+_OBJECT_ID = re.compile(rb"[A-Za-z0-9_-]{1,255}")
 _SEARCH_NUMBER = {"LARGER", "SMALLER", "OLDER", "YOUNGER"}
 _MAX_SEARCH_DEPTH = 64
 
@@ -50,6 +53,11 @@ def parse_search_key(a: Args, depth: int = 0) -> SearchKey:
         return SearchKey(op, (parse_date(a.astring("date")),))
     if op in _SEARCH_NUMBER:
         return SearchKey(op, (a.number("number", nz=op in ("OLDER", "YOUNGER")),))
+    if op in ("EMAILID", "THREADID"):
+        value = a.atom("objectid")
+        if not _OBJECT_ID.fullmatch(value):
+            raise ParseError(f"{op} takes an object id (letters, digits, _ and -)")
+        return SearchKey(op, (value.decode("ascii"),))
     if op in ("KEYWORD", "UNKEYWORD"):
         return SearchKey(op, (parse_flag(a.atom("keyword")),))
     if op == "HEADER":
