@@ -66,8 +66,10 @@ def message(rng: random.Random, words: list[str], n: int) -> bytes:
         frm = f"Sender {words[sender].title()} <s{sender}@example.net>"
     date = "" if n % 50 == 0 else (f"Date: {_DAYS[n % 7]}, {1 + n % 28:02d} Nov 2026 {n % 24:02d}:{n % 60:02d}:00 "
                                    f"{'+0100' if n % 3 else '-0500'}\r\n")
+    # a third of the messages reply to the one before (threads of two and three for THREAD=REFERENCES)
+    refs = f"In-Reply-To: <m{n - 1}@example.net>\r\nReferences: <m{n - 1}@example.net>\r\n" if n % 3 and n else ""
     return (f"From: {frm}\r\nTo: user@example.com\r\nSubject: {rng.choice(_PREFIXES)}message {n % 2000} "
-            f"{words[n % 2000]}\r\n{date}Message-ID: <m{n}@example.net>\r\n\r\n{lines}\r\n").encode()
+            f"{words[n % 2000]}\r\n{date}Message-ID: <m{n}@example.net>\r\n{refs}\r\n{lines}\r\n").encode()
 
 
 async def populate(data_dir: Path, count: int, words: list[str]) -> tuple[str, float]:
@@ -168,7 +170,7 @@ def _criteria(label: str) -> list[Any]:
 
 def sort_macro(imap: imaplib.IMAP4, count: int, repeat: int) -> None:
     """UID SORT per key over imaplib: the first time in the server process (for ARRIVAL every record is read, for
-    FROM the ENVELOPEs too) and the median of ``repeat`` more (the process keeps the keys)."""
+    FROM the ENVELOPEs too) and the median of ``repeat`` more (the process keeps the keys); then UID THREAD."""
     base, reply = timed(lambda: imap.uid("FETCH", "1:*", "(ENVELOPE INTERNALDATE RFC822.SIZE)"), repeat)
     assert reply[0] == "OK", reply  # type: ignore[index]
     print(f"\nSORT end to end (a real server, {count:,} messages, imaplib), against the baseline a client without "
@@ -180,6 +182,11 @@ def sort_macro(imap: imaplib.IMAP4, count: int, repeat: int) -> None:
         typ, data = reply  # type: ignore[misc]
         assert typ == "OK" and len(data[0].split()) == count, (label, typ)
         print(f"| UID SORT ({label}) UTF-8 ALL | {first * 1000:,.0f} | {took * 1000:,.0f} | {base / took:,.1f}× |")
+    for algorithm in ("REFERENCES", "ORDEREDSUBJECT"):  # THREAD reads what delivery kept (no per-process cache)
+        first, _reply = timed(lambda a=algorithm: imap.uid("THREAD", a, "UTF-8", "ALL"), 1)  # type: ignore[misc]
+        took, reply = timed(lambda a=algorithm: imap.uid("THREAD", a, "UTF-8", "ALL"), repeat)  # type: ignore[misc]
+        assert reply[0] == "OK", (algorithm, reply[0])  # type: ignore[index]
+        print(f"| UID THREAD {algorithm} UTF-8 ALL | {first * 1000:,.0f} | {took * 1000:,.0f} | {base / took:,.1f}× |")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import ipaddress
 import json
 import logging
@@ -553,9 +554,10 @@ class Server:
 
 async def serve(config: Config, *, task_status: trio.TaskStatus[dict[str, Bound]] = trio.TASK_STATUS_IGNORED,
                 stop: trio.Event | None = None, worker: WorkerRole | None = None,
-                inherited: dict[str, list[trio.SocketListener]] | None = None) -> None:
+                inherited: dict[str, list[trio.SocketListener]] | None = None, freeze_gc: bool = False) -> None:
     """Open the services and run the server until SIGTERM/SIGINT (or ``stop``, for tests) ends it. A ``worker``
-    serves the ``inherited`` sockets its supervisor bound."""
+    serves the ``inherited`` sockets its supervisor bound. ``freeze_gc``: a process of its own (``wildduck
+    serve``, a worker), whose start-up objects leave the garbage collector's view once it serves."""
     check_startable(config)  # before anything is created on disk
     # a port in use stops the start before the database or a certificate
     prebound = inherited if inherited is not None else await bind_ports(config)
@@ -569,6 +571,10 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[dict[str, Bound]
 
                 nursery.start_soon(watch)
             bound = await nursery.start(server.run)
+            if freeze_gc:
+                # what start-up made (modules, configuration, services) lives as long as the process: out of
+                # every later garbage collection, whose full passes stop the event loop for as long as they walk
+                gc.freeze()
             task_status.started(bound)
             await server.stopped.wait()
             nursery.cancel_scope.cancel()

@@ -11,6 +11,7 @@ import re
 import sys
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -182,7 +183,7 @@ def serve(obj: _Obj, config_path: str | None, data_dir: str | None, workers: int
             command += ["--data-dir", str(config.data_dir.absolute())]
             trio.run(supervise, config, command)
         else:
-            trio.run(serve_app, config)
+            trio.run(partial(serve_app, config, freeze_gc=True))
     except BaseException as exc:  # noqa: BLE001 - errors from the nursery arrive grouped
         reason = _startup_error(exc)
         if reason is None:

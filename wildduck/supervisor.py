@@ -307,7 +307,7 @@ async def run_worker(config: Config, spec_text: str) -> None:
 
     async with trio.open_nursery() as nursery:
         async def run(*, task_status: trio.TaskStatus[dict[str, Bound]] = trio.TASK_STATUS_IGNORED) -> None:
-            await serve(config, worker=role, inherited=inherited, stop=stop, task_status=task_status)
+            await serve(config, worker=role, inherited=inherited, stop=stop, task_status=task_status, freeze_gc=True)
             nursery.cancel_scope.cancel()  # stopped (SIGTERM, or the supervisor is gone): the watcher too
 
         nursery.start_soon(watch_supervisor)
