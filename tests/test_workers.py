@@ -7,6 +7,7 @@ least-connections first (``net/balance.py``), so tests that need both workers op
 
 from __future__ import annotations
 
+import http.client
 import imaplib
 import json
 import os
@@ -141,6 +142,28 @@ def test_connections_go_to_the_worker_that_holds_fewer(short_dir: Path) -> None:
         assert sum(held) == 12 and held[1] - held[0] <= 2, held
         for c in clients:
             c.logout()
+
+
+def test_api_connections_go_to_the_worker_that_holds_fewer(short_dir: Path) -> None:
+    """The API port is balanced like the mail ports: 10 keep-alive clients (a webmail's backends, a benchmark)
+    split evenly over the workers instead of going to whichever woke first."""
+    config = prepared_config(short_dir, '[api]\nenabled = true\nport = 0\naccess_control = false\n')
+    with ServerProcess(config) as server:
+        host, port = server.address("api")
+        clients = []
+        for _ in range(10):  # one at a time, each answered (and so counted) before the next connects
+            client = http.client.HTTPConnection(host, port, timeout=30)
+            client.request("GET", "/users")
+            answer = client.getresponse()
+            assert answer.status == 200 and answer.getheader("Connection") != "close"
+            answer.read()
+            clients.append(client)
+        held = sorted(w["connections"].get("api", 0) for w in status(config)["workers"])
+        assert sum(held) == 10 and held[1] - held[0] <= 2, held
+        assert status(config)["connections"]["api"] == 10
+        for client in clients:
+            client.close()
+        wait_for(lambda: status(config)["connections"]["api"] == 0)
 
 
 def test_a_change_in_one_worker_reaches_idle_sessions_in_every_worker(short_dir: Path) -> None:

@@ -336,13 +336,17 @@ class Server:
 
             self.listeners.append(
                 Listener("lmtp", cfg.lmtp.host, cfg.lmtp.port, lmtp_handler,
-                         max_connections=self.worker.share(limits.max_connections) if self.worker
-                         else limits.max_connections, proxy=proxy_policy(cfg.lmtp))
+                         max_connections=self._connection_limit(), proxy=proxy_policy(cfg.lmtp))
             )
         if cfg.imap.enabled:
             self._imap_listeners()
         if cfg.pop3.enabled:
             self._pop3_listeners()
+
+    def _connection_limit(self) -> int:
+        """A listener's connections at most in this process: ``[limits] max_connections``, or a worker's share."""
+        limit = self.config.limits.max_connections
+        return self.worker.share(limit) if self.worker is not None else limit
 
     def _api_server(self, sockets: list[trio.SocketListener]) -> ApiServer:
         """The HTTP API over the same domain services as the sessions, on ``sockets``."""
@@ -368,7 +372,10 @@ class Server:
             tls = (holder.cert, holder.key)
         return ApiServer(create_app(services, settings), sockets, tls=tls,
                          keep_alive_timeout=cfg.api.keep_alive_timeout,
-                         graceful_timeout=cfg.server.shutdown_timeout, send_timeout=cfg.limits.send_timeout)
+                         graceful_timeout=cfg.server.shutdown_timeout, send_timeout=cfg.limits.send_timeout,
+                         max_connections=self._connection_limit(),
+                         seat=self.worker.board.seat(self.worker.index, "api")
+                         if self.worker is not None and self.worker.board is not None else None)
 
     def _imap_listeners(self) -> None:
         cfg = self.config
@@ -418,9 +425,7 @@ class Server:
         async def busy(stream: trio.abc.Stream, peer: str) -> None:
             await stream.send_all(busy_reply)
 
-        limit = self.config.limits.max_connections
-        if self.worker is not None:
-            limit = self.worker.share(limit)
+        limit = self._connection_limit()
         proxy = proxy_policy(section)
         self.listeners.append(Listener(name, section.host, section.port, plain, max_connections=limit,
                                        on_overload=busy, proxy=proxy))
@@ -501,11 +506,14 @@ class Server:
         """What ``wildduck status`` shows: listeners, open connections per listener, database size, last
         delivery, version."""
         last = self.services.delivery.last_delivery
+        listeners = list(self.listeners)
+        if self.api is not None and self.api.listener is not None:
+            listeners.append(self.api.listener)
         return json.dumps({
             "version": __version__,
             "pid": os.getpid(),
             "listeners": {b.name: f"{b.host}:{b.port}" for b in self.bound.values()},
-            "connections": {listener.name: listener.active for listener in self.listeners},
+            "connections": {listener.name: listener.active for listener in listeners},
             "database_bytes": await self.services.backends.maintenance.storage_bytes(),
             "last_delivery": last.isoformat() if last else None,
             "stopping": self._stop.is_set(),

@@ -7,6 +7,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -64,6 +65,30 @@ def test_https_and_http2(tmp_path: Path) -> None:
             assert http_version == ("1.1" if version == "--http1.1" else "2")
         plain = curl("-w", "%{http_code}", f"http://{host}:{port}/health")
         assert plain.stdout in ("000", "400") or plain.returncode != 0  # no plaintext on the TLS port
+
+
+def test_connections_over_the_limit_get_503_and_the_others_are_served(tmp_path: Path) -> None:
+    """``[limits] max_connections`` holds on the API port too: a connection beyond it is answered 503 and closed;
+    once one closes, a new one is served."""
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + "[limits]\nmax_connections = 2\n")
+    with ServerProcess(config) as server:
+        base = "http://{}:{}".format(*server.address("api"))
+        headers = {"X-Access-Token": ROOT_TOKEN}
+        with httpx.Client(base_url=base, headers=headers) as first, httpx.Client(base_url=base, headers=headers) \
+                as second:
+            assert first.get("/health").status_code == 200 and second.get("/health").status_code == 200
+            refused = curl("-i", f"{base}/health")  # a third connection while both stay open (keep-alive)
+            assert refused.stdout.startswith("HTTP/1.1 503"), refused
+            assert '"code":"ServiceUnavailable"' in refused.stdout
+            assert first.get("/health").status_code == 200  # the two are unaffected
+        for _ in range(50):  # the server sees the two close a moment later
+            served = curl("-w", "%{http_code}", "-o", "/dev/null", "-H", f"X-Access-Token: {ROOT_TOKEN}",
+                          f"{base}/health")
+            if served.stdout == "200":
+                break
+            time.sleep(0.1)
+        assert served.stdout == "200"
 
 
 def test_an_api_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
