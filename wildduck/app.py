@@ -69,6 +69,9 @@ MAINTENANCE_INTERVAL = 900.0
 #: journal entries older than this are pruned (sessions that were away longer resync fully). It must exceed the
 #: longest idle time of any session ([imap] idle_timeout, 30 minutes by default)
 JOURNAL_RETENTION = dt.timedelta(hours=3)
+#: a deleted mailbox is swept this long after its deletion (writes that raced it on another instance have ended by
+#: then: longer than a store's timeout for a pending change, 2 minutes on MongoDB)
+DELETION_SWEEP_DELAY = dt.timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -542,7 +545,8 @@ class Server:
             await trio.sleep(GAUGE_INTERVAL)
 
     async def _maintenance(self) -> None:
-        """Blob GC and journal pruning, under a lease so that one instance of a deployment does them."""
+        """Blob GC, journal pruning, the authentication log's expiry and the sweep of deleted mailboxes, under a
+        lease so that one instance of a deployment does them."""
         backends = self.services.backends
         grace = dt.timedelta(seconds=self.config.limits.blob_grace_period)
         while True:
@@ -552,9 +556,11 @@ class Server:
                     removed = await backends.blobs.collect_garbage(now - grace)
                     pruned = await backends.journal.prune_journal(now - JOURNAL_RETENTION)
                     expired = await self.services.login.authlog.prune()
-                    if removed or pruned or expired:
+                    swept = await backends.maintenance.sweep_deleted(now - DELETION_SWEEP_DELAY)
+                    if removed or pruned or expired or swept:
                         log.info("maintenance: removed %d unreferenced blobs, %d journal entries, %d expired "
-                                 "authentication log entries", removed, pruned, expired)
+                                 "authentication log entries, %d messages stored into mailboxes being deleted",
+                                 removed, pruned, expired, swept)
             except Exception:
                 log.exception("maintenance failed; retrying later")
             await trio.sleep(MAINTENANCE_INTERVAL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -180,3 +181,15 @@ def test_user_create_refuses_an_email_domain_that_resolves_to_localhost(tmp_path
     assert b"bob@example.com" in run("user", "create", "bob", "--password", "pw", "--address",
                                      "bob@example.com").stdout
     assert b"eve@example.net" in run("user", "create", "eve@example.net", "--password", "pw").stdout
+
+
+def test_check_reports_a_consistent_store_and_each_problem(wd: Run, tmp_path: Path) -> None:
+    wd("user", "create", "alice", "--password", "pw", "--address", "alice@example.com")
+    wd("deliver", "alice@example.com", input=sample_message())
+    ok = wd("check", "--sweep")
+    assert ok.stdout.decode().splitlines() == ["swept 0 messages stored into mailboxes being deleted",
+                                               "the store is consistent"]
+    with sqlite3.connect(tmp_path / "data" / "wildduck.db") as conn:  # a reference count off by one
+        conn.execute("UPDATE blobs SET refcount = refcount + 1")
+    bad = wd("check", check=False)
+    assert bad.returncode == 1 and bad.stdout and b"consistent" not in bad.stdout, bad

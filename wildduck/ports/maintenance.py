@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Protocol
 
 
@@ -9,6 +10,13 @@ class Maintenance(Protocol):
     async def check_integrity(self) -> list[str]:
         """Problems found (empty when consistent): engine checks, blob reference counts that disagree with the
         messages, references to missing blobs, messages whose parts and references disagree."""
+        ...
+
+    async def sweep_deleted(self, older_than: dt.datetime) -> int:
+        """Finish deletions of mailboxes deleted before ``older_than``: remove what writes racing a deletion left
+        (messages an append on another instance stored into the mailbox after it was emptied), releasing their
+        blobs and storage. Returns how many messages were removed. A store whose deletion and appends are
+        transactions has none to remove."""
         ...
 
     async def storage_bytes(self) -> int:

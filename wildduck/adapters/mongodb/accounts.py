@@ -12,7 +12,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from wildduck.adapters._codec import new_id
-from wildduck.adapters.mongodb import codec
+from wildduck.adapters.mongodb import codec, journal
 from wildduck.adapters.mongodb.base import (
     Doc,
     MongoBase,
@@ -164,7 +164,7 @@ class AccountsRole(MongoBase):
             self.db.addresses.delete_many({"user": user_id})
             boxes = [d["_id"] for d in self.db.mailboxes.find({"user": user_id}, {"_id": 1})]
             self.db.mailboxes.delete_many({"user": user_id})
-            self.db.journal.delete_many({"mailbox": {"$in": boxes}})
+            journal.close(self.db, boxes, now)  # appends racing the deletion find the mailboxes gone
             self.db.recent.delete_many({"mailbox": {"$in": boxes}})
             refs = Counter(d["blob"] for d in self.db.blob_refs.find({"user": user_id}, {"blob": 1}))
             ids = [d["_id"] for d in self.db.messages.find({"user": user_id}, {"_id": 1})]

@@ -58,7 +58,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "journal": [IndexModel([("mailbox", ASCENDING), ("modseq", ASCENDING)], unique=True),
                 IndexModel([("claim", ASCENDING)], unique=True, sparse=True),
                 IndexModel([("mailbox", ASCENDING), ("k", ASCENDING)]),
-                IndexModel([("created", ASCENDING)])],
+                IndexModel([("created", ASCENDING)]), IndexModel([("gone", ASCENDING)], sparse=True)],
     "messages": [IndexModel([("mailbox", ASCENDING), ("uid", ASCENDING)], unique=True),
                  IndexModel([("mailbox", ASCENDING), ("modseq", ASCENDING)]),
                  IndexModel([("user", ASCENDING)]), IndexModel([("mailbox", ASCENDING), ("thread", ASCENDING)])],

@@ -19,6 +19,13 @@ pending entry left by a writer that died is settled by the first reader that mee
 Markers keep the sequence whole: ``BASE`` (MODSEQ 1, written with the mailbox), ``VOID`` (an aborted change) and
 ``PRUNED`` (the top entry of a mailbox when pruning removed it: kept for its MODSEQ and UIDNEXT). A reader is told
 ``pruned`` when the entries above its ``since`` do not start at ``since + 1`` or start with a ``PRUNED`` marker.
+
+**Deletion.** A deleted mailbox's journal ends with a ``GONE`` marker, inserted above its top like any entry
+(:func:`close`) and kept until maintenance sweeps the mailbox (``MaintenanceRole.sweep_deleted``): no change can be reserved above
+it, so an instance that still takes the mailbox for alive (its owner cache) gets NotFound. (Were the journal simply
+deleted, the first append racing the deletion would start it again, and every later one would succeed into a
+mailbox that no longer exists.) A writer that reserved below the marker before it went in may still insert its
+messages after the deleter removed the mailbox's messages: the sweep removes those, after :data:`PENDING_TIMEOUT`.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from dataclasses import dataclass
 
 from pymongo import ASCENDING
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from wildduck.adapters.mongodb import codec
 from wildduck.adapters.mongodb.base import Doc, MongoBase, is_duplicate, now_ms, top
@@ -42,8 +49,8 @@ from wildduck.model import JournalEntry, JournalOp, JournalPage, Mailbox
 _K = 1 << 50
 #: seconds after which a pending entry is taken for one whose writer died
 PENDING_TIMEOUT = 120.0
-BASE, VOID, PRUNED = "BASE", "VOID", "PRUNED"
-_MARKERS = (BASE, VOID, PRUNED)
+BASE, VOID, PRUNED, GONE = "BASE", "VOID", "PRUNED", "GONE"
+_MARKERS = (BASE, VOID, PRUNED, GONE)
 _ATTEMPTS = 10_000
 
 
@@ -93,7 +100,7 @@ def reserve(db: Database[Doc], mailbox_id: str, changes: Sequence[Change], now: 
         if not todo:
             return out
         above = top(db.journal, {"mailbox": mailbox_id}, "modseq")
-        if above is None:
+        if above is None or above["op"] == GONE:
             raise NotFound(f"no mailbox {mailbox_id}")
         modseq, un = int(above["modseq"]), int(above["un"])
         docs = []
@@ -122,6 +129,32 @@ def reserve(db: Database[Doc], mailbox_id: str, changes: Sequence[Change], now: 
             if db.journal.find_one({"claim": f"{mailbox_id}:{uid}"}, {"_id": 1}) is not None:
                 todo.pop(0)  # another writer expunges this message: it releases it
     raise StoreError(f"no free MODSEQ in mailbox {mailbox_id} after {_ATTEMPTS} attempts")
+
+
+def close(db: Database[Doc], mailbox_ids: Sequence[str], now: dt.datetime) -> None:
+    """End the journals of mailboxes being deleted with a committed ``GONE`` marker above each top (see the module
+    docstring); then delete the entries below it. A mailbox without a journal is skipped."""
+    for mailbox_id in mailbox_ids:
+        for _ in range(_ATTEMPTS):
+            above = top(db.journal, {"mailbox": mailbox_id}, "modseq")
+            if above is None or above["op"] == GONE:
+                break
+            modseq = int(above["modseq"]) + 1
+            try:
+                db.journal.insert_one({"mailbox": mailbox_id, "modseq": modseq, "k": _K - modseq, "op": GONE,
+                                       "uid": 0, "un": int(above["un"]), "message": None, "flags": None,
+                                       "created": now, "gone": now})
+            except DuplicateKeyError:
+                continue
+            db.journal.delete_many({"mailbox": mailbox_id, "modseq": {"$lt": modseq}})
+            break
+        else:
+            raise StoreError(f"journal of {mailbox_id} keeps changing")
+
+
+def gone_before(db: Database[Doc], older_than: dt.datetime) -> list[str]:
+    """The mailboxes whose ``GONE`` marker was written before ``older_than`` (due for the sweep)."""
+    return [d["mailbox"] for d in db.journal.find({"gone": {"$lt": older_than}}, {"mailbox": 1})]  # sparse index
 
 
 def _finish(db: Database[Doc], entries: Sequence[Doc | None], change: Doc) -> None:

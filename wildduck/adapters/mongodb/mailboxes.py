@@ -12,7 +12,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from wildduck.adapters._codec import new_id
-from wildduck.adapters.mongodb import codec
+from wildduck.adapters.mongodb import codec, journal
 from wildduck.adapters.mongodb.base import Doc, now_ms
 from wildduck.adapters.mongodb.journal import JournalRole, head
 from wildduck.adapters.mongodb.steps import REMOVAL_FIELDS, delete_messages, insert_mailboxes
@@ -101,8 +101,9 @@ class MailboxesRole(JournalRole):
         return await self._write(tx)
 
     async def delete_mailbox(self, mailbox_id: str) -> None:
-        """Delete the mailbox document first (readers say it is gone), then its journal (appends find it gone),
-        then its messages, releasing their blobs and storage."""
+        """Delete the mailbox document first (readers say it is gone), then end its journal with a ``GONE``
+        marker (changes find it gone: ``journal.close``), then delete its messages, releasing their blobs and
+        storage. What an append that raced the deletion still inserts, maintenance sweeps (``MaintenanceRole.sweep_deleted``)."""
         now = now_ms()
 
         def tx() -> None:
@@ -110,7 +111,7 @@ class MailboxesRole(JournalRole):
                 if not self.db.mailboxes.delete_one({"_id": mailbox_id}).deleted_count:
                     raise NotFound(f"no mailbox {mailbox_id}")
                 self._owners.pop(mailbox_id, None)
-                self.db.journal.delete_many({"mailbox": mailbox_id})
+                journal.close(self.db, [mailbox_id], now)
                 self.db.recent.delete_many({"mailbox": mailbox_id})
                 rows = list(self.db.messages.find({"mailbox": mailbox_id}, REMOVAL_FIELDS))
                 delete_messages(self.db, rows, now, release=True)

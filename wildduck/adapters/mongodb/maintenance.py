@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter, defaultdict
 
 from wildduck.adapters._codec import parts_load
+from wildduck.adapters.mongodb import journal
 from wildduck.adapters.mongodb.base import MongoBase, now_ms
-from wildduck.adapters.mongodb.blobs import BUCKET
+from wildduck.adapters.mongodb.blobs import BUCKET, release_refs
 from wildduck.adapters.mongodb.journal import PENDING_TIMEOUT
-from wildduck.adapters.mongodb.steps import storage_used
+from wildduck.adapters.mongodb.steps import REMOVAL_FIELDS, release_storage, storage_used
 
 
 class MaintenanceRole(MongoBase):
@@ -21,6 +23,35 @@ class MaintenanceRole(MongoBase):
             return int(stats.get("storageSize", 0) or stats.get("dataSize", 0)) + int(stats.get("indexSize", 0))
 
         return await self._read(q)
+
+    async def sweep_deleted(self, older_than: dt.datetime) -> int:
+        """Finish the deletions of mailboxes deleted before ``older_than`` (their ``GONE`` journal markers): the
+        messages an append racing the deletion on another instance inserted after the deleter removed the
+        mailbox's messages are deleted (each by one ``delete_one``, so a message is released once), their blob
+        references and storage given back (or, for a deleted user, its leftover ledger removed), then the
+        mailbox's journal, marker included. Returns how many messages were removed."""
+        def tx() -> int:
+            removed = 0
+            now = now_ms()
+            for mailbox_id in journal.gone_before(self.db, older_than):
+                rows = list(self.db.messages.find({"mailbox": mailbox_id}, REMOVAL_FIELDS))
+                rows = [r for r in rows if self.db.messages.delete_one({"_id": r["_id"]}).deleted_count]
+                release_refs(self.db, [r["_id"] for r in rows], [b for r in rows for b in r["blobs"]], now)
+                freed: Counter[str] = Counter()
+                for r in rows:
+                    freed[r["user"]] += int(r["size"])
+                for user_id in list(freed):
+                    if self.db.users.find_one({"_id": user_id}, {"_id": 1}) is None:
+                        del freed[user_id]
+                        for name in ("storage", "thread_refs"):
+                            self.db[name].delete_many({"user": user_id})
+                release_storage(self.db, freed, now)
+                self.db.recent.delete_many({"mailbox": mailbox_id})
+                self.db.journal.delete_many({"mailbox": mailbox_id})
+                removed += len(rows)
+            return removed
+
+        return await self._write(tx)
 
     async def check_integrity(self) -> list[str]:
         """Problems found (empty when consistent): messages whose parts, blob list and references disagree,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 
 import wildduck.adapters.sqlite.codec as codec
@@ -20,6 +21,11 @@ class MaintenanceRole(StoreBase):
             return int(pages + (wal.stat().st_size if wal.exists() else 0))
 
         return await self._read(q)
+
+    async def sweep_deleted(self, older_than: dt.datetime) -> int:
+        """Nothing to finish: a mailbox's deletion and every append are transactions on one database, so an append
+        either stores into the mailbox before it is deleted (and is deleted with it) or finds it gone."""
+        return 0
 
     async def check_integrity(self) -> list[str]:
         """Problems found (empty when consistent): SQLite's integrity check, blob reference counts that disagree
