@@ -21,11 +21,12 @@ Markers keep the sequence whole: ``BASE`` (MODSEQ 1, written with the mailbox), 
 ``pruned`` when the entries above its ``since`` do not start at ``since + 1`` or start with a ``PRUNED`` marker.
 
 **Deletion.** A deleted mailbox's journal ends with a ``GONE`` marker, inserted above its top like any entry
-(:func:`close`) and kept until maintenance sweeps the mailbox (``MaintenanceRole.sweep_deleted``): no change can be reserved above
-it, so an instance that still takes the mailbox for alive (its owner cache) gets NotFound. (Were the journal simply
-deleted, the first append racing the deletion would start it again, and every later one would succeed into a
-mailbox that no longer exists.) A writer that reserved below the marker before it went in may still insert its
-messages after the deleter removed the mailbox's messages: the sweep removes those, after :data:`PENDING_TIMEOUT`.
+(:func:`close`) and kept until maintenance sweeps the mailbox (``MaintenanceRole.sweep_deleted``): no change can be
+reserved above it, so an instance that still takes the mailbox for alive (its owner cache) gets NotFound. (Were the
+journal simply deleted, the first append racing the deletion would start it again, and every later one would succeed
+into a mailbox that no longer exists.) A writer that reserved below the marker before it went in may still insert
+its messages after the deleter removed the mailbox's messages: the sweep removes those, after
+:data:`PENDING_TIMEOUT`.
 """
 
 from __future__ import annotations

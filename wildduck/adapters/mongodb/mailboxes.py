@@ -103,7 +103,8 @@ class MailboxesRole(JournalRole):
     async def delete_mailbox(self, mailbox_id: str) -> None:
         """Delete the mailbox document first (readers say it is gone), then end its journal with a ``GONE``
         marker (changes find it gone: ``journal.close``), then delete its messages, releasing their blobs and
-        storage. What an append that raced the deletion still inserts, maintenance sweeps (``MaintenanceRole.sweep_deleted``)."""
+        storage. What an append that raced the deletion still inserts, maintenance sweeps
+        (``MaintenanceRole.sweep_deleted``)."""
         now = now_ms()
 
         def tx() -> None:
