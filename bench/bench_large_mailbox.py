@@ -144,6 +144,23 @@ def fill_maildir(maildir: Path, count: int) -> None:
         os.utime(path, (base + n * 60, base + n * 60))
 
 
+def receive_reply(sock: socket.socket, tag: bytes) -> bytes:
+    """Everything the server sends up to and including the tagged reply of ``tag`` (its whole line)."""
+    chunks: list[bytes] = []
+    tail = b"\r\n"
+    marker = b"\r\n" + tag + b" "
+    while True:
+        data = sock.recv(1 << 20)
+        if not data:
+            raise RuntimeError("connection closed")
+        chunks.append(data)
+        window = tail + data
+        i = window.find(marker)
+        if i >= 0 and window.find(b"\r\n", i + 2) >= 0:
+            return b"".join(chunks)
+        tail = window[-200:]
+
+
 class Client:
     """A raw IMAP client: sends a command, reads until its tagged reply."""
 
@@ -161,21 +178,9 @@ class Client:
         tag = b"x%d" % self.n
         started = time.perf_counter()
         self.sock.sendall(tag + b" " + text.encode() + b"\r\n")
-        chunks: list[bytes] = []
-        tail = b"\r\n"
-        marker = b"\r\n" + tag + b" "
-        while True:
-            data = self.sock.recv(1 << 20)
-            if not data:
-                raise RuntimeError("connection closed")
-            chunks.append(data)
-            window = tail + data
-            i = window.find(marker)
-            if i >= 0 and window.find(b"\r\n", i + 2) >= 0:
-                break
-            tail = window[-200:]
+        reply = receive_reply(self.sock, tag)
         took = time.perf_counter() - started
-        reply = b"".join(chunks)
+        marker = b"\r\n" + tag + b" "
         full = b"\r\n" + reply
         status = full[full.rfind(marker) + len(marker):]
         if not status.startswith(b"OK"):
@@ -219,7 +224,8 @@ def measure(client: Client, repeat: int, memory: Callable[[], int], count: int,
     return out
 
 
-def run_wildduck(build: Build, count: int, repeat: int, workdir: Path, found: dict[str, int]) -> dict[str, float]:
+def server_config(build: Build, count: int, workdir: Path) -> Path:
+    """A configuration under ``workdir`` serving IMAP on a copy of the filled ``count``-message mailbox."""
     source = filled_data(build, count)
     data = workdir / "data"
     shutil.rmtree(data, ignore_errors=True)
@@ -227,6 +233,11 @@ def run_wildduck(build: Build, count: int, repeat: int, workdir: Path, found: di
     config = workdir / "wildduck.toml"
     config.write_text(f'[server]\ndata_dir = "{data}"\n[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n'
                       "[pop3]\nport = 0\ntls_port = 0\n[metrics]\nenabled = false\n")
+    return config
+
+
+def run_wildduck(build: Build, count: int, repeat: int, workdir: Path, found: dict[str, int]) -> dict[str, float]:
+    config = server_config(build, count, workdir)
     with build.server(config) as server:
         assert server.proc is not None
         pid = server.proc.pid

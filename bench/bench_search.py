@@ -2,7 +2,7 @@
 """SEARCH BODY/TEXT on a big mailbox: the FTS5 trigram index against a full scan, then IMAP end to end; SORT of the
 whole mailbox, in its steps and end to end.
 
-    python bench/bench_search.py [--quick] [--messages 100000] [--sort-only]
+    python bench/bench_search.py [--quick] [--messages 100000] [--sort-only] [--skip-steps] [--data DIR]
 
 A mailbox of N synthetic messages (quick: 10,000) is filled through the store (``append_messages`` in batches of
 1,000, each message parsed by ``prepare`` like a delivery), with bodies of ~80 words drawn from a 30,000-word
@@ -12,18 +12,24 @@ Micro (no sockets): ``text_search`` through the index vs the baseline in the sam
 text in Python (what SEARCH did before the index: read every message's text and look for the needle). Macro: a
 real ``wildduck serve`` on the same data, ``UID SEARCH`` over imaplib, time per command.
 
-SORT (RFC 5256) of every message: micro, the steps of ``sessions/imap/sort.py`` on the same store (the records read
-without content, the sort keys made of them, the ordering), per key; macro, ``UID SORT (key) UTF-8 ALL`` over
-imaplib against the baseline a client without SORT has, ``UID FETCH 1:* (ENVELOPE INTERNALDATE RFC822.SIZE)`` (what
-it would fetch to sort by itself). The messages have a Date header (one in 50 has none: DATE falls back to the
-internal date), a display name for most senders, and a subject among 2,000 base subjects, a third of them with
-``Re:`` or ``Fwd:``.
+SORT (RFC 5256) of every message: micro, per key, how the sort keys were read before schema v14 (the records
+without content, the keys made of them) against how they are read now (``Messages.sort_keys``: the keys kept at
+ingest, from one covering index), and the ordering, in CPU ms; macro, ``UID SORT (key) UTF-8 ALL`` and ``UID THREAD
+(REFERENCES|ORDEREDSUBJECT) UTF-8 ALL`` over imaplib, each in a fresh server process: the first command after the
+server started (nothing kept in the process) and the median of the repeats, wall-clock and the server's CPU time
+(every thread: on a busy machine the steadier figure), against the baseline a client without SORT has,
+``UID FETCH 1:* (ENVELOPE INTERNALDATE RFC822.SIZE)`` (what it would fetch to sort by itself). The messages have a
+Date header (one in 50 has none: DATE falls back to the internal date), a display name for most senders, and a
+subject among 2,000 base subjects, a third of them with ``Re:`` or ``Fwd:``; a third reply to the one before.
+``--data DIR`` keeps the filled mailbox (100,000 messages take minutes to fill) and reuses it; a newer schema migrates
+it on open (the time is reported): copy it first to compare two builds on the same data.
 """
 
 from __future__ import annotations
 
 import argparse
 import imaplib
+import os
 import random
 import sqlite3
 import statistics
@@ -87,6 +93,18 @@ async def populate(data_dir: Path, count: int, words: list[str]) -> tuple[str, f
     return mailbox_id, time.perf_counter() - started
 
 
+async def reopen(data_dir: Path) -> tuple[str, float]:
+    """The mailbox of a data directory filled before, and how long opening the store took (a migration runs
+    then)."""
+    started = time.perf_counter()
+    async with open_services(test_config(data_dir)) as services:
+        opened = time.perf_counter() - started
+        user = await services.backends.accounts.find_user("user")
+        assert user is not None, f"no user in {data_dir}"
+        inbox = await services.backends.mailboxes.find_mailbox(user.id, "INBOX")
+    return inbox.id, opened
+
+
 def timed(fn, repeat: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
     times = []
     result = None
@@ -126,35 +144,46 @@ async def indexed(data_dir: Path, mailbox_id: str, needles: list[str], repeat: i
 SORT_KEYS = ["ARRIVAL", "DATE", "FROM", "SUBJECT", "SIZE", "REVERSE DATE", "DISPLAYFROM", "SUBJECT DATE"]
 
 
-async def sort_steps(data_dir: Path, mailbox_id: str, repeat: int) -> dict[str, tuple[float, float, float, float]]:
-    """Per sort key: seconds to read the records (no content), to make their sort keys, to order them, and the
-    whole; medians of ``repeat`` runs (the steps of ``sessions/imap/sort.py`` for messages whose keys the process
-    does not keep yet, without a session)."""
+async def sort_steps(data_dir: Path, mailbox_id: str, repeat: int) -> dict[str, tuple[float, ...]]:
+    """Per sort key, for messages whose keys the process does not keep yet (no session, no sockets): the way SORT
+    read them before schema v14 (the records without content, read 5,000 per round trip, and the keys made of
+    them: the ENVELOPE parsed, the subject and the addresses collated), then the way it reads them now (the keys
+    the store kept, ``Messages.sort_keys``, 10,000 per round trip, as records), then the ordering; CPU seconds of
+    this process (the store's threads included), medians of ``repeat`` runs. Without ``sort_keys`` (a build from
+    before v14) the second column is 0."""
     from wildduck.protocols.imap import sort
 
     out = {}
     async with open_services(test_config(data_dir)) as services:
         uids = [r.uid for r in await services.messages.summaries(mailbox_id)]
+        stored = getattr(services.messages, "sort_keys", None)
         for label in SORT_KEYS:
             criteria = _criteria(label)
             addresses = not {c.key for c in criteria}.isdisjoint(sort.ADDRESS_KEYS)
             runs = []
             for _ in range(repeat):
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 records = []
                 for start in range(0, len(uids), 5000):
                     records += await services.messages.records(mailbox_id, uids[start:start + 5000], content=False)
-                t1 = time.perf_counter()
-                keys = [sort.record(r.uid, arrival=r.internal_date.timestamp(),
+                made = [sort.record(r.uid, arrival=r.internal_date.timestamp(),
                                     sent=r.header_date.timestamp() if r.header_date else None, size=r.size,
                                     subject=r.subject, envelope=r.imap_envelope, addresses=addresses)
                         for r in records]
-                t2 = time.perf_counter()
+                t1 = time.process_time()
+                keys = made
+                if stored is not None:
+                    keys = []
+                    for start in range(0, len(uids), 10_000):
+                        keys += map(sort.SortRecord._make, await stored(mailbox_id, uids[start:start + 10_000],
+                                                                       addresses=addresses))
+                    assert keys == made, label
+                t2 = time.process_time()
                 sort.order(keys, criteria)
-                t3 = time.perf_counter()
-                runs.append((t1 - t0, t2 - t1, t3 - t2, t3 - t0))
-            out[label] = tuple(statistics.median(r[i] for r in runs) for i in range(4))
-    return out  # type: ignore[return-value]
+                t3 = time.process_time()
+                runs.append((t1 - t0, t2 - t1 if stored is not None else 0.0, t3 - t2))
+            out[label] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
+    return out
 
 
 def _criteria(label: str) -> list[Any]:
@@ -168,55 +197,95 @@ def _criteria(label: str) -> list[Any]:
     return criteria
 
 
-def sort_macro(imap: imaplib.IMAP4, count: int, repeat: int) -> None:
-    """UID SORT per key over imaplib: the first time in the server process (for ARRIVAL every record is read, for
-    FROM the ENVELOPEs too) and the median of ``repeat`` more (the process keeps the keys); then UID THREAD."""
-    base, reply = timed(lambda: imap.uid("FETCH", "1:*", "(ENVELOPE INTERNALDATE RFC822.SIZE)"), repeat)
-    assert reply[0] == "OK", reply  # type: ignore[index]
-    print(f"\nSORT end to end (a real server, {count:,} messages, imaplib), against the baseline a client without "
-          f"SORT has: UID FETCH 1:* (ENVELOPE INTERNALDATE RFC822.SIZE) {base * 1000:,.0f} ms\n\n"
-          "| command | first ms | again ms | baseline / again |\n|---|---:|---:|---:|")
-    for label in SORT_KEYS:
-        first, _reply = timed(lambda k=label: imap.uid("SORT", f"({k})", "UTF-8", "ALL"), 1)  # type: ignore[misc]
-        took, reply = timed(lambda k=label: imap.uid("SORT", f"({k})", "UTF-8", "ALL"), repeat)  # type: ignore[misc]
-        typ, data = reply  # type: ignore[misc]
-        assert typ == "OK" and len(data[0].split()) == count, (label, typ)
-        print(f"| UID SORT ({label}) UTF-8 ALL | {first * 1000:,.0f} | {took * 1000:,.0f} | {base / took:,.1f}× |")
-    for algorithm in ("REFERENCES", "ORDEREDSUBJECT"):  # THREAD reads what delivery kept (no per-process cache)
-        first, _reply = timed(lambda a=algorithm: imap.uid("THREAD", a, "UTF-8", "ALL"), 1)  # type: ignore[misc]
-        took, reply = timed(lambda a=algorithm: imap.uid("THREAD", a, "UTF-8", "ALL"), repeat)  # type: ignore[misc]
-        assert reply[0] == "OK", (algorithm, reply[0])  # type: ignore[index]
-        print(f"| UID THREAD {algorithm} UTF-8 ALL | {first * 1000:,.0f} | {took * 1000:,.0f} | {base / took:,.1f}× |")
+def _cpu(pid: int) -> float:
+    """CPU seconds (user and system, every thread) of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _imap(server: ServerProcess) -> imaplib.IMAP4:
+    imap = imaplib.IMAP4(*server.address("imap"))
+    imap.login("user", "pw")
+    imap.select("INBOX", readonly=True)
+    return imap
+
+
+def sort_macro(config: Path, count: int, repeat: int, imap: imaplib.IMAP4 | None = None) -> None:
+    """UID SORT per key and UID THREAD per algorithm over imaplib, each in a server process of its own: the first
+    command after the server started (nothing of the mailbox kept in the process) and the median of ``repeat``
+    more. ``imap``: a session on a server already running, for the baseline."""
+    def baseline(session: imaplib.IMAP4) -> float:
+        base, reply = timed(lambda: session.uid("FETCH", "1:*", "(ENVELOPE INTERNALDATE RFC822.SIZE)"), repeat)
+        assert reply[0] == "OK", reply  # type: ignore[index]
+        return base
+
+    if imap is not None:
+        base = baseline(imap)
+    else:
+        with ServerProcess(config) as server:
+            session = _imap(server)
+            base = baseline(session)
+            session.logout()
+    print(f"\nSORT and THREAD end to end (a real server, {count:,} messages, imaplib; a fresh server process per "
+          f"command), against the baseline a client without SORT has: UID FETCH 1:* (ENVELOPE INTERNALDATE "
+          f"RFC822.SIZE) {base * 1000:,.0f} ms\n\n"
+          "CPU ms: the server process's (every thread), per command.\n\n"
+          "| command | first ms | first CPU ms | again ms | again CPU ms | baseline / first |\n"
+          "|---|---:|---:|---:|---:|---:|")
+    commands = [("SORT", f"({k})", "UTF-8", "ALL") for k in SORT_KEYS]
+    commands += [("THREAD", a, "UTF-8", "ALL") for a in ("REFERENCES", "ORDEREDSUBJECT")]
+    for command in commands:
+        with ServerProcess(config) as server:
+            assert server.proc is not None
+            pid = server.proc.pid
+            session = _imap(server)
+            cpu = _cpu(pid)
+            first, reply = timed(lambda c=command, m=session: m.uid(*c), 1)  # type: ignore[misc]
+            first_cpu, cpu = _cpu(pid) - cpu, _cpu(pid)
+            took, again = timed(lambda c=command, m=session: m.uid(*c), repeat)  # type: ignore[misc]
+            again_cpu = (_cpu(pid) - cpu) / repeat
+            session.logout()
+        for typ, data in (reply, again):  # type: ignore[misc]
+            assert typ == "OK", (command, typ)
+            if command[0] == "SORT":
+                assert len(data[0].split()) == count, command
+        assert reply == again, command
+        print(f"| UID {' '.join(command)} | {first * 1000:,.0f} | {first_cpu * 1000:,.0f} | {took * 1000:,.0f} | "
+              f"{again_cpu * 1000:,.0f} | {base / first:,.1f}× |")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--messages", type=int, default=None)
-    parser.add_argument("--sort-only", action="store_true", help="only the SORT measurements")
+    parser.add_argument("--sort-only", action="store_true", help="only the SORT and THREAD measurements")
+    parser.add_argument("--skip-steps", action="store_true", help="not the SORT steps (end to end only)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="keep the filled data directory here and reuse it when it holds a mailbox already (a "
+                             "newer wildduck migrates it on open: copy it to compare builds)")
     args = parser.parse_args(argv)
     count = args.messages or (10_000 if args.quick else 100_000)
     repeat = 3 if args.quick else 5
     words = vocabulary(random.Random(3), 30_000)
     with tempfile.TemporaryDirectory(prefix="wd-bench-search-") as tmp:
-        data_dir = Path(tmp) / "data"
-        mailbox_id, fill = trio.run(populate, data_dir, count, words)
+        data_dir = args.data or Path(tmp) / "data"
         db = data_dir / "wildduck.db"
+        if db.exists():
+            mailbox_id, opened = trio.run(reopen, data_dir)
+            print(f"{count:,} messages reused from {data_dir} (opened, migrations included, in {opened:.1f} s)")
+        else:
+            mailbox_id, fill = trio.run(populate, data_dir, count, words)
+            print(f"{count:,} messages stored in {fill:.1f} s ({count / fill:,.0f} msgs/s)")
         size = sum(p.stat().st_size for p in data_dir.glob("wildduck.db*"))
-        print(f"{count:,} messages stored in {fill:.1f} s ({count / fill:,.0f} msgs/s), database {size / 1e6:.0f} MB")
-        steps = trio.run(sort_steps, data_dir, mailbox_id, repeat)
-        print(f"\nSORT of {count:,} messages, its steps (no sockets):\n\n| sort key | records read ms | keys made ms | "
-              "ordered ms | total ms |\n|---|---:|---:|---:|---:|")
-        for label, (read, made, ordered, total) in steps.items():
-            cells = " | ".join(f"{seconds * 1000:,.0f}" for seconds in (read, made, ordered, total))
-            print(f"| {label} | {cells} |")
+        print(f"database {size / 1e6:.0f} MB")
+        if not args.skip_steps:
+            steps = trio.run(sort_steps, data_dir, mailbox_id, repeat)
+            print(f"\nSORT of {count:,} messages, its steps (no sockets; CPU ms):\n\n| sort key | records read and "
+                  "keys made (before v14) | stored keys read | ordered |\n|---|---:|---:|---:|")
+            for label, cells in steps.items():
+                print(f"| {label} | " + " | ".join(f"{seconds * 1000:,.0f}" for seconds in cells) + " |")
         if args.sort_only:
-            with ServerProcess(_config(tmp, data_dir)) as server:
-                imap = imaplib.IMAP4(*server.address("imap"))
-                imap.login("user", "pw")
-                imap.select("INBOX", readonly=True)
-                sort_macro(imap, count, repeat)
-                imap.logout()
+            sort_macro(_config(tmp, data_dir), count, repeat)
             return
         needles = {"rare word": words[-7], "frequent word": words[0], "phrase": f"{words[0]} {words[1]}",
                    "absent": "qqqzzzxxy", "two letters": "qz"}
@@ -240,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
                 typ, data = reply  # type: ignore[misc]
                 assert typ == "OK", reply
                 print(f"| UID SEARCH {command} | {len(data[0].split()):,} | {took * 1000:,.1f} |")
-            sort_macro(imap, count, repeat)
+            sort_macro(_config(tmp, data_dir), count, repeat, imap)
             imap.logout()
 
 

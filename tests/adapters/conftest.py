@@ -3,36 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.deployments import fresh_database, mongodb_uri
 from wildduck.adapters.sqlite import open_sqlite_store
 from wildduck.model import MailboxSpec, PreparedMessage, StoredPart, User
-from wildduck.testing import ferretdb
 
 #: the storage adapters the suite runs against
 STORES = ["sqlite", "mongodb"]
 MAILBOXES = (MailboxSpec("INBOX"), MailboxSpec("Sent Mail", "\\Sent"), MailboxSpec("Trash", "\\Trash"))
-
-#: the test session's FerretDB (started by the ``ferretdb_server`` fixture for the first test that needs it)
-_server: list[ferretdb.FerretDB] = []
-_databases = itertools.count()
-
-
-def mongodb_uri() -> str:
-    """The URI of the session's FerretDB (only inside a test that runs on "mongodb")."""
-    assert _server, "the mongodb tests need the ferretdb_server fixture (a test parametrized with 'mongodb')"
-    return _server[0].uri
-
-
-def fresh_database() -> str:
-    """A database name no other test of this session uses."""
-    return f"t{os.getpid()}_{next(_databases)}"
 
 
 async def open_store(kind: str, directory: Path, *, database: str | None = None, **options: Any) -> Any:
@@ -53,27 +36,6 @@ async def open_instances(kind: str, directory: Path, count: int = 2) -> list[Any
         return [await open_sqlite_store(directory / "shared.db") for _ in range(count)]
     database = fresh_database()
     return [await open_store(kind, directory, database=database) for _ in range(count)]
-
-
-@pytest.fixture(scope="session")
-def ferretdb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ferretdb.FerretDB]:
-    """One FerretDB for the whole session. Outside CI a machine that cannot build it skips the mongodb tests with
-    the reason; with ``CI=true`` they fail instead."""
-    reason = ferretdb.unavailable()
-    try:
-        import pymongo  # noqa: F401
-    except ImportError:
-        reason = reason or "pymongo is not installed (pip install wildduck[mongodb])"
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the mongodb tests: {reason}")
-        pytest.skip(reason)
-    with ferretdb.running(tmp_path_factory.mktemp("ferretdb")) as server:
-        _server.append(server)
-        try:
-            yield server
-        finally:
-            _server.clear()
 
 
 @pytest.fixture(autouse=True)

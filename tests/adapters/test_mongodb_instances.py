@@ -16,7 +16,7 @@ import trio
 from tests.adapters.conftest import make_user, open_instances, prepared
 from wildduck.adapters.mongodb import journal
 from wildduck.errors import QuotaExceeded
-from wildduck.model import AppendResult, JournalOp, MailboxSpec, NewMessage
+from wildduck.model import AppendResult, FlagMode, JournalOp, MailboxSpec, NewMessage
 
 pytestmark = pytest.mark.parametrize("kind", ["mongodb"])
 
@@ -150,6 +150,30 @@ async def test_quota_is_never_overrun_by_two_instances(instances: list[Any]) -> 
     used = (await b.get_user(user.id)).storage_used
     sizes = [m.size for mb in (inbox, other) for m in await a.list_messages(mb.id)]
     assert used == sum(sizes) == 12 * size <= limit
+    assert await a.check_integrity() == []
+
+
+async def test_concurrent_flag_changes_of_one_message_from_two_instances_are_all_kept(instances: list[Any]) -> None:
+    """Two instances adding flags to the same messages at once: every flag is kept (on FerretDB an update's filter
+    is no compare-and-set, so without the claim of the MODSEQ read one instance's flags were overwritten), and
+    each message's MODSEQ is that of its last journal entry."""
+    a, b = instances
+    user = await make_user(a)
+    inbox = await a.find_mailbox(user.id, "INBOX")
+    await a.append_messages([NewMessage(user.id, inbox.id, prepared(f"m{k}")) for k in range(4)])
+    uids = [1, 2, 3, 4]
+    every: list[str] = []
+    with trio.fail_after(120):
+        for round_ in range(8):
+            names = [f"$r{round_}k{k}" for k in range(4)]
+            every += names
+            async with trio.open_nursery() as n:
+                for k, name in enumerate(names):
+                    n.start_soon((a, b)[k % 2].set_flags, inbox.id, uids, FlagMode.ADD, [name])
+    for record in [await b.get_message(inbox.id, uid) for uid in uids]:
+        assert sorted(record.flags) == sorted(every), record.uid
+    last = {e.uid: e.modseq for e in (await a.read_journal(inbox.id, 1)).entries if e.op is JournalOp.FLAGS}
+    assert {s.uid: s.modseq for s in await a.list_messages(inbox.id)} == last
     assert await a.check_integrity() == []
 
 

@@ -1,4 +1,5 @@
-"""A real server (SQLite store, every listener) with the API on a free port, and an HTTP client for it."""
+"""A real server (every listener, on each deployment: the ``api`` fixture runs its tests on "sqlite" and on
+"mongodb+redis") with the API on a free port, and an HTTP client for it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.deployments import Deployment
 from wildduck.testing.server import RunningServer, running_server
 
 ROOT_TOKEN = "root-token-for-tests"
@@ -50,9 +52,12 @@ class Api:
 
 
 @asynccontextmanager
-async def serving_api(data_dir: Path, overrides: dict[str, dict[str, Any]] | None = None) -> AsyncIterator[Api]:
-    """A running server (``overrides``: :func:`api_overrides` by default) and the clients of its API."""
-    async with running_server(data_dir, overrides or api_overrides()) as srv:
+async def serving_api(data_dir: Path, overrides: dict[str, dict[str, Any]] | None = None,
+                      deployment: Deployment | None = None) -> AsyncIterator[Api]:
+    """A running server (``overrides``: :func:`api_overrides` by default; on ``deployment``, else the single
+    node) and the clients of its API."""
+    overrides = overrides or api_overrides()
+    async with running_server(data_dir, deployment.overrides(overrides) if deployment else overrides) as srv:
         host, port = srv.address("api")
         base = f"http://{host}:{port}"
         async with httpx.AsyncClient(base_url=base, headers={"X-Access-Token": ROOT_TOKEN}, timeout=30) as root, \
@@ -61,6 +66,6 @@ async def serving_api(data_dir: Path, overrides: dict[str, dict[str, Any]] | Non
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    async with serving_api(tmp_path / "data") as served:
+async def api(tmp_path: Path, deployment: Deployment) -> AsyncIterator[Api]:
+    async with serving_api(tmp_path / "data", deployment=deployment) as served:
         yield served

@@ -8,12 +8,12 @@ import imaplib
 import poplib
 import re
 import sqlite3
-from pathlib import Path
 from typing import Any
 
 import trio
 
 from tests.api.conftest import Api
+from wildduck.adapters.sqlite import SqliteStore
 
 ISO_Z = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
@@ -102,13 +102,20 @@ async def test_addresses_are_updated_and_listed_in_pages(api: Api) -> None:
     assert r.status_code == 400 and r.json()["error"] == "Nothing was changed"
 
 
-def _set_storage(data: Path, user_id: str, used: int) -> None:
-    """Make the stored figure wrong, as a crash between steps or an old bug would."""
-    with sqlite3.connect(next(data.glob("*.db"))) as conn:
+def _set_storage(api: Api, user_id: str, used: int) -> None:
+    """Make the stored figure wrong, as a crash between steps or an old bug would (on MongoDB: a ledger entry)."""
+    store = api.server.store
+    if not isinstance(store, SqliteStore):
+        from wildduck.adapters.mongodb.base import now_ms
+        from wildduck.adapters.mongodb.steps import add_storage, storage_used
+
+        add_storage(store.db, user_id, [(used - storage_used(store.db, user_id), None)], now_ms())
+        return
+    with sqlite3.connect(next(api.server.services.config.data_dir.glob("*.db"))) as conn:
         conn.execute("UPDATE users SET storage_used = ? WHERE id = ?", (used, user_id))
 
 
-async def test_the_quota_is_recounted(api: Api, tmp_path: Path) -> None:
+async def test_the_quota_is_recounted(api: Api) -> None:
     alice = await api.create_user("alice")
     bob = await api.create_user("bob")
     for user in (alice, bob):
@@ -118,15 +125,15 @@ async def test_the_quota_is_recounted(api: Api, tmp_path: Path) -> None:
         assert r.status_code == 200, r.text
     used = (await api.root.get(f"/users/{alice}")).json()["limits"]["quota"]["used"]
     assert used > 1000
-    _set_storage(tmp_path / "data", alice, 7)
+    _set_storage(api, alice, 7)
     r = await api.root.post(f"/users/{alice}/quota/reset")
     assert r.json() == {"success": True, "storageUsed": used, "previousStorageUsed": 7}
     assert (await api.root.get(f"/users/{alice}")).json()["limits"]["quota"]["used"] == used
     r = await api.root.post("/users/0123456789abcdef01234567/quota/reset")
     assert r.status_code == 404 and r.json()["code"] == "UserNotFound"
     # every user, as a task
-    _set_storage(tmp_path / "data", alice, 1)
-    _set_storage(tmp_path / "data", bob, 2)
+    _set_storage(api, alice, 1)
+    _set_storage(api, bob, 2)
     r = await api.root.post("/quota/reset")
     assert r.json()["success"] is True and len(r.json()["task"]) == 24
     with trio.fail_after(10):

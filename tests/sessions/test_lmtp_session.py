@@ -1,4 +1,4 @@
-"""LMTP over real TCP sockets against the whole server (real SQLite store, real MIME parser)."""
+"""LMTP over real TCP sockets against the whole server (real store, real MIME parser), on each deployment."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 import trio
 import trustme
 
+from tests.deployments import Deployment
 from wildduck.protocols import mime
 from wildduck.testing.lmtp_client import LMTPClient
 from wildduck.testing.server import RunningServer, running_server
@@ -33,8 +34,9 @@ async def in_thread(fn: Callable[[], T]) -> T:
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    async with running_server(tmp_path, {"limits": {"max_message_size": 200_000, "max_line_length": 1024}}) as srv:
+async def server(tmp_path: Path, deployment: Deployment) -> AsyncIterator[RunningServer]:
+    limits = {"max_message_size": 200_000, "max_line_length": 1024}
+    async with running_server(tmp_path, deployment.overrides({"limits": limits})) as srv:
         users = srv.services.users
         await users.create("alice", "pw", address="alice@example.com")
         await users.create("bob", "pw", address="bob@example.com")
@@ -180,14 +182,14 @@ async def test_quota_reached_during_delivery_is_permanent_for_that_recipient(ser
     assert second[0][0][0] == 452 or second[1][0][0] == 552
 
 
-async def test_starttls_and_injection(tmp_path: Path) -> None:
+async def test_starttls_and_injection(tmp_path: Path, deployment: Deployment) -> None:
     ca = trustme.CA()
     cert = ca.issue_cert("localhost", "127.0.0.1")
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
     cert.private_key_pem.write_to_path(str(key_file))
     overrides = {"lmtp": {"starttls": True, "cert": str(cert_file), "key": str(key_file)}}
-    async with running_server(tmp_path / "data", overrides) as srv:
+    async with running_server(tmp_path / "data", deployment.overrides(overrides)) as srv:
         await srv.services.users.create("alice", "pw", address="alice@example.com")
         ctx = ssl.create_default_context()
         ca.configure_trust(ctx)
@@ -211,8 +213,8 @@ async def test_starttls_and_injection(tmp_path: Path) -> None:
         assert result[1][0][0] == 250
 
 
-async def test_idle_connections_are_closed(tmp_path: Path) -> None:
-    async with running_server(tmp_path, {"limits": {"idle_timeout": 0.5}}) as srv:
+async def test_idle_connections_are_closed(tmp_path: Path, deployment: Deployment) -> None:
+    async with running_server(tmp_path, deployment.overrides({"limits": {"idle_timeout": 0.5}})) as srv:
         def go() -> bytes:
             with socket.create_connection(srv.address("lmtp"), timeout=30) as s:
                 data = b""

@@ -1,5 +1,5 @@
-"""POP3 over real sockets against the whole server (real SQLite store, real MIME code): WildDuck's semantics, the
-interplay with IMAP sessions of the same user, limits, failures and hostile clients."""
+"""POP3 over real sockets against the whole server (real store, real MIME code) on each deployment: WildDuck's
+semantics, the interplay with IMAP sessions of the same user, limits, failures and hostile clients."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 import trio
 import trio.testing
 
+from tests.deployments import Deployment
 from tests.sessions.test_session_lifecycle import Client as IMAPClient
 from tests.sessions.test_session_lifecycle import LineClient
 from wildduck.domain.maildrop import MaildropService
@@ -76,8 +77,9 @@ async def flags_in(srv: RunningServer, path: str, user: str = "alice") -> dict[b
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    async with running_server(tmp_path, {"pop3": {"idle_timeout": 2.0, "max_connections_per_user": 3}}) as srv:
+async def server(tmp_path: Path, deployment: Deployment) -> AsyncIterator[RunningServer]:
+    pop3 = {"idle_timeout": 2.0, "max_connections_per_user": 3}
+    async with running_server(tmp_path, deployment.overrides({"pop3": pop3})) as srv:
         await srv.services.users.create("alice", "pw", address="alice@example.com")
         yield srv
 
@@ -124,8 +126,8 @@ async def test_a_dropped_connection_changes_nothing(server: RunningServer) -> No
     assert await flags_in(server, "Trash") == {}
 
 
-async def test_the_maildrop_is_a_snapshot_of_the_newest_messages(tmp_path: Path) -> None:
-    async with running_server(tmp_path, {"pop3": {"max_messages": 3}}) as srv:
+async def test_the_maildrop_is_a_snapshot_of_the_newest_messages(tmp_path: Path, deployment: Deployment) -> None:
+    async with running_server(tmp_path, deployment.overrides({"pop3": {"max_messages": 3}})) as srv:
         await srv.services.users.create("alice", "pw", address="alice@example.com")
         await deliver(srv, *(message(n) for n in range(1, 6)))
         with trio.fail_after(30):
@@ -256,8 +258,8 @@ async def test_too_many_connections_answer_in_use(server: RunningServer) -> None
         assert (await again.login()).startswith(b"+OK")
 
 
-async def test_failed_logins_are_limited_and_closed(tmp_path: Path) -> None:
-    async with running_server(tmp_path, {"limits": {"auth_failures": 2}}) as srv:
+async def test_failed_logins_are_limited_and_closed(tmp_path: Path, deployment: Deployment) -> None:
+    async with running_server(tmp_path, deployment.overrides({"limits": {"auth_failures": 2}})) as srv:
         await srv.services.users.create("alice", "pw", address="alice@example.com")
         srv.services.login.policy = dataclasses.replace(srv.services.login.policy, failure_penalty=0.0)
         with trio.fail_after(30):
@@ -300,9 +302,9 @@ async def test_auth_plain_and_utf8(server: RunningServer) -> None:
         assert (await c.command("AGFsaWNlAHB3")).startswith(b"+OK")
 
 
-async def test_implicit_tls_and_stls(tmp_path: Path) -> None:
+async def test_implicit_tls_and_stls(tmp_path: Path, deployment: Deployment) -> None:
     tls_port = free_port()
-    async with running_server(tmp_path, {"pop3": {"tls_port": tls_port}}) as srv:
+    async with running_server(tmp_path, deployment.overrides({"pop3": {"tls_port": tls_port}})) as srv:
         await srv.services.users.create("alice", "pw", address="alice@example.com")
         await deliver(srv, message(1))
         context = ssl.create_default_context(cafile=str(tmp_path / "tls-selfsigned-cert.pem"))
@@ -331,8 +333,8 @@ async def test_implicit_tls_and_stls(tmp_path: Path) -> None:
         assert b"\r\n".join(lines) + b"\r\n" == message(1)
 
 
-async def test_commands_pipelined_behind_stls_are_never_executed(tmp_path: Path) -> None:
-    async with running_server(tmp_path) as srv:
+async def test_commands_pipelined_behind_stls_are_never_executed(tmp_path: Path, deployment: Deployment) -> None:
+    async with running_server(tmp_path, deployment.overrides()) as srv:
         await srv.services.users.create("alice", "pw", address="alice@example.com")
         with trio.fail_after(30):
             stream = await trio.open_tcp_stream(*srv.address("pop3"))
@@ -358,8 +360,8 @@ async def test_an_idle_client_is_disconnected(server: RunningServer) -> None:
         assert await c.closed()
 
 
-async def test_a_deleted_account_ends_its_sessions_at_once(tmp_path: Path) -> None:
-    async with running_server(tmp_path, {"pop3": {"idle_timeout": 60.0}}) as srv:
+async def test_a_deleted_account_ends_its_sessions_at_once(tmp_path: Path, deployment: Deployment) -> None:
+    async with running_server(tmp_path, deployment.overrides({"pop3": {"idle_timeout": 60.0}})) as srv:
         await srv.services.users.create("alice", "pw", address="alice@example.com")
         with trio.fail_after(30):
             c = await POP3.connect(srv)
@@ -370,8 +372,8 @@ async def test_a_deleted_account_ends_its_sessions_at_once(tmp_path: Path) -> No
                 assert await c.closed()
 
 
-async def test_shutdown_says_goodbye(tmp_path: Path) -> None:
-    async with running_server(tmp_path) as srv:
+async def test_shutdown_says_goodbye(tmp_path: Path, deployment: Deployment) -> None:
+    async with running_server(tmp_path, deployment.overrides()) as srv:
         await srv.services.users.create("alice", "pw", address="alice@example.com")
         with trio.fail_after(30):
             c = await POP3.connect(srv)
@@ -411,11 +413,11 @@ class _FailingQuit:
         raise StoreError("database is locked")
 
 
-async def test_a_failed_quit_answers_sys_temp_and_changes_nothing(tmp_path: Path) -> None:
+async def test_a_failed_quit_answers_sys_temp_and_changes_nothing(tmp_path: Path, deployment: Deployment) -> None:
     def wrap(backends: Backends) -> Backends:
         return dataclasses.replace(backends, messages=_FailingQuit(backends.messages))
 
-    async with running_server(tmp_path, wrap=wrap) as srv:
+    async with running_server(tmp_path, deployment.overrides(), wrap=wrap) as srv:
         await srv.services.users.create("alice", "pw", address="alice@example.com")
         await deliver(srv, message(1), message(2))
         with trio.fail_after(30):
@@ -428,11 +430,12 @@ async def test_a_failed_quit_answers_sys_temp_and_changes_nothing(tmp_path: Path
         assert await flags_in(srv, "INBOX") == {b"<m1@example.net>": (), b"<m2@example.net>": ()}
 
 
-async def test_a_slow_reader_of_a_big_message_is_cut_off_with_flat_memory(tmp_path: Path) -> None:
+async def test_a_slow_reader_of_a_big_message_is_cut_off_with_flat_memory(tmp_path: Path,
+                                                                          deployment: Deployment) -> None:
     """A 20 MB RETR to a client that stops reading: the send deadline ends the session; the server holds the
     message once (its blobs) plus one write, never the whole dot-stuffed answer."""
-    async with running_server(tmp_path, {"limits": {"send_timeout": 1.0, "max_message_size": 40 << 20},
-                                         "pop3": {"idle_timeout": 30.0}}) as srv:
+    overrides = {"limits": {"send_timeout": 1.0, "max_message_size": 40 << 20}, "pop3": {"idle_timeout": 30.0}}
+    async with running_server(tmp_path, deployment.overrides(overrides)) as srv:
         await srv.services.users.create("alice", "pw", address="alice@example.com")
         line = b"." + b"x" * 76 + b"\r\n"  # every line dot-stuffed: the answer is bigger than the message
         big = b"From: s@example.net\r\nSubject: big\r\n\r\n" + line * (20_000_000 // len(line))

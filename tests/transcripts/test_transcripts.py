@@ -1,4 +1,4 @@
-"""IMAP transcripts (tests/transcripts/imap/*.txt) against the whole server over a socket; see
+"""IMAP transcripts (tests/transcripts/imap/*.txt) against the whole server over a socket, on each deployment; see
 ``wildduck/testing/transcript.py`` for the format."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.deployments import Deployment
 from wildduck.testing.lmtp_client import LMTPClient
 from wildduck.testing.server import running_server
 from wildduck.testing.transcript import Runner, TranscriptFailure, load, parse
@@ -17,8 +18,8 @@ TRANSCRIPTS = sorted(HERE.glob("*.txt"))
 
 
 @pytest.mark.parametrize("path", TRANSCRIPTS, ids=[p.stem for p in TRANSCRIPTS])
-async def test_transcript(path: Path, tmp_path: Path) -> None:
-    async with running_server(tmp_path, {"imap": {"enabled": True}}) as srv:
+async def test_transcript(path: Path, tmp_path: Path, deployment: Deployment) -> None:
+    async with running_server(tmp_path, deployment.overrides({"imap": {"enabled": True}})) as srv:
         for name in ("alice", "bob"):
             await srv.services.users.create(name, "pw", address=f"{name}@example.com")
 

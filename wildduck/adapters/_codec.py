@@ -8,12 +8,13 @@ import json
 import secrets
 import struct
 import time
+import unicodedata
 import zlib
 from collections.abc import Sequence
 from typing import Any
 
 from wildduck.model import FlagMode, StoredPart
-from wildduck.protocols.mime import basesubject, headers
+from wildduck.protocols.mime import basesubject, headers, searchable
 
 #: compress only when it saves at least this fraction
 _MIN_SAVING = 0.05
@@ -21,6 +22,23 @@ _MIN_SAVING = 0.05
 SEARCH_FIELDS = ("from", "to", "cc", "bcc", "subject")
 #: between the values of one search column: a needle without it matches the column iff it matches one value
 SEARCH_SEPARATOR = "\n"
+
+
+def search_fold(text: str) -> str:
+    """Text as the search index keeps it and needles as they are looked up: folded the way the domain compares
+    (:func:`wildduck.protocols.mime.searchable.fold`)."""
+    return searchable.fold(text)
+
+
+def legacy_fold(text: str) -> str | None:
+    """``text`` case-folded as the index kept text and header values before :func:`search_fold` (``casefold``),
+    when that form can find only such older rows: it differs and holds a precomposed character (which text folded
+    now, decomposed, never holds). A lookup adds it so that messages stored before still match a non-ASCII needle
+    (by the rules they were stored with); None when it is not needed or could also match newer rows."""
+    old = text.casefold()
+    if old == search_fold(text) or unicodedata.normalize("NFD", old) == old:
+        return None
+    return old
 
 
 def new_id() -> str:
@@ -69,7 +87,8 @@ def header_block(skeleton: bytes, tree: Any) -> bytes:
 def search_columns(header: bytes) -> tuple[int | None, str | None, str | None, str | None, str | None, str | None]:
     """The search values of a message with this top-level header block, in the order (sent day, *SEARCH_FIELDS):
     the sender's calendar day of its Date header as a proleptic Gregorian ordinal (None without a parseable Date),
-    and per header key its values case-folded, joined by :data:`SEARCH_SEPARATOR` (None when the field is absent).
+    and per header key its values folded (:func:`search_fold`), joined by :data:`SEARCH_SEPARATOR` (None when the
+    field is absent).
     They are what the domain's exact evaluator computes from the same bytes (``protocols.mime.searchable``), kept
     so that an engine can decide the SENT* keys and narrow the header keys without reading the header."""
     from wildduck.protocols.mime import headers, searchable
@@ -78,11 +97,26 @@ def search_columns(header: bytes) -> tuple[int | None, str | None, str | None, s
     day = searchable.sent_date(parsed)
 
     def joined(name: str) -> str | None:
-        found = searchable.values(parsed, name)  # each once: a bare address is also its own parsed form
-        return SEARCH_SEPARATOR.join(dict.fromkeys(v.casefold() for v in found)) if found else None
+        found = searchable.values(parsed, name)  # one per copy of the field; equal copies kept once
+        return SEARCH_SEPARATOR.join(dict.fromkeys(search_fold(v) for v in found)) if found else None
 
     return (day.toordinal() if day is not None else None, joined("from"), joined("to"), joined("cc"), joined("bcc"),
             joined("subject"))
+
+
+def sort_columns(subject: str, imap_envelope: bytes | None) -> tuple[str, str, str, str, str, str]:
+    """What SORT compares of a message with this decoded Subject and ENVELOPE in its IMAP form, in collation form
+    (:func:`wildduck.protocols.mime.sortkeys.sort_keys`): (base subject, from, to, cc, display from, display
+    to), kept so that SORT reads a few short strings per message and parses nothing."""
+    from wildduck.protocols.mime.sortkeys import sort_keys
+
+    return sort_keys(subject, imap_envelope)
+
+
+def own_id(message_id: str | None) -> str | None:
+    """A message's own id for threading, from its Message-ID header value: the first valid id (None: none)."""
+    found = headers.message_ids(message_id)
+    return found[0] if found else None
 
 
 def imap_forms(envelope: Any, bodystructure: Any) -> tuple[bytes, bytes, bytes, bytes | None, bytes | None,

@@ -26,6 +26,11 @@ class NoSuchMailbox(NotFound):
     """The user has no mailbox with this path."""
 
 
+#: the mailbox id of the nudge that says the user's subscriptions changed (no mailbox has it; NOTIFY's
+#: SubscriptionChange, RFC 5465 5.5, reads them again)
+SUBSCRIPTIONS = ""
+
+
 def normalize_path(name: str) -> str:
     """The canonical form of a mailbox path: a trailing separator dropped ("A/" names "A", RFC 3501 6.3.3), INBOX
     in upper case whatever its case; InvalidInput for empty levels, forbidden characters, or an oversize path."""
@@ -115,6 +120,8 @@ class MailboxService:
                 await self.store.create_mailbox(user_id, MailboxSpec(parent, subscribed=False))
             except AlreadyExists:
                 pass
+        # a nudge with MODSEQ 0 for a mailbox no session knows: NOTIFY's MailboxName (RFC 5465 5.4) re-reads the list
+        await self.pubsub.publish(user_channel(user_id), Nudge(created.id))
         return created
 
     async def delete(self, user_id: str, path: str) -> None:
@@ -150,6 +157,7 @@ class MailboxService:
         """Subscribe an existing mailbox (NoSuchMailbox otherwise: RFC 3501 6.3.6 lets a server check)."""
         mailbox = await self.get(user_id, path)
         await self.store.set_subscribed(user_id, mailbox.path, True)
+        await self.pubsub.publish(user_channel(user_id), Nudge(SUBSCRIPTIONS))
 
     async def unsubscribe(self, user_id: str, path: str) -> None:
         """Unsubscribe any subscribed name, so that subscriptions outliving their mailbox can be removed;
@@ -157,6 +165,7 @@ class MailboxService:
         path = normalize_path(path)
         if not await self.store.set_subscribed(user_id, path, False):
             raise NotFound(f"{path} is not subscribed")
+        await self.pubsub.publish(user_channel(user_id), Nudge(SUBSCRIPTIONS))
 
     async def hierarchy(self, user_id: str, *, with_subscriptions: bool = True) -> Hierarchy:
         """The user's mailboxes, the levels that lead to mailboxes but do not exist themselves (a deleted

@@ -28,6 +28,7 @@ from wildduck.model import (
     user_channel,
 )
 from wildduck.ports import Accounts, BlobStore, Messages, PubSub
+from wildduck.ports.messages import SortKeyRow, ThreadKeyRow
 from wildduck.protocols import mime
 from wildduck.protocols.mime import basesubject
 from wildduck.protocols.mime.lines import crlf
@@ -263,6 +264,15 @@ class MessageService:
     async def records(self, mailbox_id: str, uids: Sequence[int], *, content: bool) -> list[MessageRecord]:
         """The records of these UIDs that exist (without ``content``: metadata only)."""
         return await self.store.get_messages(mailbox_id, uids, content=content)
+
+    async def sort_keys(self, mailbox_id: str, uids: Sequence[int], *, addresses: bool) -> list[SortKeyRow]:
+        """What SORT compares of these messages (those that exist), kept by the store (without ``addresses``: not
+        the address keys)."""
+        return await self.store.sort_keys(mailbox_id, uids, addresses=addresses)
+
+    async def thread_keys(self, mailbox_id: str, uids: Sequence[int]) -> list[ThreadKeyRow]:
+        """What THREAD reads of these messages (those that exist)."""
+        return await self.store.thread_keys(mailbox_id, uids)
 
     async def open_records(self, records: Sequence[MessageRecord]) -> list[OpenedMessage]:
         """Records read with content, joined with the blobs they need (one blob read for all)."""

@@ -4,7 +4,7 @@ A query is answered from the cheapest source that can: the session's memory (fla
 ``SearchIndex``'s candidates (text through the full-text index; flags, dates, sizes and header keys where the engine
 can; when it decided every term, a ``Decided`` set is the answer), and last the stored rows of the remaining
 candidates, which are checked exactly here. Text terms match case-insensitively substrings of the decoded text;
-header terms match decoded header values by substring.
+header terms match decoded header values by substring (both as Dovecot does: ``protocols.mime.searchable``).
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def _has(row: SearchRow, flag: str) -> bool:
 
 
 def _contains(haystacks: Sequence[str], needle: str) -> bool:
-    text = needle.casefold()
-    return any(text in h.casefold() for h in haystacks)
+    text = searchable.fold(needle)
+    return any(text in searchable.fold(h) for h in haystacks)
 
 
 def _compare(day: dt.date, op: str, when: dt.date) -> bool:
@@ -93,7 +93,7 @@ def matches(query: q.Query, row: SearchRow, ctx: Context) -> bool:
             day = searchable.sent_date(headers.fields(row.header))
         return day is not None and _compare(day, query.op, query.day)
     if isinstance(query, q.Header):  # an empty needle matches any copy of the field: only its presence counts
-        return _contains(searchable.values(headers.fields(row.header), query.name), query.needle)
+        return _contains(searchable.values(headers.fields(row.header), query.name, plain=query.plain), query.needle)
     if isinstance(query, q.Text):
         assert ctx.text_hits is not None, "text terms need the index's answers"
         return row.uid in ctx.text_hits[(query.needle, query.headers_too)]

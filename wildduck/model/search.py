@@ -46,11 +46,14 @@ class Recent:
 @dataclass(frozen=True, slots=True)
 class Header:
     """A top-level header field ``name`` (lower-case) whose decoded value contains ``needle`` ignoring case; an
-    empty needle only asks that the field exists. For address fields (from, to, cc, bcc) each address also matches
-    as ``Display Name <mailbox@host>``."""
+    empty needle only asks that the field exists. As a header key (IMAP's FROM, TO, CC, BCC, SUBJECT) an address
+    field is matched in its normalized form (each address ``Display Name <mailbox@host>``) and the subject with its
+    white space compressed; with ``plain`` (IMAP's ``HEADER name value``) every field is matched as written
+    (``protocols.mime.searchable.values``)."""
 
     name: str
     needle: str
+    plain: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ Rules every adapter keeps:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from wildduck.errors import DomainError
 from wildduck.model import (
@@ -28,6 +28,16 @@ from wildduck.model import (
     NewMessage,
 )
 
+#: what SORT compares of a message (RFC 5256, RFC 5957), as the store keeps it: (UID, internal date, sent date,
+#: RFC822.SIZE, then in collation form the base subject, from, to, cc, display from, display to, then 1 when the
+#: address keys were read, else 0 and the five are empty); dates in seconds since the epoch, the sent date the Date
+#: header's instant or, without a parseable one, the internal date. The strings are
+#: ``wildduck.protocols.mime.sortkeys.sort_keys`` of the message's decoded Subject and ENVELOPE, computed at ingest
+SortKeyRow: TypeAlias = tuple[int, float, float, int, str, str, str, str, str, str, int]
+#: what THREAD (RFC 5256) reads of a message: (UID, base subject, sent date as for SORT, its own Message-ID (the
+#: first valid id, None without one), the ids its References or In-Reply-To name, whether extracting the base
+#: subject removed a reply or forward marker)
+ThreadKeyRow: TypeAlias = tuple[int, str, float, str | None, tuple[str, ...], bool]
 
 class Messages(Protocol):
     async def append_messages(self, items: Sequence[NewMessage]) -> list[AppendResult | DomainError]:
@@ -53,6 +63,15 @@ class Messages(Protocol):
     async def list_messages(self, mailbox_id: str, *, newest: int | None = None) -> list[MessageSummary]:
         """Every message of the mailbox in UID order, without bodies; with ``newest``, only the ``newest`` messages
         with the highest UIDs (still in UID order), read without touching the others."""
+        ...
+
+    async def sort_keys(self, mailbox_id: str, uids: Sequence[int], *, addresses: bool) -> list[SortKeyRow]:
+        """The sort keys of the messages with these UIDs that exist, in UID order, in one round trip (only those
+        columns are read); without ``addresses`` the address keys are left empty (and not read)."""
+        ...
+
+    async def thread_keys(self, mailbox_id: str, uids: Sequence[int]) -> list[ThreadKeyRow]:
+        """The threading data of the messages with these UIDs that exist, in UID order, in one round trip."""
         ...
 
     async def thread_counts(self, mailbox_id: str, thread_ids: Sequence[str]) -> dict[str, int]:

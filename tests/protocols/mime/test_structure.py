@@ -118,10 +118,12 @@ def test_defaults_follow_rfc_2045() -> None:
 def test_text_extraction() -> None:
     a = mime.analyze(MULTI)
     assert "Jürgen" not in a.text and "café" not in a.text  # the top-level header is not body text
-    assert "Hello =\nworld again" in a.text  # format=flowed: "world " was a soft line break
-    assert "Héllo there" in a.text and "evil" not in a.text
-    assert "inner body" in a.text and "inner" in a.text.split("\n")  # encapsulated message: header and body
-    assert "JVBERi0" not in a.text  # attachments are not text
+    # as Dovecot searches: lines as written (no format=flowed joining), HTML as written, an encapsulated message's
+    # body but not its header (SEARCH TEXT finds that in header_text), no application/* content
+    assert "Hello =\r\nworld \r\nagain" in a.text
+    assert "<p>Héllo <b>there</b></p><script>evil()</script>" in a.text
+    assert "inner body" in a.text and "Subject: inner" not in a.text and "Subject: inner\r\n" in a.header_text
+    assert "JVBERi0" not in a.text and "%PDF" not in a.text
 
 
 def test_non_utf8_header_bytes_survive_losslessly() -> None:

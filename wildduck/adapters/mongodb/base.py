@@ -12,7 +12,8 @@ compare-and-set is not atomic either). What holds on both engines is a **unique 
 instances contend for is an insert into a per-key sequence with a unique ``(key, seq)`` index, built right above
 the highest entry read, retried on a duplicate key (:func:`append_above`): the journal (MODSEQs and UIDs), the
 storage ledger (quota), the \\Recent claims and UIDVALIDITY. Documents that are updated (a message's flags, a
-mailbox's path, a pending journal entry) are updated by one writer at a time within an instance (``locked``).
+mailbox's path, a pending journal entry) are updated by one writer at a time within an instance (``locked``); a
+message's flags across instances by one writer per MODSEQ, the one whose FLAGS journal entry claimed it.
 """
 
 from __future__ import annotations

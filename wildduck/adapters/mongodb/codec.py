@@ -10,6 +10,7 @@ case-folded text, which the search role queries.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,8 @@ from wildduck.adapters._codec import (
     parts_json,
     parts_load,
     search_columns,
+    search_fold,
+    sort_columns,
     to_json,
     unpack,
 )
@@ -38,6 +41,8 @@ from wildduck.model import (
     SearchRow,
     User,
 )
+from wildduck.ports.messages import SortKeyRow, ThreadKeyRow
+from wildduck.protocols.mime.headers import message_ids
 
 Doc = dict[str, Any]
 
@@ -53,10 +58,18 @@ class Head:
 IMAP_FIELDS = ("ienv", "ibs", "ibody", "ienv8", "ibs8", "ibody8")
 #: the search value fields, in the order of :func:`wildduck.adapters._codec.search_columns`
 SEARCH_VALUE_FIELDS = ("sent_day", *(f"s_{name}" for name in SEARCH_FIELDS))
+#: what SORT compares of the subject and the addresses, in collation form: an array of the six strings of
+#: :func:`wildduck.adapters._codec.sort_columns` (a message stored before it was kept has none: computed on read)
+SORT_FIELD = "skeys"
 #: what recomposing a message takes, and its search text: left out when a record without content is read
 CONTENT_FIELDS = ("skel", "parts", "tree", "env", "bs", "text", "head")
 #: the projection of a record without content
 META_PROJECTION = {f: 0 for f in CONTENT_FIELDS}
+#: what SORT reads of a message (with the string keys, or instead what they are computed from: see ``sort_keys``)
+SORT_KEYS_PROJECTION = {"_id": 0, "uid": 1, "idate": 1, "hdate": 1, "size": 1, SORT_FIELD: 1}
+#: what THREAD reads of a message
+THREAD_KEYS_PROJECTION = {"_id": 0, "uid": 1, "idate": 1, "hdate": 1, "bsubj": 1, "msgid": 1, "refs": 1,
+                          "sreply": 1}
 
 
 def user(d: Doc, storage_used: int) -> User:
@@ -90,17 +103,17 @@ class Encoded:
 
     def __init__(self, p: PreparedMessage, blobs: list[str]) -> None:
         skeleton, compressed = pack(p.skeleton)
+        forms = imap_forms(p.envelope, p.bodystructure)
         self.blobs = blobs
         self.fields: Doc = {
             "size": p.size, "skel": Binary(skeleton), "skz": compressed, "parts": parts_json(p.parts),
             "tree": to_json(p.mime_tree), "env": to_json(p.envelope), "bs": to_json(p.bodystructure),
             "subject": p.subject, "msgid": p.message_id, "hdate": p.header_date, "ha": p.has_attachments,
-            "text": p.text.casefold(), "head": p.header_text.casefold(), "blobs": blobs,
-            **{f: (Binary(v) if v is not None else None) for f, v in zip(IMAP_FIELDS, imap_forms(p.envelope,
-                                                                                                  p.bodystructure),
-                                                                       strict=True)},
+            "text": search_fold(p.text), "head": search_fold(p.header_text), "blobs": blobs,
+            **{f: (Binary(v) if v is not None else None) for f, v in zip(IMAP_FIELDS, forms, strict=True)},
             **dict(zip(SEARCH_VALUE_FIELDS, search_columns(header_block(p.skeleton, p.mime_tree)), strict=True)),
             "refs": list(p.references), "bsubj": p.base_subject, "sreply": p.subject_reply,
+            SORT_FIELD: list(sort_columns(p.subject, forms[0])),
         }
 
 
@@ -136,6 +149,31 @@ def record(d: Doc) -> MessageRecord:
         saved=d.get("saved") or d["idate"], references=tuple(d.get("refs", ())), base_subject=d.get("bsubj", ""),
         subject_reply=bool(d.get("sreply")),
     )
+
+
+def _seconds(value: Any) -> float:
+    return float(value.timestamp())
+
+
+def sort_key_row(d: Doc, keys: Sequence[str] | None) -> SortKeyRow:
+    """A message's sort keys from a document read with ``uid``, ``idate``, ``hdate`` and ``size``, and its string
+    keys (:data:`SORT_FIELD`; None: the address keys were not asked for, only the subject's is in the row)."""
+    arrival = _seconds(d["idate"])
+    sent = _seconds(d["hdate"]) if d.get("hdate") is not None else arrival
+    uid, size = int(d["uid"]), int(d["size"])
+    if keys is None:
+        subject = d[SORT_FIELD][0] if SORT_FIELD in d else ""
+        return (uid, arrival, sent, size, subject, "", "", "", "", "", 0)
+    return (uid, arrival, sent, size, keys[0], keys[1], keys[2], keys[3], keys[4], keys[5], 1)
+
+
+def thread_key_row(d: Doc) -> ThreadKeyRow:
+    """A message's threading data from a document read with :data:`THREAD_KEYS_PROJECTION`."""
+    arrival = d["idate"]
+    sent = d.get("hdate") or arrival
+    own = message_ids(d.get("msgid"))
+    return (int(d["uid"]), d.get("bsubj", ""), _seconds(sent), own[0] if own else None, tuple(d.get("refs", ())),
+            bool(d.get("sreply")))
 
 
 def summary(d: Doc) -> MessageSummary:

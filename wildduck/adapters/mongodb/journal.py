@@ -6,7 +6,9 @@ after it). A change reads the top entry and inserts its entries right above it (
 top's ``un``); a duplicate key means another writer took the place first: read again and retry. So MODSEQs have no
 gaps and UIDs ascend with MODSEQs, on any engine with unique indexes (no ``$inc``, no transaction). An EXPUNGE entry
 also claims its message (``claim``, ``<mailbox>:<uid>``, a sparse unique index), so two instances expunging one
-message release its blobs and storage once.
+message release its blobs and storage once; a FLAGS entry claims the message's MODSEQ it was built on
+(``<mailbox>:<uid>@<modseq>``), so of two instances changing one message's flags from what each read only one
+writes (an update's filter is no compare-and-set on FerretDB: both would, and one's flags would be lost).
 
 **Visibility.** Entries are inserted *pending* (``pend``), then the change is made (messages inserted, updated or
 deleted), then they are committed. A reader's watermark stops below the lowest pending entry: a writer whose MODSEQ
@@ -63,6 +65,15 @@ class Change:
     uid: int | None
     message: str
     flags: tuple[str, ...] | None = None
+    #: for a FLAGS entry, the message's MODSEQ the new flags were built on (claimed: one writer per MODSEQ)
+    base: int | None = None
+
+
+def _claim(mailbox_id: str, c: Change) -> str | None:
+    """What the entry of ``c`` claims under the unique ``claim`` index (see the module docstring), or None."""
+    if c.op is JournalOp.EXPUNGE:
+        return f"{mailbox_id}:{c.uid}"
+    return f"{mailbox_id}:{c.uid}@{c.base}" if c.base is not None else None
 
 
 def _uid_before(d: Doc) -> int:
@@ -93,7 +104,8 @@ def head(db: Database[Doc], mailbox_id: str) -> Head | None:
 
 def reserve(db: Database[Doc], mailbox_id: str, changes: Sequence[Change], now: dt.datetime) -> list[Doc | None]:
     """Insert pending entries for ``changes`` right above the mailbox's top entry; returns each change's entry (its
-    ``modseq``, and ``uid`` for a new message), or None for an EXPUNGE whose UID another writer claimed first.
+    ``modseq``, and ``uid`` for a new message), or None for an EXPUNGE whose UID (a FLAGS change whose base MODSEQ)
+    another writer claimed first.
     NotFound when the mailbox has no journal (deleted). Entries of one call are in order, mostly in one insert."""
     out: list[Doc | None] = [None] * len(changes)
     todo = list(range(len(changes)))
@@ -111,10 +123,11 @@ def reserve(db: Database[Doc], mailbox_id: str, changes: Sequence[Change], now: 
             uid = c.uid
             if uid is None:
                 uid, un = un, un + 1
+            claim = _claim(mailbox_id, c)
             docs.append({"mailbox": mailbox_id, "modseq": modseq, "op": str(c.op), "uid": uid, "un": un,
                          "k": modseq - _K, "pend": True, "message": c.message,
                          "flags": list(c.flags) if c.flags is not None else None, "created": now,
-                         **({"claim": f"{mailbox_id}:{uid}"} if c.op is JournalOp.EXPUNGE else {})})
+                         **({"claim": claim} if claim is not None else {})})
         try:
             db.journal.insert_many(docs, ordered=True)
             inserted = len(docs)
@@ -125,10 +138,9 @@ def reserve(db: Database[Doc], mailbox_id: str, changes: Sequence[Change], now: 
         for i, d in zip(todo[:inserted], docs[:inserted], strict=True):
             out[i] = d
         todo = todo[inserted:]
-        if todo and changes[todo[0]].op is JournalOp.EXPUNGE:
-            uid = changes[todo[0]].uid
-            if db.journal.find_one({"claim": f"{mailbox_id}:{uid}"}, {"_id": 1}) is not None:
-                todo.pop(0)  # another writer expunges this message: it releases it
+        claim = _claim(mailbox_id, changes[todo[0]]) if todo else None
+        if claim is not None and db.journal.find_one({"claim": claim}, {"_id": 1}) is not None:
+            todo.pop(0)  # another writer expunges this message (changes its flags): it releases it (writes them)
     raise StoreError(f"no free MODSEQ in mailbox {mailbox_id} after {_ATTEMPTS} attempts")
 
 

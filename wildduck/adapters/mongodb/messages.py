@@ -15,13 +15,14 @@ A step that fails gives back what the earlier ones took (storage, references, vo
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.database import Database
 
-from wildduck.adapters._codec import apply_flags, blob_keys, new_id
+from wildduck.adapters._codec import apply_flags, blob_keys, new_id, sort_columns
 from wildduck.adapters.mongodb import codec, journal
 from wildduck.adapters.mongodb.base import Doc, append_above, ms, next_seq, now_ms
 from wildduck.adapters.mongodb.blobs import add_refs, release_refs, take_refs
@@ -34,7 +35,7 @@ from wildduck.adapters.mongodb.steps import (
     release_storage,
     remove_messages,
 )
-from wildduck.errors import DomainError, InvalidInput, NotFound, QuotaExceeded
+from wildduck.errors import DomainError, InvalidInput, NotFound, QuotaExceeded, StoreError
 from wildduck.model import (
     AppendResult,
     FlagChange,
@@ -48,6 +49,7 @@ from wildduck.model import (
     NewMessage,
 )
 from wildduck.model.mailboxes import MessageTable
+from wildduck.ports.messages import SortKeyRow, ThreadKeyRow
 
 #: rounds of a flag change that lost a race on some message to another instance (it re-reads those and retries)
 _FLAG_ROUNDS = 100
@@ -66,14 +68,19 @@ def _undo(db: Database[Doc], ids: Sequence[str], entries: Sequence[Doc | None], 
 
 def _set_flags(db: Database[Doc], mailbox_id: str, uids: Sequence[int], mode: FlagMode, given: list[str],
                unchangedsince: int | None, now: dt.datetime) -> FlagChange:
-    """Change flags: pending FLAGS entries, then each message updated only if its MODSEQ is still the one read (a
-    message another instance changed meanwhile is read again and retried, its entry voided), then commit."""
+    """Change flags: pending FLAGS entries, each claiming the MODSEQ its message was read at (``journal._claim``:
+    of two instances changing one message from the same state, only one gets to write it; the other reads it again
+    and retries), then each message updated only if its MODSEQ is still the one read (a message changed or removed
+    meanwhile is read again, its entry voided), then commit. StoreError when a message stays claimed by another
+    writer for all the rounds (one that died holds its claim until its entry is settled)."""
     changed: list[MessageFlags] = []
     modified: list[int] = []
     todo = sorted(set(uids))
-    for _ in range(_FLAG_ROUNDS):
+    for attempt in range(_FLAG_ROUNDS):
         if not todo:
             break
+        if attempt:
+            time.sleep(min(0.05, 0.002 * attempt))  # another writer is between its claim and its write
         rows = list(db.messages.find({"mailbox": mailbox_id, "uid": {"$in": todo}},
                                      {"uid": 1, "flags": 1, "modseq": 1}, sort=[("uid", ASCENDING)]))
         updates: list[tuple[Doc, tuple[str, ...]]] = []
@@ -88,25 +95,36 @@ def _set_flags(db: Database[Doc], mailbox_id: str, uids: Sequence[int], mode: Fl
         todo = []
         if not updates:
             break
-        entries = journal.reserve(db, mailbox_id, [Change(JournalOp.FLAGS, r["uid"], r["_id"], new)
+        entries = journal.reserve(db, mailbox_id, [Change(JournalOp.FLAGS, r["uid"], r["_id"], new, int(r["modseq"]))
                                                    for r, new in updates], now)
+        claimed = [(r, new, e) for (r, new), e in zip(updates, entries, strict=True) if e is not None]
+        todo = [r["uid"] for (r, _), e in zip(updates, entries, strict=True) if e is None]  # claimed by another
         ops = [UpdateOne({"_id": r["_id"], "modseq": r["modseq"]},
                          {"$set": {"flags": list(new), "seen": "\\Seen" in new, "modseq": e["modseq"]}})
-               for (r, new), e in zip(updates, entries, strict=True) if e is not None]
-        result = db.messages.bulk_write(ops, ordered=False)
-        won = [True] * len(updates)
-        if result.matched_count != len(ops):  # another instance changed some of them first: which?
+               for r, new, e in claimed]
+        won = [True] * len(claimed)
+        if ops and db.messages.bulk_write(ops, ordered=False).matched_count != len(ops):  # changed first: which?
             now_at = {d["_id"]: d["modseq"] for d in db.messages.find(
-                {"_id": {"$in": [r["_id"] for r, _ in updates]}}, {"modseq": 1})}
-            won = [now_at.get(r["_id"]) == e["modseq"] for (r, _), e in zip(updates, entries, strict=True)
-                   if e is not None]
-            todo = [r["uid"] for (r, _), w in zip(updates, won, strict=True) if not w and r["_id"] in now_at]
-        journal.commit(db, [e for e, w in zip(entries, won, strict=True) if w])
-        journal.void(db, [e for e, w in zip(entries, won, strict=True) if not w])
-        changed.extend(MessageFlags(r["uid"], new, e["modseq"]) for (r, new), e, w in zip(updates, entries, won,
-                                                                                          strict=True)
-                       if w and e is not None)
+                {"_id": {"$in": [r["_id"] for r, _, _ in claimed]}}, {"modseq": 1})}
+            won = [now_at.get(r["_id"]) == e["modseq"] for r, _, e in claimed]
+            todo += [r["uid"] for (r, _, _), w in zip(claimed, won, strict=True) if not w and r["_id"] in now_at]
+        journal.commit(db, [e for (_, _, e), w in zip(claimed, won, strict=True) if w])
+        journal.void(db, [e for (_, _, e), w in zip(claimed, won, strict=True) if not w])
+        changed.extend(MessageFlags(r["uid"], new, e["modseq"]) for (r, new, e), w in zip(claimed, won, strict=True)
+                       if w)
+    if todo:
+        raise StoreError(f"flags of messages {todo} of mailbox {mailbox_id} kept changing under this writer")
     return FlagChange(sorted(changed, key=lambda c: c.uid), sorted(modified))
+
+
+def _uid_query(mailbox_id: str, uids: Sequence[int]) -> Doc | None:
+    """The messages of the mailbox with these UIDs (None: no UIDs); a run of UIDs (``1:*``) as a range."""
+    wanted = sorted(set(uids))
+    if not wanted:
+        return None
+    if wanted[-1] - wanted[0] == len(wanted) - 1:
+        return {"mailbox": mailbox_id, "uid": {"$gte": wanted[0], "$lte": wanted[-1]}}
+    return {"mailbox": mailbox_id, "uid": {"$in": wanted}}
 
 
 class MessagesRole(JournalRole):
@@ -236,6 +254,33 @@ class MessagesRole(JournalRole):
             return [codec.summary(d) for d in reversed(found)]
 
         return await self._read(q)
+
+    async def sort_keys(self, mailbox_id: str, uids: Sequence[int], *, addresses: bool) -> list[SortKeyRow]:
+        """The keys kept with each message (``codec.SORT_FIELD``); for a message stored before they were, computed
+        from its subject and ENVELOPE (a second query, for those only)."""
+        query = _uid_query(mailbox_id, uids)
+
+        def q() -> list[SortKeyRow]:
+            docs = list(self.db.messages.find(query, codec.SORT_KEYS_PROJECTION, sort=[("uid", ASCENDING)]))
+            lacking = [d["uid"] for d in docs if codec.SORT_FIELD not in d]
+            computed: dict[int, list[str]] = {}
+            if lacking:
+                computed = {d["uid"]: list(sort_columns(d["subject"], bytes(d["ienv"]) if d.get("ienv") else None))
+                            for d in self.db.messages.find({"mailbox": mailbox_id, "uid": {"$in": lacking}},
+                                                           {"_id": 0, "uid": 1, "subject": 1, "ienv": 1})}
+                for d in docs:
+                    if d["uid"] in computed:
+                        d[codec.SORT_FIELD] = computed[d["uid"]]
+            row = codec.sort_key_row
+            return [row(d, d.get(codec.SORT_FIELD) if addresses else None) for d in docs
+                    if not lacking or codec.SORT_FIELD in d]
+
+        return await self._read(q) if query is not None else []
+
+    async def thread_keys(self, mailbox_id: str, uids: Sequence[int]) -> list[ThreadKeyRow]:
+        query = _uid_query(mailbox_id, uids)
+        return await self._read(lambda: [codec.thread_key_row(d) for d in self.db.messages.find(
+            query, codec.THREAD_KEYS_PROJECTION, sort=[("uid", ASCENDING)])]) if query is not None else []
 
     async def thread_counts(self, mailbox_id: str, thread_ids: Sequence[str]) -> dict[str, int]:
         """Counted from the matching messages' thread fields (no ``$group``: one indexed query)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from pymongo import ASCENDING
 
-from wildduck.adapters._codec import SEARCH_FIELDS, SEARCH_SEPARATOR
+from wildduck.adapters._codec import SEARCH_FIELDS, SEARCH_SEPARATOR, legacy_fold, search_fold
 from wildduck.adapters.mongodb import codec
 from wildduck.adapters.mongodb.base import MongoBase
 from wildduck.model import SearchRow
@@ -62,8 +62,16 @@ def literal(text: str) -> str:
     return "".join(out)
 
 
+def _pattern(needle: str) -> str:
+    """The regex finding ``needle`` folded (``search_fold``; in documents stored before it, also its
+    ``legacy_fold``)."""
+    legacy = legacy_fold(needle)
+    folded = literal(search_fold(needle))
+    return folded if legacy is None else f"{folded}|{literal(legacy)}"
+
+
 def _text(q: Text) -> Filter:
-    pattern = {"$regex": literal(q.needle.casefold())}
+    pattern = {"$regex": _pattern(q.needle)}
     return {"$or": [{"text": pattern}, {"head": pattern}]} if q.headers_too else {"text": pattern}
 
 
@@ -88,8 +96,8 @@ def _header(q: Header) -> tuple[Filter, Filter | None]:
     if not q.needle:
         exact: Filter = {field: {"$ne": None}}
         return exact, exact
-    upper = {field: {"$regex": literal(q.needle.casefold())}}
-    return upper, (upper if SEARCH_SEPARATOR not in q.needle.casefold() else None)
+    upper = {field: {"$regex": _pattern(q.needle)}}
+    return upper, (upper if SEARCH_SEPARATOR not in search_fold(q.needle) else None)
 
 
 def _uids(q: Uids) -> tuple[Filter, Filter | None]:
@@ -143,7 +151,7 @@ def bounds(q: Query) -> tuple[Filter | None, Filter | None]:
             return _date(q)
         exact = {"sent_day": {_SENT_OPS[q.op]: q.day.toordinal()}}  # a message without a sent day matches none
         return exact, exact
-    if isinstance(q, Header) and q.name in SEARCH_FIELDS:
+    if isinstance(q, Header) and q.name in SEARCH_FIELDS and not q.plain:
         return _header(q)
     if isinstance(q, Instant):
         if q.op == "before":

@@ -19,19 +19,21 @@ from wildduck.adapters._codec import (
     header_block,
     imap_forms,
     new_id,
+    own_id,
     pack,
     parts_json,
     parts_load,
     search_columns,
+    sort_columns,
     to_json,
     unpack,
 )
 from wildduck.model import Address, AuthEvent, Mailbox, MessageFlags, MessageRecord, StoredPart, User
 
-__all__ = ["IMAP_FORMS", "RECORD_META", "SEARCH_COLUMNS", "SEARCH_FIELDS", "SEARCH_SEPARATOR", "address",
-           "flags_json", "flags_load", "from_ts", "header_block", "imap_forms", "mailbox", "maybe_ts", "message_flags",
-           "meta_record", "new_id", "pack", "parts_json", "parts_load", "record", "search_columns", "stored_header",
-           "to_json", "ts", "unpack", "user"]
+__all__ = ["IMAP_FORMS", "RECORD_META", "SEARCH_COLUMNS", "SEARCH_FIELDS", "SEARCH_SEPARATOR", "SORT_COLUMNS",
+           "address", "flags_json", "flags_load", "from_ts", "header_block", "imap_forms", "mailbox", "maybe_ts",
+           "message_flags", "meta_record", "new_id", "own_id", "pack", "parts_json", "parts_load", "record",
+           "search_columns", "sort_columns", "stored_header", "to_json", "ts", "unpack", "user"]
 
 #: the ``messages`` columns holding the IMAP forms of ENVELOPE, BODYSTRUCTURE and BODY (schema v9), in the order of
 #: :func:`wildduck.protocols.mime.imapform.forms`
@@ -43,6 +45,9 @@ IMAP_FORMS = ("imap_envelope", "imap_bodystructure", "imap_body", "imap_envelope
 #: Date header as a proleptic Gregorian ordinal (``date.toordinal()``; NULL without a parseable Date), and per
 #: header key its search values case-folded, joined by :data:`SEARCH_SEPARATOR` (NULL when the field is absent)
 SEARCH_COLUMNS = ("sent_day", *(f"search_{name}" for name in SEARCH_FIELDS))
+#: the ``messages`` columns of schema v14, in the order of :func:`sort_columns`: what SORT compares of a message's
+#: subject and addresses, in collation form ('' without a value)
+SORT_COLUMNS = ("sort_subject", "sort_from", "sort_to", "sort_cc", "sort_display_from", "sort_display_to")
 RECORD_META = ("id, user_id, uid, modseq, flags, internal_date, size, subject, message_id, header_date, "
                + ", ".join(IMAP_FORMS) + ", email_id, thread_id, saved, refs, base_subject, subject_reply")
 

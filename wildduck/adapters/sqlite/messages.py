@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import wildduck.adapters.sqlite.codec as codec
-from wildduck.adapters._codec import apply_flags, blob_keys
+from wildduck.adapters._codec import apply_flags, blob_keys, search_fold
 from wildduck.adapters.sqlite.base import StoreBase, placeholders, select_in
 from wildduck.adapters.sqlite.mailboxes import mailbox_row
 from wildduck.adapters.sqlite.steps import (
@@ -41,11 +41,13 @@ from wildduck.model import (
     PreparedMessage,
 )
 from wildduck.model.mailboxes import MessageTable
+from wildduck.ports.messages import SortKeyRow, ThreadKeyRow
 
 _MESSAGE_COLUMNS = ("id, user_id, mailbox_id, uid, modseq, flags, internal_date, size, skeleton, skeleton_compressed, "
                     "parts, mime_tree, envelope, bodystructure, subject, message_id, header_date, has_attachments, "
                     "search_text, text_id, " + ", ".join((*codec.IMAP_FORMS, *codec.SEARCH_COLUMNS))
-                    + ", email_id, thread_id, saved, refs, base_subject, subject_reply")
+                    + ", email_id, thread_id, saved, refs, base_subject, subject_reply, "
+                    + ", ".join(codec.SORT_COLUMNS) + ", own_id")
 _INSERT_MESSAGE = f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES ({placeholders(len(_MESSAGE_COLUMNS.split(',')))})"
 
 
@@ -68,21 +70,26 @@ class _Encoded:
     imap: tuple[bytes | None, ...]
     #: the sent day and the header search values (the ``codec.SEARCH_COLUMNS``)
     search: tuple[int | str | None, ...]
+    #: what SORT compares of the subject and the addresses (the ``codec.SORT_COLUMNS``)
+    sort: tuple[str, ...]
+    #: the message's own id for threading (``own_id``)
+    own: str | None
 
     @classmethod
     def of(cls, p: PreparedMessage) -> _Encoded:
         skeleton, compressed = codec.pack(p.skeleton)
         blobs = blob_keys(p.parts, p.blobs)
+        imap = codec.imap_forms(p.envelope, p.bodystructure)
         return cls(skeleton, compressed, codec.parts_json(p.parts), codec.to_json(p.mime_tree),
-                   codec.to_json(p.envelope), codec.to_json(p.bodystructure), blobs,
-                   codec.imap_forms(p.envelope, p.bodystructure),
-                   codec.search_columns(codec.header_block(p.skeleton, p.mime_tree)))
+                   codec.to_json(p.envelope), codec.to_json(p.bodystructure), blobs, imap,
+                   codec.search_columns(codec.header_block(p.skeleton, p.mime_tree)),
+                   codec.sort_columns(p.subject, imap[0]), codec.own_id(p.message_id))
 
 
 def insert_text(conn: sqlite3.Connection, p: PreparedMessage) -> int:
     """The search index row of a prepared message (shared by the messages stored from it); its rowid."""
     return conn.execute("INSERT INTO message_text (body, head) VALUES (?, ?)",
-                        (p.text.casefold(), p.header_text.casefold())).lastrowid or 0
+                        (search_fold(p.text), search_fold(p.header_text))).lastrowid or 0
 
 
 def message_row(mid: str, user_id: str, mailbox_id: str, uid: int, modseq: int, flags: str,
@@ -92,13 +99,43 @@ def message_row(mid: str, user_id: str, mailbox_id: str, uid: int, modseq: int, 
     return (mid, user_id, mailbox_id, uid, modseq, flags, codec.ts(internal_date), p.size, e.skeleton,
             int(e.compressed), e.parts, e.mime_tree, e.envelope, e.bodystructure, p.subject, p.message_id,
             codec.ts(p.header_date) if p.header_date else None, int(p.has_attachments), "", text_id, *e.imap,
-            *e.search, email_id, thread, saved, " ".join(p.references), p.base_subject, int(p.subject_reply))
+            *e.search, email_id, thread, saved, " ".join(p.references), p.base_subject, int(p.subject_reply),
+            *e.sort, e.own)
 
 
 def _message_rows(conn: sqlite3.Connection, mailbox_id: str, uids: Sequence[int], columns: str) -> list[sqlite3.Row]:
     """``columns`` of the messages of the mailbox with these UIDs, in UID order."""
     return select_in(conn, f"SELECT {columns} FROM messages WHERE mailbox_id = ? AND uid IN ({{in}}) ORDER BY uid",
                      sorted(set(uids)), (mailbox_id,))
+
+
+#: what SORT reads of a message (``ports.messages.SortKeyRow``), every column in the covering index ``messages_sort``
+_SORT_KEYS = "uid, internal_date, COALESCE(header_date, internal_date), size, " + ", ".join(codec.SORT_COLUMNS) + ", 1"
+#: the same without the address keys (empty, and 0 for "not read")
+_SORT_KEYS_SHORT = "uid, internal_date, COALESCE(header_date, internal_date), size, sort_subject, '', '', '', '', '', 0"
+#: what THREAD reads of a message (``ports.messages.ThreadKeyRow``), every column in the covering index
+#: ``messages_thread_keys``
+_THREAD_KEYS = "uid, base_subject, COALESCE(header_date, internal_date), own_id, refs, subject_reply"
+
+
+def _uid_rows(conn: sqlite3.Connection, columns: str, source: str, mailbox_id: str,
+              uids: Sequence[int]) -> list[tuple[Any, ...]]:
+    """``columns`` of the messages of the mailbox with these UIDs, in UID order, as plain tuples, from ``source``
+    (the table, with an index to use); a run of UIDs (``1:*``) is read as a range, without an IN list."""
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    wanted = sorted(set(uids))
+    found: list[tuple[Any, ...]] = []
+    for start in range(0, len(wanted), _META_CHUNK):
+        chunk = wanted[start:start + _META_CHUNK]
+        if chunk[-1] - chunk[0] == len(chunk) - 1:
+            cursor.execute(f"SELECT {columns} FROM {source} WHERE mailbox_id = ? AND uid BETWEEN ? AND ? "
+                           "ORDER BY uid", (mailbox_id, chunk[0], chunk[-1]))
+        else:
+            cursor.execute(f"SELECT {columns} FROM {source} WHERE mailbox_id = ? AND uid IN "
+                           f"({placeholders(len(chunk))}) ORDER BY uid", (mailbox_id, *chunk))
+        found.extend(cursor.fetchall())
+    return found
 
 
 def _set_flags(conn: sqlite3.Connection, mailbox_id: str, uids: Sequence[int], mode: FlagMode, given: list[str],
@@ -295,6 +332,23 @@ class MessagesRole(StoreBase):
         return await self._read(lambda conn: {r[0]: r[1] for r in select_in(
             conn, "SELECT thread_id, COUNT(*) FROM messages WHERE mailbox_id = ? AND thread_id IN ({in}) "
                   "GROUP BY thread_id", wanted, (mailbox_id,))} if wanted else {})
+
+    async def sort_keys(self, mailbox_id: str, uids: Sequence[int], *, addresses: bool) -> list[SortKeyRow]:
+        """From the covering index ``messages_sort`` (schema v14): the wide rows are not read."""
+        columns = _SORT_KEYS if addresses else _SORT_KEYS_SHORT
+        return await self._read(lambda conn: _uid_rows(conn, columns, "messages INDEXED BY messages_sort",
+                                                       mailbox_id, uids))
+
+    async def thread_keys(self, mailbox_id: str, uids: Sequence[int]) -> list[ThreadKeyRow]:
+        """From the covering index ``messages_thread_keys`` (schema v14)."""
+
+        def q(conn: sqlite3.Connection) -> list[ThreadKeyRow]:
+            refs_load = codec.refs_load
+            return [(uid, subject, sent, own, refs_load(refs), bool(reply))
+                    for uid, subject, sent, own, refs, reply in _uid_rows(
+                        conn, _THREAD_KEYS, "messages INDEXED BY messages_thread_keys", mailbox_id, uids)]
+
+        return await self._read(q)
 
     async def mailbox_snapshot(self, mailbox_id: str) -> MailboxSnapshot:
         def q(conn: sqlite3.Connection) -> MailboxSnapshot:

@@ -22,6 +22,11 @@ _fmt = _speedups.load("imapfmt")
 fetch_line = _fmt.fetch_line
 
 
+def uidfetch_line(uid: int, items: list[bytes]) -> bytes:
+    """``* uid UIDFETCH (item ...)`` and CRLF (RFC 9586, after ENABLE UIDONLY): ``fetch_line``'s twin."""
+    return b"* %d UIDFETCH (" % uid + b" ".join(items) + b")\r\n"
+
+
 def astring(value: Any, *, utf8: bool = False) -> bytes:
     """An atom when every byte is an atom character, else a string."""
     data = _raw(value)
@@ -109,9 +114,11 @@ class Streamed:
     binary: bool = False
 
 
-def iter_fetch(seq: int, items: Iterable[tuple[str, bytes | Streamed]]) -> Iterator[bytes]:
-    """``* seq FETCH (label value ...)``: serialized values are bytes, bodies are :class:`Streamed` literals."""
-    head = b"* %d FETCH (" % seq
+def iter_fetch(seq: int, items: Iterable[tuple[str, bytes | Streamed]], *,
+               kind: bytes = b"FETCH") -> Iterator[bytes]:
+    """``* seq FETCH (label value ...)``: serialized values are bytes, bodies are :class:`Streamed` literals;
+    ``kind=b"UIDFETCH"`` (RFC 9586) with a UID for ``seq``: ``* uid UIDFETCH (...)``."""
+    head = b"* %d %s (" % (seq, kind)
     pending = bytearray(head)
     first = True
     for label, value in items:

@@ -1,9 +1,11 @@
 """SORT (RFC 5256 §3) and SORT=DISPLAY (RFC 5957), sans-I/O: the per-message sort keys and the ordering.
 
-A message's keys are a :class:`SortRecord`, made by :func:`record` from what the store keeps of every message (the
-internal date, RFC822.SIZE, the parsed Date header, the decoded Subject and the ENVELOPE in its IMAP form); a
-record holds no sequence number (a message's keys never change, so a session may keep them). :func:`order` sorts
-records given in mailbox order by a list of :class:`~wildduck.protocols.imap.grammar.SortCriterion`.
+A message's keys are a :class:`SortRecord`: the internal date, the sent date, RFC822.SIZE and the string keys of
+:func:`wildduck.protocols.mime.sortkeys.sort_keys` (which the store computes at ingest from the decoded Subject and
+the ENVELOPE in its IMAP form, and keeps; :func:`record` makes one from those values). A record is a tuple in the
+column order the store reads them in, so a store row becomes a record without a field copied; it holds no sequence
+number (a message's keys never change, so a session may keep them). :func:`order` sorts records given in mailbox
+order by a list of :class:`~wildduck.protocols.imap.grammar.SortCriterion`.
 
 The rules:
 
@@ -20,23 +22,35 @@ The rules:
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
-from operator import attrgetter
+from operator import itemgetter
+from typing import NamedTuple
 
 from wildduck.protocols.imap.grammar import SortCriterion
-from wildduck.protocols.mime import basesubject, headers
+from wildduck.protocols.mime.sortkeys import (
+    Value,
+    collate,
+    display_key,
+    first_addresses,
+    mailbox_key,
+    parse_data,
+    sort_keys,
+)
 
+__all__ = ["ADDRESS_KEYS", "SortRecord", "SortRow", "Value", "collate", "display_key", "first_addresses", "mailbox_key",
+           "order", "parse_data", "record", "sort_keys"]
+
+#: a message's sort keys as a plain tuple in the field order of :class:`SortRecord` (what the store returns: a
+#: session keeps and orders these rows as they come, without making records of them)
+SortRow = tuple[int, float, float, int, str, str, str, str, str, str, int]
 #: the keys whose values come from the ENVELOPE's address lists
 ADDRESS_KEYS = frozenset({"FROM", "TO", "CC", "DISPLAYFROM", "DISPLAYTO"})
 
 
-@dataclass(frozen=True, slots=True)
-class SortRecord:
+class SortRecord(NamedTuple):
     """One message's sort keys; the string ones already in collation form (:func:`collate`), empty when the
-    message has no such value. The address keys are computed only with ``addresses`` (they read ENVELOPE)."""
+    message has no such value. ``addresses``: whether the address keys were read (a session that sorts by none of
+    them reads none)."""
 
     uid: int
     arrival: float
@@ -51,171 +65,26 @@ class SortRecord:
     addresses: bool = False
 
 
-_titlecase: dict[str, str] = {}
-
-
-def _title(char: str) -> str:
-    mapped = _titlecase.get(char)
-    if mapped is None:
-        title = char.title()
-        mapped = unicodedata.normalize("NFKD", title if len(title) == 1 else char)
-        if len(_titlecase) < 65536:
-            _titlecase[char] = mapped
-    return mapped
-
-
-def collate(text: str) -> str:
-    """``text`` as the ``i;unicode-casemap`` collation compares it: each character titlecased (simple mapping)
-    and decomposed; two strings then compare by code point."""
-    if text.isascii():
-        return text.upper()
-    return "".join(map(_title, unicodedata.normalize("NFKD", text)))
-
-
-# --- the ENVELOPE's IMAP form, as the store keeps it ------------------------------------------------------------
-_TOKEN = re.compile(rb' *(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|\{(\d+)\}\r\n|([^ ()"]+))')
-_ESCAPE = re.compile(rb"\\(.)")
-
-Value = bytes | None | list["Value"]
-
-
-def parse_data(data: bytes) -> list[Value]:
-    """IMAP data (a parenthesized list of lists, strings, literals and atoms, as ENVELOPE is written) as nested
-    lists of bytes; NIL is None. Iterative: any nesting depth.
-
-    Raises:
-        ValueError: not a well-formed parenthesized list.
-    """
-    stack: list[list[Value]] = []
-    top: list[Value] = []
-    pos, size = 0, len(data)
-    match = _TOKEN.match
-    while pos < size:
-        m = match(data, pos)
-        if m is None:
-            raise ValueError(f"unreadable IMAP data at {pos}")
-        pos = m.end()
-        if m.group(1) is not None:
-            child: list[Value] = []
-            top.append(child)
-            stack.append(top)
-            top = child
-        elif m.group(2) is not None:
-            if not stack:
-                raise ValueError("unbalanced parenthesis")
-            top = stack.pop()
-        elif m.group(3) is not None:
-            quoted = m.group(3)
-            top.append(_ESCAPE.sub(rb"\1", quoted) if b"\\" in quoted else quoted)
-        elif m.group(4) is not None:
-            n = int(m.group(4))
-            top.append(data[pos:pos + n])
-            pos += n
-        else:
-            atom = m.group(5)
-            top.append(None if atom.upper() == b"NIL" else atom)
-    if stack or len(top) != 1 or not isinstance(top[0], list):
-        raise ValueError("expected one parenthesized list")
-    return top[0]
-
-
-#: the tokens of IMAP data without literals: parentheses, quoted strings, atoms (NIL among them)
-_TOKENS = re.compile(rb'[()]|"(?:[^"\\]|\\.)*"|[^ ()"]+')
-#: ENVELOPE's address lists whose first address SORT reads: from, to, cc
-_ADDRESS_ITEMS = (2, 5, 6)
-
-
-def _atom_value(token: bytes) -> Value:
-    if token[:1] == b'"':
-        inner = token[1:-1]
-        return _ESCAPE.sub(rb"\1", inner) if b"\\" in inner else inner
-    return None if token.upper() == b"NIL" else token
-
-
-def first_addresses(envelope: bytes) -> list[list[Value] | None]:
-    """The first address ``[name, adl, mailbox, host]`` of ENVELOPE's from, to and cc lists (None: the list is
-    NIL or empty); an envelope that does not parse has none. Envelopes without literals (nearly all) are read from
-    one tokenization in C, without building the rest of the envelope."""
-    if b"{" in envelope:
-        try:
-            env = parse_data(envelope)
-        except ValueError:
-            return [None, None, None]
-        out: list[list[Value] | None] = []
-        for index in _ADDRESS_ITEMS:
-            addresses = env[index] if len(env) > index else None
-            first = addresses[0] if isinstance(addresses, list) and addresses else None
-            out.append(first if isinstance(first, list) and len(first) == 4 else None)
-        return out
-    found: dict[int, list[Value]] = {}
-    depth = item = 0
-    current: list[Value] | None = None
-    for token in _TOKENS.findall(envelope):
-        if token == b"(":
-            depth += 1
-            if depth == 3 and item in _ADDRESS_ITEMS and item not in found:
-                current = found[item] = []
-            continue
-        if token == b")":
-            depth -= 1
-            if depth == 1:
-                item += 1
-                if item > _ADDRESS_ITEMS[-1]:
-                    break
-            elif depth == 2:
-                current = None
-            continue
-        if depth == 1:
-            item += 1
-        elif current is not None and depth == 3:
-            current.append(_atom_value(token))
-    return [a if a is not None and len(a) == 4 else None for a in (found.get(i) for i in _ADDRESS_ITEMS)]
-
-
-def _text(value: Value) -> str:
-    return headers.decode_bytes(value) if isinstance(value, bytes) else ""
-
-
-def mailbox_key(address: list[Value] | None) -> str:
-    """FROM, TO, CC: the address's local part."""
-    return "" if address is None else _text(address[2])
-
-
-def display_key(address: list[Value] | None) -> str:
-    """DISPLAYFROM, DISPLAYTO (RFC 5957 §3): the display name decoded, else ``mailbox@host``."""
-    if address is None:
-        return ""
-    name, mailbox, host = address[0], address[2], address[3]
-    if isinstance(name, bytes):
-        decoded = " ".join(headers.decode_words(name).split())
-        if decoded:
-            return decoded
-    local = _text(mailbox)
-    return f"{local}@{_text(host)}" if isinstance(host, bytes) else local
-
-
 def record(uid: int, *, arrival: float, sent: float | None, size: int, subject: str, envelope: bytes,
            addresses: bool) -> SortRecord:
     """The sort keys of one message: ``subject`` the decoded Subject, ``sent`` the Date header's instant (None:
     missing or unparseable), ``envelope`` ENVELOPE in its IMAP form, read for the address keys only when
-    ``addresses`` asks for them."""
-    subject_key = collate(basesubject.base_subject(subject))
+    ``addresses`` asks for them (what the store keeps of every message, computed here from the message)."""
     date = arrival if sent is None else sent
+    keys = sort_keys(subject, envelope if addresses else None)
     if not addresses:
-        return SortRecord(uid, arrival, date, size, subject_key)
-    frm, to, cc = first_addresses(envelope) if envelope else (None, None, None)
-    return SortRecord(uid, arrival, date, size, subject_key, collate(mailbox_key(frm)), collate(mailbox_key(to)),
-                      collate(mailbox_key(cc)), collate(display_key(frm)), collate(display_key(to)), True)
+        return SortRecord(uid, arrival, date, size, keys[0])
+    return SortRecord(uid, arrival, date, size, *keys, True)
 
 
-_GETTERS = {"ARRIVAL": attrgetter("arrival"), "DATE": attrgetter("date"), "SIZE": attrgetter("size"),
-            "SUBJECT": attrgetter("subject"), "FROM": attrgetter("from_"), "TO": attrgetter("to"),
-            "CC": attrgetter("cc"), "DISPLAYFROM": attrgetter("display_from"), "DISPLAYTO": attrgetter("display_to")}
+_GETTERS = {key: itemgetter(SortRecord._fields.index(name)) for key, name in (
+    ("ARRIVAL", "arrival"), ("DATE", "date"), ("SIZE", "size"), ("SUBJECT", "subject"), ("FROM", "from_"),
+    ("TO", "to"), ("CC", "cc"), ("DISPLAYFROM", "display_from"), ("DISPLAYTO", "display_to"))}
 
 
-def order(records: Sequence[SortRecord], criteria: Sequence[SortCriterion]) -> list[SortRecord]:
-    """``records``, given in mailbox order, sorted by ``criteria`` (the first criterion decides first); records
-    equal on every key keep the mailbox order (RFC 5256: by sequence number).
+def order(records: Sequence[SortRow], criteria: Sequence[SortCriterion]) -> list[SortRow]:
+    """``records`` (records or plain rows), given in mailbox order, sorted by ``criteria`` (the first criterion
+    decides first); records equal on every key keep the mailbox order (RFC 5256: by sequence number).
 
     Stable sorts from the last criterion to the first, each reversed or not (a reversed stable sort keeps equal
     records in their order): O(k n log n) for k criteria, every comparison in C."""

@@ -15,23 +15,25 @@ smaller of the two, which keeps long chains and wide trees sub-quadratic.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import NamedTuple
 
 from wildduck.protocols.imap.sort import collate
 from wildduck.protocols.mime import basesubject
 from wildduck.protocols.mime.headers import message_ids as message_ids
 
 
-@dataclass(frozen=True, slots=True)
-class ThreadRecord:
-    """One message to thread.
+class ThreadRecord(NamedTuple):
+    """One message to thread (a tuple in the field order the store reads them in: a store row is a record).
 
-    ``number`` is what the answer reports (the sequence number, or the UID for UID THREAD) and also the mailbox
-    order that breaks ties; ``subject`` the base subject (RFC 5256 §2.1) and ``reply`` whether extracting it
-    removed a reply or forward marker; ``date`` the sent date as for SORT DATE (the Date header's instant, the
-    internal date without one), in seconds; ``message_id`` the message's own id (None: none valid);
-    ``references`` the ids of its References header, or when that has none, the first id of In-Reply-To."""
+    ``number`` is what the answer reports (the sequence number, or the UID for UID THREAD; or the UID, mapped to
+    what is reported by :func:`thread_response`) and also the mailbox order that breaks ties; ``subject`` the base
+    subject (RFC 5256 §2.1) and ``reply`` whether extracting it removed a reply or forward marker; ``date`` the
+    sent date as for SORT DATE (the Date header's instant, the internal date without one), in seconds;
+    ``message_id`` the message's own id (None: none valid); ``references`` the ids of its References header, or
+    when that has none, the first id of In-Reply-To."""
 
     number: int
     subject: str
@@ -59,41 +61,59 @@ class ThreadNode:
 
 
 # --- ORDEREDSUBJECT ----------------------------------------------------------------------------------------------
+#: a record's sent date and number: how messages with one subject, and threads, are ordered
+_date_number = itemgetter(2, 0)
+
+
 def ordered_subject(records: Iterable[ThreadRecord]) -> list[ThreadNode]:
     """THREAD=ORDEREDSUBJECT: one thread per base subject, its messages by sent date; the first is the thread's
     root and the others its children (no grandchildren); threads ordered by the date of their first message."""
-    ordered = sorted(records, key=lambda r: (collate(r.subject), r.date, r.number))
-    threads: list[tuple[float, int, ThreadNode]] = []
-    last_subject: str | None = None
-    for r in ordered:
-        key = collate(r.subject)
-        if key != last_subject or not threads:
-            threads.append((r.date, r.number, ThreadNode(r.number)))
-            last_subject = key
+    groups: dict[str, list[ThreadRecord]] = {}
+    collated: dict[str, str] = {}  # subjects repeat: each collated once
+    for r in records:
+        key = collated.get(r.subject)
+        if key is None:
+            key = collated[r.subject] = collate(r.subject)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [r]
         else:
-            threads[-1][2].children.append(ThreadNode(r.number))
-    threads.sort(key=lambda t: (t[0], t[1]))
+            group.append(r)
+    threads: list[tuple[float, int, ThreadNode]] = []
+    for group in groups.values():
+        group.sort(key=_date_number)
+        first = group[0]
+        threads.append((first.date, first.number, ThreadNode(first.number, [ThreadNode(r.number) for r in group[1:]])))
+    threads.sort(key=_date_number_of_thread)
     return [node for _d, _n, node in threads]
 
 
-# --- REFERENCES --------------------------------------------------------------------------------------------------
-class _Container:
-    """A message id's place in the tree while threading: its record (None: a dummy), parent and children (a dict
-    while links are made: unlinking is O(1); a list once the tree is built)."""
+_date_number_of_thread = itemgetter(0, 1)
 
-    __slots__ = ("children", "links", "parent", "record")
+
+# --- REFERENCES --------------------------------------------------------------------------------------------------
+class _Container(ThreadNode):
+    """A message id's place in the tree while threading, and once threaded its node in the answer: its record
+    (None: a dummy), parent and children (a dict while links are made: unlinking is O(1); a list once the tree is
+    built). The parent links are cleared once the tree is sorted, so the answer holds no reference cycle."""
+
+    __slots__ = ("links", "parent", "record")
+    children: list[_Container]  # type: ignore[assignment]
 
     def __init__(self, record: ThreadRecord | None = None) -> None:
+        self.number = record.number if record is not None else None
+        self.children = []
         self.record = record
         self.parent: _Container | None = None
         self.links: dict[_Container, None] = {}
-        self.children: list[_Container] = []
 
 
 def _would_loop(parent: _Container, child: _Container) -> bool:
     """Whether making ``parent`` the parent of ``child`` makes a loop: ``parent`` is ``child`` or below it.
     Searches up from ``parent`` and down through ``child``'s subtree one step each in turn: the cost is the
     smaller of ``parent``'s depth and ``child``'s subtree."""
+    if not child.links:  # nothing below ``child`` (most often: a message not replied to yet)
+        return parent is child
     up: _Container | None = parent
     down = [child]
     while True:
@@ -110,46 +130,52 @@ def _would_loop(parent: _Container, child: _Container) -> bool:
         down.extend(node.links)
 
 
-def _link(parent: _Container, child: _Container) -> None:
-    child.parent = parent
-    parent.links[child] = None
-
-
 def _build(records: Sequence[ThreadRecord]) -> list[_Container]:
     """Steps 1 (links from References or In-Reply-To) and 2 (the messages without a parent: the top)."""
     table: dict[str, _Container] = {}
-    containers: list[_Container] = []
-    for r in sorted(records, key=lambda r: r.number):
+    every: list[_Container] = []  # each container once: the messages' and the dummies'
+    for r in sorted(records, key=_number):
         # a message without an id, or with the id of a message before it, is alone under an id of its own
-        own = table.get(r.message_id) if r.message_id is not None else None
+        message_id = r.message_id
+        own = table.get(message_id) if message_id is not None else None
         if own is not None and own.record is None:
             own.record = r
+            own.number = r.number
         else:
             own = _Container(r)
-            if r.message_id is not None and r.message_id not in table:
-                table[r.message_id] = own
-            containers.append(own)
+            if message_id is not None and message_id not in table:
+                table[message_id] = own
+            every.append(own)
         # (A) each reference the parent of the next; a link that exists stays, none makes a loop
         previous: _Container | None = None
         for ref in r.references:
             node = table.get(ref)
             if node is None:
                 node = table[ref] = _Container()
+                every.append(node)
             if previous is not None and node is not previous and node.parent is None \
                     and not _would_loop(previous, node):
-                _link(previous, node)
+                node.parent = previous
+                previous.links[node] = None
             previous = node
         # (B) the last reference is the message's parent, instead of any parent it had (none without references)
         if own.parent is not None:
             del own.parent.links[own]
             own.parent = None
         if previous is not None and not _would_loop(previous, own):
-            _link(previous, own)
-    every = {id(c): c for c in [*containers, *table.values()]}.values()
+            own.parent = previous
+            previous.links[own] = None
+    top = []
     for c in every:
-        c.children = list(c.links)
-        c.links = {}
-    return [c for c in every if c.parent is None]
+        if c.links:
+            c.children = list(c.links)
+            c.links = {}
+        if c.parent is None:
+            top.append(c)
+    return top
+
+
+_number = itemgetter(0)
 
 
 def _prune(roots: list[_Container]) -> list[_Container]:
@@ -162,9 +188,10 @@ def _prune(roots: list[_Container]) -> list[_Container]:
         order.append(node)
         stack.extend(node.children)
     for node in reversed(order):  # children before their parents: what is spliced up is already pruned
-        if any(c.record is None for c in node.children):
+        children = node.children
+        if children and any(c.record is None for c in children):
             kept: list[_Container] = []
-            for c in node.children:
+            for c in children:
                 if c.record is None:
                     kept.extend(c.children)
                 else:
@@ -190,29 +217,32 @@ def _sort_key(node: _Container) -> tuple[float, int]:
     return (node.record.date, node.record.number) if node.record is not None else (0.0, 0)
 
 
-def _subject(node: _Container) -> tuple[str, bool]:
+def _subject(node: _Container, collated: dict[str, str]) -> tuple[str, bool]:
     """The (collated) base subject of a top-level message and whether it was a reply; a dummy's first child's."""
     record = node.record if node.record is not None else node.children[0].record
     assert record is not None
-    return collate(record.subject), record.reply
+    key = collated.get(record.subject)
+    if key is None:
+        key = collated[record.subject] = collate(record.subject)
+    return key, record.reply
 
 
 def _group_by_subject(top: list[_Container]) -> list[_Container]:
     """Step 5: top-level messages with the same (non-empty) base subject become one thread."""
     table: dict[str, _Container] = {}
-    for node in top:  # (A)-(C): per subject a dummy if there is one, else one not a reply if there is one
-        subject, reply = _subject(node)
-        if not subject:
+    collated: dict[str, str] = {}
+    subjects = [_subject(node, collated) for node in top]
+    for node, (subject, reply) in zip(top, subjects, strict=True):  # (A)-(C): per subject a dummy if there is
+        if not subject:  # one, else one not a reply if there is one
             continue
         held = table.get(subject)
         if held is None or (node.record is None and held.record is not None) or (
                 held.record is not None and node.record is not None and held.record.reply and not reply):
             table[subject] = node
     roots: list[_Container] = []
-    for node in top:  # (D)
+    for node, (subject, reply) in zip(top, subjects, strict=True):  # (D)
         if node.parent is not None:  # already under a dummy (iv)
             continue
-        subject, reply = _subject(node)
         held = table.get(subject) if subject else None
         if held is None or held is node:
             roots.append(node)
@@ -248,30 +278,22 @@ def references(records: Iterable[ThreadRecord]) -> list[ThreadNode]:
     walk: list[_Container] = []
     while stack:
         node = stack.pop()
+        node.parent = None  # no longer needed: the answer holds no cycle
         walk.append(node)
         stack.extend(node.children)
     for node in reversed(walk):
-        node.children.sort(key=_sort_key)
+        if len(node.children) > 1:
+            node.children.sort(key=_sort_key)
     top.sort(key=_sort_key)
-    return _tree(top)
-
-
-def _tree(top: list[_Container]) -> list[ThreadNode]:
-    """The containers as :class:`ThreadNode` trees (iteratively)."""
-    out: list[ThreadNode] = []
-    stack: list[tuple[_Container, list[ThreadNode]]] = [(c, out) for c in reversed(top)]
-    while stack:
-        container, siblings = stack.pop()
-        node = ThreadNode(container.record.number if container.record is not None else None)
-        siblings.append(node)
-        stack.extend((c, node.children) for c in reversed(container.children))
-    return out
+    return list(top)
 
 
 # --- the response ------------------------------------------------------------------------------------------------
-def thread_response(threads: Sequence[ThreadNode]) -> bytes:
+def thread_response(threads: Sequence[ThreadNode], numbers: Mapping[int, int] | None = None) -> bytes:
     """``* THREAD (thread)(thread)...`` (RFC 5256 §4): a chain of single replies is a run of numbers in one list,
-    a message with several replies ends its list with one nested list per reply, a dummy writes no number."""
+    a message with several replies ends its list with one nested list per reply, a dummy writes no number.
+    ``numbers``: what to write for each node's number (the records were numbered by UID, the answer reports
+    sequence numbers: the same order, so the same threads)."""
     out: list[bytes] = [b"* THREAD"]
     if threads:
         out.append(b" ")
@@ -286,7 +308,8 @@ def thread_response(threads: Sequence[ThreadNode]) -> bytes:
         wrote = False
         while True:
             if node.number is not None:
-                out.append(b" %d" % node.number if wrote else b"%d" % node.number)
+                number = node.number if numbers is None else numbers[node.number]
+                out.append(b" %d" % number if wrote else b"%d" % number)
                 wrote = True
             if len(node.children) != 1:
                 break

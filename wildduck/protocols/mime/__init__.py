@@ -53,7 +53,7 @@ class Analysis:
     header_date: dt.datetime | None
     text: str
     has_attachments: bool
-    #: the decoded top-level header block (what SEARCH TEXT matches besides the body text)
+    #: the decoded header blocks, the message's and its parts' (what SEARCH TEXT matches besides the body text)
     header_text: str
     #: the ids the message refers to, for threading (:func:`headers.references`)
     references: tuple[str, ...] = ()
@@ -83,7 +83,7 @@ def analyze(raw: bytes, *, inline_text_limit: int = DEFAULT_INLINE_TEXT_LIMIT,
         header_date=header_date,
         text=text.extract_text(raw, root),
         has_attachments=text.has_attachments(raw, root),
-        header_text=text.header_text(raw[: int(root.get("bs", len(raw)))]),
+        header_text=text.search_header_text(raw, root),
         references=headers.references(raw, root),
     )
     tree.strip_cache(root)

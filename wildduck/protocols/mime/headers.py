@@ -13,7 +13,7 @@ import datetime as dt
 import email.utils
 import quopri
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from wildduck import _speedups
@@ -77,8 +77,10 @@ def _decode_word(charset: bytes, encoding: bytes, text: bytes) -> str | None:
     return decode_bytes(data, charset.decode("ascii", "replace"))
 
 
-def decode_words(value: bytes) -> str:
-    """Decode RFC 2047 encoded words; whitespace between adjacent encoded words is dropped."""
+def decode_words(value: bytes, plain: Callable[[bytes], str] | None = None) -> str:
+    """Decode RFC 2047 encoded words; whitespace between adjacent encoded words is dropped. The bytes outside
+    encoded words are read by ``plain`` (default :func:`decode_bytes`)."""
+    read = plain or decode_bytes
     out: list[str] = []
     pos = 0
     last_was_word = False
@@ -86,15 +88,15 @@ def decode_words(value: bytes) -> str:
         between = value[pos:m.start()]
         decoded = _decode_word(m.group(1), m.group(2), m.group(3))
         if decoded is None:
-            out.append(decode_bytes(value[pos:m.end()]))
+            out.append(read(value[pos:m.end()]))
             last_was_word = False
         else:
             if not (last_was_word and not between.strip(b" \t\r\n")):
-                out.append(decode_bytes(between))
+                out.append(read(between))
             out.append(decoded)
             last_was_word = True
         pos = m.end()
-    out.append(decode_bytes(value[pos:]))
+    out.append(read(value[pos:]))
     return "".join(out)
 
 

@@ -8,6 +8,7 @@ import quopri
 import re
 
 from wildduck.protocols.mime import headers
+from wildduck.protocols.mime.searchable import header_block_text
 from wildduck.protocols.mime.tree import Node, node_fields, walk
 
 #: at most this much text is extracted per message
@@ -31,6 +32,30 @@ def decode_transfer(body: bytes, encoding: str) -> bytes:
     if encoding == "quoted-printable":
         return quopri.decodestring(body)
     return body
+
+
+_LINE_BREAK = re.compile(rb"\r?\n")
+_HEX = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def decode_quoted_printable(data: bytes) -> bytes:
+    """RFC 2045 6.7: ``=XX`` octets, soft line breaks (``=`` ending a line, white space after it allowed) joined,
+    white space ending a line dropped; a ``=`` that starts no valid sequence stays as it is (rule 1's robustness
+    advice). Hard line breaks are kept as written (CRLF or LF)."""
+    out: list[bytes] = []
+    pos = 0
+    for m in _LINE_BREAK.finditer(data):
+        out.append(_qp_line(data[pos:m.start()], m.group()))
+        pos = m.end()
+    out.append(_qp_line(data[pos:], b""))
+    return b"".join(out)
+
+
+def _qp_line(line: bytes, line_break: bytes) -> bytes:
+    line = line.rstrip(b" \t")
+    if line.endswith(b"="):
+        line, line_break = line[:-1], b""  # a soft line break
+    return _HEX.sub(lambda m: binascii.unhexlify(m.group(1)), line) + line_break
 
 
 def _unflow(text: str, delsp: bool) -> str:
@@ -107,26 +132,76 @@ def part_text(buf: bytes, node: Node) -> str | None:
     return text.replace("\r\n", "\n")
 
 
+#: the transfer encodings whose content search reads (Dovecot skips a part in any other one)
+_SEARCHED_ENCODINGS = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable"})
+
+
+def _searched(f: list[tuple[str, bytes]]) -> bool:
+    """Whether search reads this entity's body, as Dovecot does: its Content-Type (the first one) is ``text/*`` or
+    ``message/*``, or it has none; an unparseable one, or one without a subtype, is not text."""
+    value = headers.get(f, "content-type")
+    if value is None:
+        return True
+    ct = headers.parse_content_type(value)
+    return ct is not None and bool(ct.subtype) and ct.type in ("text", "message")
+
+
+def search_charset(data: bytes, charset: str | None) -> str:
+    """Decoded text of a part for search, as Dovecot converts it: the declared charset when it is known (US-ASCII
+    read as UTF-8), else UTF-8; invalid sequences become U+FFFD."""
+    cs = (charset or "").strip().strip('"').lower()
+    if cs and cs not in ("us-ascii", "ascii", "utf-8", "utf8"):
+        try:
+            return data.decode(cs, "replace")
+        except (LookupError, UnicodeError, ValueError):  # unknown, or not a text encoding (base64, rot13)
+            pass
+    return data.decode("utf-8", "replace")
+
+
+def search_part_text(buf: bytes, node: Node) -> str | None:
+    """What SEARCH BODY reads of a leaf: for a text part (any ``text/*`` or ``message/*`` subtype, attachments
+    included; never ``application/*``, images and the like) its content with the transfer encoding undone
+    (quoted-printable exactly: soft line breaks joined, white space after ``=`` allowed) and converted from its
+    charset, markup and line breaks as written (no HTML rendering, no format=flowed joining); None for a part not
+    read (not text, or an unknown transfer encoding)."""
+    f = node_fields(buf, node)
+    if not _searched(f):
+        return None
+    encoding = headers.transfer_encoding(f)
+    if encoding not in _SEARCHED_ENCODINGS:
+        return None
+    body = buf[node["bs"]:node["be"]]
+    if encoding == "quoted-printable":
+        data = decode_quoted_printable(body)
+    else:
+        data = decode_transfer(body, encoding)
+    return search_charset(data, headers.content_type(f)[2].get("charset"))
+
+
 def extract_text(buf: bytes, root: Node) -> str:
-    """Text of the message body for search: its text parts, decoded, and the decoded From/To/Cc/Subject of
-    encapsulated messages (which are body content). The top-level header is not included: SEARCH TEXT adds it,
-    SEARCH BODY must not see it."""
+    """Text of the message body for SEARCH BODY (and TEXT), as Dovecot reads it: every text part
+    (:func:`search_part_text`), one after the other, separated by a line feed. Headers are not included, not even
+    an encapsulated message's: SEARCH TEXT adds them (:func:`search_header_text`), SEARCH BODY must not see
+    them."""
     out: list[str] = []
     size = 0
     for node in walk(root):
-        if node.get("msg") is not None:
-            f = node_fields(buf, node["msg"])
-            for name in ("from", "to", "cc", "subject"):
-                for value in headers.get_all(f, name):
-                    out.append(headers.normalize_space(headers.decode_words(value)))
         if "parts" in node or "msg" in node:
             continue
-        text = part_text(buf, node)
+        text = search_part_text(buf, node)
         if text:
             out.append(text)
             size += len(text)
             if size > MAX_TEXT:
                 break
+    return "\n".join(out)[:MAX_TEXT]
+
+
+def search_header_text(buf: bytes, root: Node) -> str:
+    """The headers SEARCH TEXT reads besides the body text: the message's header and that of every part below it
+    (MIME part headers, encapsulated messages' headers), each field as ``Name: value`` decoded
+    (:func:`wildduck.protocols.mime.searchable.header_block_text`)."""
+    out = [header_block_text(buf[node["hs"]:node["bs"]]) for node in walk(root)]
     return "\n".join(out)[:MAX_TEXT]
 
 

@@ -1,9 +1,10 @@
 """Content-Transfer-Encodings, exactly (RFC 2045 6): undoing one for IMAP BINARY (RFC 3516), and re-encoding the
 parts of a message that an IMAP literal cannot carry (NUL bytes, from an APPEND of a ``literal8``) as base64.
 
-Search has its own lenient decoding (:func:`wildduck.protocols.mime.text.decode_transfer`, which this module uses
-for base64); quoted-printable here keeps the message's own line breaks and follows RFC 2045 6.7 to the letter
-(trailing white space dropped, soft line breaks with white space after the ``=``), as BINARY needs.
+Base64 is decoded leniently (:func:`wildduck.protocols.mime.text.decode_transfer`); quoted-printable
+(:func:`decode_quoted_printable`, defined beside it in ``text``, which search shares) keeps the message's own line
+breaks and follows RFC 2045 6.7 to the letter (trailing white space dropped, soft line breaks with white space
+after the ``=``), as BINARY needs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from wildduck.protocols.mime import headers
+from wildduck.protocols.mime.text import decode_quoted_printable as decode_quoted_printable
 from wildduck.protocols.mime.text import decode_transfer
 from wildduck.protocols.mime.tree import Node, build, leaves, node_fields
 
@@ -24,28 +26,6 @@ KNOWN = IDENTITY | {"base64", "quoted-printable"}
 #: base64 line length when re-encoding (RFC 2045 6.8: at most 76 characters)
 _LINE = 76
 
-_LINE_BREAK = re.compile(rb"\r?\n")
-_HEX = re.compile(rb"=([0-9A-Fa-f]{2})")
-
-
-def decode_quoted_printable(data: bytes) -> bytes:
-    """RFC 2045 6.7: ``=XX`` octets, soft line breaks (``=`` ending a line, white space after it allowed) joined,
-    white space ending a line dropped; a ``=`` that starts no valid sequence stays as it is (rule 1's robustness
-    advice). Hard line breaks are kept as written (CRLF or LF)."""
-    out: list[bytes] = []
-    pos = 0
-    for m in _LINE_BREAK.finditer(data):
-        out.append(_qp_line(data[pos:m.start()], m.group()))
-        pos = m.end()
-    out.append(_qp_line(data[pos:], b""))
-    return b"".join(out)
-
-
-def _qp_line(line: bytes, line_break: bytes) -> bytes:
-    line = line.rstrip(b" \t")
-    if line.endswith(b"="):
-        line, line_break = line[:-1], b""  # a soft line break
-    return _HEX.sub(lambda m: binascii.unhexlify(m.group(1)), line) + line_break
 
 
 def decode(body: bytes, encoding: str) -> bytes | None:

@@ -19,7 +19,7 @@ from wildduck.protocols.imap.receiver import NEED_DATA, Mode, SaslResponse
 from wildduck.protocols.mime import transfer
 from wildduck.sessions._login import log_in
 from wildduck.sessions._runner import SessionEnded
-from wildduck.sessions.imap import qresync
+from wildduck.sessions.imap import qresync, uidonly
 from wildduck.sessions.imap.session import SEPARATOR, IMAPSession
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,10 @@ async def unauthenticate(s: IMAPSession, cmd: g.Command) -> None:
 # -- authenticated ---------------------------------------------------------------------------------------------------
 async def enable(s: IMAPSession, cmd: g.Command) -> None:
     assert isinstance(cmd, g.Enable)
+    if uidonly.CAPABILITY in cmd.capabilities and not s.uidonly and s.state == g.SELECTED:
+        # RFC 9586 (and RFC 5161 3.1: ENABLE before any SELECT): the client holds sequence numbers already
+        s.bad(cmd.tag, "ENABLE UIDONLY is only allowed before a mailbox is selected")
+        return
     enabled = []
     for cap in cmd.capabilities:
         if cap == "CONDSTORE" and not s.condstore:
@@ -145,6 +149,9 @@ async def enable(s: IMAPSession, cmd: g.Command) -> None:
         elif cap == "IMAP4REV2" and not s.rev2:
             s.enable_rev2()
             enabled.append("IMAP4rev2")
+        elif cap == uidonly.CAPABILITY and not s.uidonly:
+            s.uidonly = True
+            enabled.append(cap)
     s.send(serializer.untagged("ENABLED" + "".join(" " + c for c in enabled)))
     s.ok(cmd.tag, "ENABLE completed")
 
@@ -163,7 +170,9 @@ async def select(s: IMAPSession, cmd: g.Command) -> None:
         return
     closing = s.view is not None
     s.unselect()
-    if closing and (s.rev2 or s.qresync):  # RFC 9051 6.3.2, RFC 7162 3.2.11: before anything about the new one
+    # RFC 9051 6.3.2, RFC 7162 3.2.11: before anything about the new one; with UIDONLY too, whose UIDFETCH and
+    # VANISHED responses could otherwise be taken for the new mailbox's
+    if closing and (s.rev2 or s.qresync or s.uidonly):
         s.send(serializer.untagged("OK [CLOSED] previous mailbox closed"))
     mailbox = await s.mailbox(cmd.mailbox)
     if cmd.condstore or cmd.qresync is not None:
@@ -179,7 +188,7 @@ async def select(s: IMAPSession, cmd: g.Command) -> None:
         s.send(_list_line(s, "LIST", (mailbox.special_use,) if mailbox.special_use else (), mailbox.path))
     else:
         s.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(view.uids), len(view.recent)))
-        unseen = view.first_unseen()
+        unseen = 0 if s.uidonly else view.first_unseen()  # RFC 9586: no response names a sequence number
         if unseen:
             s.send(serializer.untagged(f"OK [UNSEEN {unseen}] first unseen message"))
     s.send(serializer.untagged(f"OK [UIDVALIDITY {mailbox.uid_validity}] UIDs valid"))

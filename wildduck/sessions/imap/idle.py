@@ -54,7 +54,7 @@ class _Idle:
             if isinstance(item, Nudge) and item.ends_account:
                 self.account_gone = item
                 self.wake()
-            elif s.view is not None and s.view.note(item):
+            elif s.note(item):  # the selected view's nudges, or with NOTIFY those it wants (RFC 5465 4)
                 self.nudged = True
                 self.wake()
 
@@ -73,8 +73,7 @@ class _Idle:
                 return "account gone"
             if self.nudged:
                 self.nudged = False
-                await s.sync()
-                await s.flush()
+                await s.push(idle=True)
                 continue
             if not self.rung:
                 with trio.move_on_at(deadline) as timer, s.conn.lifecycle.waiting():
@@ -87,8 +86,7 @@ class _Idle:
 
 async def idle(s: IMAPSession, cmd: g.Command) -> None:
     s.send(serializer.continuation("idling"))
-    await s.sync(force=True)
-    await s.flush()
+    await s.push(idle=True, force=True)
     s.rx.set_mode(Mode.IDLE)
     state = _Idle(s)
     outcome = "closed"

@@ -62,4 +62,5 @@ async def send_changed(s: IMAPSession, since: int, known: g.SequenceSet | None) 
     top = uids[-1] if uids else 0
     chosen = [(i + 1, uids[i]) for i, modseq in enumerate(table.modseqs)
               if modseq > since and (known is None or known.contains(uids[i], top))]
-    await _fetch_from_view(s, chosen, _CHANGED_ITEMS)
+    # with UIDONLY (RFC 9586) ``* uid UIDFETCH (MODSEQ (m) FLAGS (...))``: the response's number is the UID
+    await _fetch_from_view(s, chosen, _CHANGED_ITEMS[1:] if s.uidonly else _CHANGED_ITEMS)

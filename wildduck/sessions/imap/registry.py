@@ -12,6 +12,7 @@ from wildduck.protocols.imap import grammar as g
 from wildduck.protocols.imap.receiver import CommandRejected, RawCommand
 from wildduck.sessions.imap import commands as c
 from wildduck.sessions.imap import idle as i
+from wildduck.sessions.imap import notify as n
 from wildduck.sessions.imap import selected as s
 from wildduck.sessions.imap import sort as o
 from wildduck.sessions.imap import threading as t
@@ -45,6 +46,7 @@ _ROWS: tuple[Entry, ...] = (
     Entry("STATUS", _AUTH, g.parse_status, c.status),
     Entry("APPEND", _AUTH, g.parse_append, c.append),
     Entry("IDLE", _AUTH, g.parse_simple, i.idle),
+    Entry("NOTIFY", _AUTH, g.parse_notify, n.notify),
     Entry("GETQUOTAROOT", _AUTH, g.parse_mailbox, c.getquotaroot),
     Entry("GETQUOTA", _AUTH, g.parse_getquota, c.getquota),
     Entry("SETQUOTA", _AUTH, g.parse_getquota, c.setquota),

@@ -85,7 +85,7 @@ def compile_key(key: g.SearchKey, view: MailboxView, now: dt.datetime, *,
     if op in _STRING_HEADERS:
         return q.Header(_STRING_HEADERS[op], _text(args[0]))
     if op == "HEADER":
-        return q.Header(str(args[0]).lower(), _text(args[1]))
+        return q.Header(str(args[0]).lower(), _text(args[1]), plain=True)
     if op in ("BODY", "TEXT"):
         return q.Text(_text(args[0]), op == "TEXT")
     raise ValueError(f"unknown search key {op}")

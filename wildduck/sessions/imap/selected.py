@@ -102,7 +102,8 @@ async def fetch(s: IMAPSession, cmd: g.Command) -> None:
         return
     await s.sync(expunge=cmd.uid)
     items = list(cmd.items)
-    if cmd.uid and not any(i.name == "UID" for i in items):
+    # UID FETCH answers with the UID even when not asked, except with UIDONLY: a UIDFETCH's number is the UID
+    if cmd.uid and not s.uidonly and not any(i.name == "UID" for i in items):
         items.insert(0, g.FetchItem("UID", label="UID"))
     if cmd.changedsince is not None and not any(i.name == "MODSEQ" for i in items):
         items.append(g.FetchItem("MODSEQ", label="MODSEQ"))
@@ -199,6 +200,7 @@ async def _fetch_meta(s: IMAPSession, batch: list[tuple[int, int]], items: list[
     modseqs = view.modseqs
     send = s.send
     fetch_line = serializer.fetch_line
+    uidonly = s.uidonly
     done = 0
     for seq, uid in batch:
         record = records.get(uid)
@@ -224,7 +226,7 @@ async def _fetch_meta(s: IMAPSession, batch: list[tuple[int, int]], items: list[
         if flags_too:
             send(s.keyword_announcement((uid,)))
             values += (b"FLAGS", serializer.flag_list(view.flags_of(uid)))
-        send(fetch_line(seq, values))
+        send(serializer.uidfetch_line(uid, values) if uidonly else fetch_line(seq, values))
         done += 1
         if done % _META_CHUNK == 0:
             await s.flush_if_large()
@@ -248,7 +250,9 @@ async def _fetch_from_view(s: IMAPSession, chosen: list[tuple[int, int]], items:
     with_flags = len(kinds) < len(items)
     if with_flags:
         kinds.append("FLAGS")
-    template = b"* %d FETCH (" + b" ".join(_VIEW_ITEMS[k] for k in kinds) + b")\r\n"
+    uidonly = s.uidonly  # ``* uid UIDFETCH (...)`` (RFC 9586)
+    head = b"* %d UIDFETCH (" if uidonly else b"* %d FETCH ("
+    template = head + b" ".join(_VIEW_ITEMS[k] for k in kinds) + b")\r\n"
     recent = view.recent
     rendered: dict[tuple[int, bool], bytes] = {}  # (flag list number, \Recent) → ``(flags...)``
     announced: set[int] = set()  # flag lists whose keywords the client has been told about
@@ -256,7 +260,7 @@ async def _fetch_from_view(s: IMAPSession, chosen: list[tuple[int, int]], items:
     for start in range(0, len(chosen), _VIEW_CHUNK):
         for seq, uid in chosen[start:start + _VIEW_CHUNK]:
             i = seq - 1
-            args: list[int | bytes] = [seq]
+            args: list[int | bytes] = [uid if uidonly else seq]
             for kind in kinds:
                 if kind == "UID":
                     args.append(uid)
@@ -338,7 +342,8 @@ def _fetch_one(s: IMAPSession, seq: int, uid: int, items: list[g.FetchItem], rec
     if with_flags or any(i.name == "FLAGS" for i in items):
         s.send(s.keyword_announcement((uid,)))
         values.append(("FLAGS", serializer.flag_list(view.flags_of(uid))))
-    for chunk in serializer.iter_fetch(seq, values):
+    fetched = serializer.iter_fetch(uid, values, kind=b"UIDFETCH") if s.uidonly else serializer.iter_fetch(seq, values)
+    for chunk in fetched:
         s.send(chunk)
 
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Protocol
 
 import trio
 
@@ -63,6 +64,7 @@ from wildduck.protocols.imap.receiver import (
     SaslResponse,
 )
 from wildduck.sessions._runner import Connection, SessionEnded
+from wildduck.sessions.imap import uidonly
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,21 @@ _ERRORS: tuple[tuple[type[Exception], str | None], ...] = (
 )
 
 
+class Notifications(Protocol):
+    """A session's NOTIFY SET (RFC 5465, ``notify.py``) as the session calls it: which nudges call for a round
+    while the client waits, taking nudges in, a round of notifications, and the hooks around each command."""
+
+    def wants(self, nudge: Nudge) -> bool: ...
+
+    def note(self, item: Nudge | Resync, *, selected: bool) -> bool: ...
+
+    async def deliver(self, *, idle: bool, force: bool = False) -> None: ...
+
+    async def before(self, cmd: g.Command) -> None: ...
+
+    async def after(self, cmd: g.Command) -> None: ...
+
+
 def bye_text(nudge: Nudge) -> str:
     """The text of the ``* BYE`` that a nudge ending the account calls for: a logout's reason, or the account
     gone."""
@@ -156,6 +173,8 @@ class IMAPSession:
         self.utf8 = False
         #: ENABLE IMAP4rev2 (RFC 9051): no \\Recent, ESEARCH answers to SEARCH, UTF-8 names, LIST in SELECT
         self.rev2 = False
+        #: ENABLE UIDONLY (RFC 9586): UIDs only, in commands and responses (``uidonly.py``)
+        self.uidonly = False
         #: ``$``: the UIDs the last SEARCH RETURN (SAVE) kept in the selected mailbox (RFC 5182)
         self.saved_result = EMPTY_RESULT
         self.out: list[bytes] = []
@@ -168,6 +187,10 @@ class IMAPSession:
         self._reading_ended = False
         #: what the login holds (connection slot, subscription), released by UNAUTHENTICATE or with the session
         self.login_stack: AsyncExitStack | None = None
+        #: NOTIFY SET (RFC 5465): the events pushed while the client waits; None: none (NOTIFY NONE, never set)
+        self.notify: Notifications | None = None
+        #: a nudge NOTIFY wants has arrived (``_alarm``): a round is due before the session waits again
+        self._pushing = False
 
     @property
     def user(self) -> User:
@@ -204,12 +227,12 @@ class IMAPSession:
         return serializer.untagged("BYE server shutting down")
 
     def capabilities(self) -> str:
-        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT",
-                "UIDPLUS", "MOVE", "SPECIAL-USE", "CHILDREN", "CONDSTORE", "QRESYNC", "QUOTA",
+        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NOTIFY", "NAMESPACE",
+                "UNSELECT", "UIDPLUS", "MOVE", "SPECIAL-USE", "CHILDREN", "CONDSTORE", "QRESYNC", "QUOTA",
                 f"APPENDLIMIT={self.settings.max_message_size}", "LIST-STATUS", "UTF8=ACCEPT", "WITHIN",
                 "LIST-EXTENDED", "CREATE-SPECIAL-USE", "BINARY", "PREVIEW", "STATUS=SIZE", "ESEARCH", "SEARCHRES",
                 "MULTIAPPEND", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
-                "OBJECTID", "SAVEDATE"]
+                "OBJECTID", "UIDONLY", "SAVEDATE"]
         if self.state != g.NOT_AUTHENTICATED:
             caps.append("UNAUTHENTICATE")
             if not self.conn.compressed:
@@ -254,13 +277,22 @@ class IMAPSession:
 
     async def read_more(self, idle_seconds: float) -> None:
         # a logged-in session waiting for its client is woken by a nudge that ends its account (deleted, disabled,
-        # logged out: ``_alarm``), and says ``* BYE`` at once
+        # logged out: ``_alarm``), and says ``* BYE`` at once; with NOTIFY, by a nudge it wants: the round's
+        # responses are sent and the wait goes on (until the same deadline: notifications are not the client's
+        # activity)
+        deadline = trio.current_time() + idle_seconds
         data: bytes | None = None
-        with trio.CancelScope() as self._reading:
-            data = await self.conn.receive(idle_seconds)
-        self._reading = None
-        if self._reading_ended:
-            self.drain_nudges()  # raises SessionEnded after the BYE
+        while True:
+            while self._pushing:  # a nudge may come while a round is sent: another round then
+                self._pushing = False
+                await self.push()
+            with trio.CancelScope() as self._reading:
+                data = await self.conn.receive(max(0.0, deadline - trio.current_time()))
+            self._reading = None
+            if self._reading_ended:
+                self.drain_nudges()  # raises SessionEnded after the BYE
+            if data is not None or not self._pushing:
+                break
         if data is None:
             self.send(serializer.untagged("BYE autologout: idle for too long"))
             raise SessionEnded
@@ -272,6 +304,10 @@ class IMAPSession:
         if nudge.ends_account and self._reading is not None:
             self._reading_ended = True
             self._reading.cancel()
+        elif self.notify is not None and self.notify.wants(nudge):
+            self._pushing = True
+            if self._reading is not None:
+                self._reading.cancel()
 
     async def literal(self, event: LiteralAnnounced) -> None:
         if self.state == g.NOT_AUTHENTICATED and event.size > PREAUTH_LITERAL_LIMIT:
@@ -305,10 +341,15 @@ class IMAPSession:
         if isinstance(cmd, CommandRejected):
             self.bad(raw.tag, cmd.text)
             return
+        if self.uidonly and (refused := uidonly.refusal(cmd)) is not None:
+            self.tagged(raw.tag, "BAD", refused, uidonly.CODE)
+            return
         handler = self.registry[cmd.name.removeprefix("UID ")].handler
         assert handler is not None
         started = time.perf_counter()
         try:
+            if self.notify is not None:
+                await self.notify.before(cmd)
             await handler(self, cmd)
         except (DomainError, StoreError) as exc:
             if isinstance(exc, StoreError):
@@ -319,6 +360,8 @@ class IMAPSession:
         finally:
             if cmd.name != "IDLE":  # IDLE lasts as long as the client wants
                 metrics.COMMANDS.labels("imap", cmd.name).observe(time.perf_counter() - started)
+        if self.notify is not None:
+            await self.notify.after(cmd)
 
     def tagged(self, tag: str, status: str, text: str, code: str | None = None) -> None:
         """A tagged (or, without a tag, untagged BAD) response. A run of MAX_BAD_IN_A_ROW BADs ends the session:
@@ -360,7 +403,8 @@ class IMAPSession:
         COMPRESS stay."""
         self.unselect()
         self.state = g.NOT_AUTHENTICATED
-        self.condstore = self.qresync = self.utf8 = self.rev2 = False
+        self.condstore = self.qresync = self.utf8 = self.rev2 = self.uidonly = False
+        self.notify = None
         await self._release_login()
         connection_user.set("")
 
@@ -418,7 +462,24 @@ class IMAPSession:
         if isinstance(item, Nudge) and item.ends_account:
             self.send(serializer.untagged(f"BYE {bye_text(item)}"))
             raise SessionEnded
-        return self.view is not None and self.view.note(item)
+        concerns = self.view is not None and self.view.note(item)
+        if self.notify is not None:  # NOTIFY decides what a wait for the client is woken for
+            wanted = self.notify.note(item, selected=concerns)
+            self._pushing = self._pushing or wanted  # a round before the session waits again
+            return wanted
+        return concerns
+
+    async def push(self, *, idle: bool = False, force: bool = False) -> None:
+        """Send what changed while the client waits (between commands with NOTIFY, RFC 5465 3; in IDLE, where
+        NOTIFY's events replace IDLE's own, RFC 5465 4): NOTIFY's round when it is set, else the selected
+        mailbox's changes."""
+        if self.notify is None:
+            await self.sync(force=force)
+        else:
+            self.drain_nudges()
+            if self.notify is not None:
+                await self.notify.deliver(idle=idle, force=force)
+        await self.flush()
 
     async def sync(self, *, expunge: bool = True, force: bool = False) -> None:
         """Replay the journal of the selected mailbox and queue the untagged responses it calls for.
@@ -447,7 +508,7 @@ class IMAPSession:
         vanished: list[int] = []
         for change in changes:
             if isinstance(change, Expunged):
-                if self.qresync:
+                if self.qresync or self.uidonly:  # RFC 9586: VANISHED with UIDONLY too
                     vanished.append(change.uid)
                 else:
                     self.send(b"* %d EXPUNGE\r\n" % change.seq)
@@ -482,11 +543,11 @@ class IMAPSession:
             flags = view.flags_of(uid)
         announce = self._announce({f for f in flags if not f.startswith("\\")})
         items = [b"FLAGS " + serializer.flag_list(flags)]
-        if with_uid:
+        if with_uid and not self.uidonly:  # a UIDFETCH's number is the UID
             items.insert(0, b"UID %d" % uid)
         if self.condstore:
             items.append(b"MODSEQ (%d)" % (modseq if modseq is not None else view.modseqs.get(uid, 0)))
-        return announce + b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"
+        return announce + uidonly.response(self.uidonly, seq, uid) + b" ".join(items) + b")\r\n"
 
     def keyword_announcement(self, uids: Iterable[int]) -> bytes:
         """FLAGS/PERMANENTFLAGS lines if these messages carry a keyword the client has not been told about (which

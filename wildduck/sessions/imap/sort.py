@@ -5,38 +5,42 @@ The messages are those SEARCH would find for the same criteria (``selected.match
 :func:`sort_records`, the one place that reads per-message data for SORT, and the order from
 :func:`wildduck.protocols.imap.sort.order`.
 
-A message's sort keys never change (they come from its content, internal date and size, fixed for a UID while the
-mailbox keeps its UIDVALIDITY), so the process keeps them (:class:`SortKeys`): a SORT reads the records (without
-content: the internal date, the size, the Date header's instant, the decoded subject and the ENVELOPE in its IMAP
-form) of the messages it has not seen before only, and the address keys, which cost most (ENVELOPE is read), only
-once a SORT asks for one of them.
+The store keeps every message's sort keys, computed at ingest (the string ones in collation form; SQLite: schema
+v14, read from one covering index), and returns them as tuples in the field order of
+:class:`~wildduck.protocols.imap.sort.SortRecord` (``Messages.sort_keys``), which are kept and ordered as they
+come: a SORT parses nothing and makes no object per message. A message's sort keys never change (they come from
+its content, internal date and size, fixed for a UID while the mailbox keeps its UIDVALIDITY), so the process keeps
+them too (:class:`SortKeys`): a SORT reads the keys of the messages it has not seen before only, and the address
+keys only once a SORT asks for one of them.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Generic, TypeVar
 
 from wildduck.protocols.imap import grammar as g
 from wildduck.protocols.imap import sort
 from wildduck.sessions.imap.selected import answer, matching, refuse_charset
 from wildduck.sessions.imap.session import IMAPSession
 
-#: records read from the store per round trip (records without content: a few hundred bytes each)
-SORT_BATCH = 5000
+#: messages whose keys are read from the store per round trip (a hundred bytes or so each)
+SORT_BATCH = 10_000
 #: the sort keys the process keeps, in messages (a few hundred bytes each); the mailboxes sorted least recently
 #: are dropped first, and a mailbox larger than this is not kept
 SORT_KEYS_KEPT = 250_000
+K = TypeVar("K")
 
 
-class SortKeys:
-    """The sort keys of the messages of recently sorted mailboxes, by (mailbox id, UIDVALIDITY) and UID."""
+class SortKeys(Generic[K]):
+    """The keys of the messages of recently sorted (or threaded) mailboxes, by (mailbox id, UIDVALIDITY) and UID."""
 
     def __init__(self, limit: int = SORT_KEYS_KEPT) -> None:
         self.limit = limit
         self.size = 0
-        self.mailboxes: OrderedDict[tuple[str, int], dict[int, sort.SortRecord]] = OrderedDict()
+        self.mailboxes: OrderedDict[tuple[str, int], dict[int, K]] = OrderedDict()
 
-    def of(self, mailbox: tuple[str, int]) -> dict[int, sort.SortRecord]:
+    def of(self, mailbox: tuple[str, int]) -> dict[int, K]:
         """The keys kept for ``mailbox`` (an empty dict when none are), now the most recently used."""
         kept = self.mailboxes.pop(mailbox, None)
         if kept is None:
@@ -44,7 +48,7 @@ class SortKeys:
         self.mailboxes[mailbox] = kept
         return kept
 
-    def keep(self, mailbox: tuple[str, int], keys: dict[int, sort.SortRecord], uids: frozenset[int] | None) -> None:
+    def keep(self, mailbox: tuple[str, int], keys: dict[int, K], uids: frozenset[int] | None) -> None:
         """Account for ``keys`` (the dict :meth:`of` returned, grown); ``uids``: the mailbox's messages, whose keys
         alone stay when those of expunged messages have piled up."""
         if uids is not None and len(keys) > 2 * len(uids) + 1000:
@@ -57,26 +61,26 @@ class SortKeys:
 
 
 #: this process's
-KEPT = SortKeys()
+KEPT: SortKeys[sort.SortRow] = SortKeys()
+#: where a row says whether its address keys were read
+_ADDRESSES = sort.SortRecord._fields.index("addresses")
 
 
-async def sort_records(s: IMAPSession, uids: list[int], wanted: frozenset[str]) -> list[sort.SortRecord]:
+async def sort_records(s: IMAPSession, uids: list[int], wanted: frozenset[str]) -> list[sort.SortRow]:
     """The sort keys of the messages ``uids`` (those of ``wanted`` at least), in their order; a message expunged
     by another session meanwhile has none (RFC 2180: it is left out)."""
     view = s.selected
     mailbox = (view.mailbox.id, view.mailbox.uid_validity)
     keys = KEPT.of(mailbox)
     addresses = not wanted.isdisjoint(sort.ADDRESS_KEYS)
-    missing = [u for u in uids if (k := keys.get(u)) is None or (addresses and not k.addresses)]
-    make = sort.record
+    get = keys.get
+    missing = [u for u in uids if (k := get(u)) is None or (addresses and not k[_ADDRESSES])]
     for start in range(0, len(missing), SORT_BATCH):
-        for r in await s.s.messages.records(mailbox[0], missing[start:start + SORT_BATCH], content=False):
-            sent = r.header_date.timestamp() if r.header_date is not None else None
-            keys[r.uid] = make(r.uid, arrival=r.internal_date.timestamp(), sent=sent, size=r.size, subject=r.subject,
-                               envelope=r.imap_envelope, addresses=addresses)
+        rows = await s.s.messages.sort_keys(mailbox[0], missing[start:start + SORT_BATCH], addresses=addresses)
+        keys.update(zip([r[0] for r in rows], rows, strict=True))
     if missing:
         KEPT.keep(mailbox, keys, frozenset(view.uids))
-    return [k for u in uids if (k := keys.get(u)) is not None]
+    return [k for u in uids if (k := get(u)) is not None]
 
 
 async def sort_(s: IMAPSession, cmd: g.Command) -> None:
@@ -90,5 +94,5 @@ async def sort_(s: IMAPSession, cmd: g.Command) -> None:
         return
     uids, modseqs, with_modseq = await matching(s, cmd.criteria, uid=cmd.uid, save="SAVE" in options)
     records = await sort_records(s, uids, frozenset(c.key for c in cmd.keys))
-    ordered = [r.uid for r in sort.order(records, cmd.keys)]
+    ordered = [r[0] for r in sort.order(records, cmd.keys)]
     answer(s, cmd, "SORT", options, ordered, modseqs, with_modseq and bool(ordered))

@@ -69,11 +69,13 @@ from wildduck.protocols.imap.grammar.commands import (
     parse_uid,
 )
 from wildduck.protocols.imap.grammar.fetch_items import FetchItem, parse_fetch_item, parse_fetch_items
+from wildduck.protocols.imap.grammar.notify import EventGroup, Notify, parse_notify
 from wildduck.protocols.imap.grammar.search_keys import SearchKey, parse_search_key
 from wildduck.protocols.imap.grammar.sequence import Range, SequenceSet, parse_sequence_set
 
 __all__ = [
     "AUTHENTICATED", "LOGOUT", "NOT_AUTHENTICATED", "SELECTED",
+    "EventGroup", "Notify", "parse_notify",
     "Append", "AppendMessage", "Args", "Authenticate", "Command", "Compress", "CopyMove", "Create", "Enable", "Fetch",
     "FetchItem", "Id",
     "ListCommand", "Login", "MailboxCommand", "ParseError", "QuotaCommand", "Qresync", "Range", "Rename",
