@@ -38,6 +38,17 @@ async def open_instances(kind: str, directory: Path, count: int = 2) -> list[Any
     return [await open_store(kind, directory, database=database) for _ in range(count)]
 
 
+@pytest.fixture
+async def instances(kind: str, tmp_path: Path) -> AsyncIterator[list[Any]]:
+    """Two stores of adapter ``kind`` on one database: two instances (closed after the test)."""
+    stores = await open_instances(kind, tmp_path)
+    try:
+        yield stores
+    finally:
+        for store in stores:
+            await store.close()
+
+
 @pytest.fixture(autouse=True)
 def _mongodb_when_asked(request: pytest.FixtureRequest) -> None:
     """Start (or reuse) the session's FerretDB for every test parametrized with the "mongodb" store."""

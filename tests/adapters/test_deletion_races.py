@@ -8,28 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 
-from tests.adapters.conftest import STORES, make_user, open_instances, prepared
+from tests.adapters.conftest import STORES, make_user, prepared
 from wildduck.errors import NotFound
 from wildduck.model import AppendResult, MailboxSpec, NewMessage
 
 PDF = b"%PDF-1.4 " + bytes(range(256)) * 8
-
-
-@pytest.fixture
-async def instances(kind: str, tmp_path: Path) -> AsyncIterator[list[Any]]:
-    stores = await open_instances(kind, tmp_path)
-    try:
-        yield stores
-    finally:
-        for store in stores:
-            await store.close()
 
 
 def later() -> dt.datetime:

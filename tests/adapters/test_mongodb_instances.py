@@ -6,30 +6,17 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 
-from tests.adapters.conftest import make_user, open_instances, prepared
+from tests.adapters.conftest import make_user, prepared
 from wildduck.adapters.mongodb import journal
 from wildduck.errors import QuotaExceeded
 from wildduck.model import AppendResult, FlagMode, JournalOp, MailboxSpec, NewMessage
 
 pytestmark = pytest.mark.parametrize("kind", ["mongodb"])
-
-
-@pytest.fixture
-async def instances(kind: str, tmp_path: Path) -> AsyncIterator[list[Any]]:
-    """Two stores on one database: two instances."""
-    stores = await open_instances(kind, tmp_path)
-    try:
-        yield stores
-    finally:
-        for store in stores:
-            await store.close()
 
 
 @pytest.fixture
