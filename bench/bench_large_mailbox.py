@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A 100,000-message INBOX: SELECT, EXAMINE, ``UID FETCH 1:* (FLAGS)``, ``FETCH 1:* (ENVELOPE)``, STATUS, SEARCH on
-a header address, the sent date, a subject word and the size, and the server's memory with the mailbox selected,
-against Debian's Dovecot in the same run.
+a header address, the sent date, a subject word and the size, SORT by ARRIVAL, DATE, FROM, SUBJECT and SIZE, THREAD
+by REFERENCES and ORDEREDSUBJECT, and the server's memory with the mailbox selected, against Debian's Dovecot in the
+same run.
 
     python bench/bench_large_mailbox.py [--quick] [--messages 100000] [--repeat 5] [--against REV] [--no-dovecot]
 
@@ -14,7 +15,10 @@ Messages: ~1 KB each, a From/To/Subject/Date/Message-ID header and a short text 
 
 The client is a raw socket (no parsing beyond finding the tagged reply), one connection per server, on loopback.
 Each command runs ``--repeat`` times and the table holds medians; the first SELECT (cold: the server's caches and,
-for Dovecot, its index are built) is reported on its own row. The server's RSS is read with the mailbox selected
+for Dovecot, its index are built) is reported on its own row, and so is the first of each SORT and THREAD (in the
+order of :data:`ORDERINGS`, before the repeats: what a server keeps of one, e.g. wildduck's sort keys read by SORT
+ARRIVAL, serves the next ones; ``bench_search.py`` measures each in a fresh process). Each SORT and THREAD answer
+must hold every message, and is compared with Dovecot's. The server's RSS is read with the mailbox selected
 (wildduck: the server process; Dovecot: the ``imap`` process serving the connection). Each SEARCH reply is checked
 against the number of messages the generator made to match (:data:`SEARCHES`).
 """
@@ -98,6 +102,21 @@ SEARCHES: list[tuple[str, str, Callable[[int, bytes], bool]]] = [
      lambda n, raw: b"juliet" in raw.split(b"\r\nSubject: ", 1)[1].split(b"\r\n", 1)[0]),
     ("UID SEARCH LARGER <n>", "UID SEARCH LARGER 1060", lambda n, raw: len(raw) > 1060),
 ]
+
+
+#: (label, command): SORT (RFC 5256) of the whole mailbox by each key the issue names, and THREAD by both
+#: algorithms; every answer must hold every message, and each server's answer is compared with Dovecot's
+ORDERINGS: list[tuple[str, str]] = [
+    *((f"UID SORT ({key})", f"UID SORT ({key}) UTF-8 ALL") for key in ("ARRIVAL", "DATE", "FROM", "SUBJECT", "SIZE")),
+    *((f"UID THREAD {algorithm}", f"UID THREAD {algorithm} UTF-8 ALL") for algorithm in ("REFERENCES",
+                                                                                         "ORDEREDSUBJECT")),
+]
+
+
+def ordering_answer(reply: bytes, label: str) -> bytes:
+    """The ``* SORT`` / ``* THREAD`` line of ``reply``."""
+    word = b"* SORT" if "SORT" in label else b"* THREAD"
+    return reply[reply.index(word):].split(b"\r\n", 1)[0]
 
 
 def search_counts(count: int) -> dict[str, int]:
@@ -196,8 +215,9 @@ class Client:
 
 
 def measure(client: Client, repeat: int, memory: Callable[[], int], count: int,
-            found: dict[str, int]) -> dict[str, float]:
-    """Times in seconds (medians), the RSS in bytes; ``found``: the number of UIDs each SEARCH must return."""
+            found: dict[str, int], answers: dict[str, bytes]) -> dict[str, float]:
+    """Times in seconds (medians), the RSS in bytes; ``found``: the number of UIDs each SEARCH must return;
+    ``answers`` gets the SORT and THREAD answers."""
     out: dict[str, float] = {}
     client.command(f"LOGIN {USER} {PASSWORD}")
     took, reply = client.command("SELECT INBOX")
@@ -208,6 +228,13 @@ def measure(client: Client, repeat: int, memory: Callable[[], int], count: int,
                 ("UID FETCH 1:* (FLAGS)", "UID FETCH 1:* (FLAGS)"), ("FETCH 1:* (ENVELOPE)", "FETCH 1:* (ENVELOPE)"),
                 ("STATUS", "STATUS INBOX (MESSAGES UNSEEN UIDNEXT)"),
                 *((label, text) for label, text, _ in SEARCHES)]
+    for label, text in ORDERINGS:  # the first of each in the session: nothing of it kept by the server yet
+        took, reply = client.command(text)
+        out[f"{label} (first)"] = took
+        answers[label] = ordering_answer(reply, label)
+        numbers = answers[label].replace(b"(", b" ").replace(b")", b" ").split()[2:]
+        assert len(numbers) == count, (label, len(numbers))
+    commands += ORDERINGS
     for _ in range(repeat):
         for label, text in commands:
             took, reply = client.command(text)
@@ -236,7 +263,8 @@ def server_config(build: Build, count: int, workdir: Path) -> Path:
     return config
 
 
-def run_wildduck(build: Build, count: int, repeat: int, workdir: Path, found: dict[str, int]) -> dict[str, float]:
+def run_wildduck(build: Build, count: int, repeat: int, workdir: Path, found: dict[str, int],
+                 answers: dict[str, bytes]) -> dict[str, float]:
     config = server_config(build, count, workdir)
     with build.server(config) as server:
         assert server.proc is not None
@@ -244,7 +272,7 @@ def run_wildduck(build: Build, count: int, repeat: int, workdir: Path, found: di
         client = Client(server.address("imap")[1])
         before = process_memory(pid)["VmRSS"]
         try:
-            result = measure(client, repeat, lambda: process_memory(pid)["VmRSS"], count, found)
+            result = measure(client, repeat, lambda: process_memory(pid)["VmRSS"], count, found, answers)
         finally:
             client.close()
         result["RSS before"] = before
@@ -265,7 +293,8 @@ def _imap_processes(port: int) -> list[int]:
     return found
 
 
-def run_dovecot(binary: str, count: int, repeat: int, workdir: Path, found: dict[str, int]) -> dict[str, float]:
+def run_dovecot(binary: str, count: int, repeat: int, workdir: Path, found: dict[str, int],
+                answers: dict[str, bytes]) -> dict[str, float]:
     directory = workdir / "dovecot"
     shutil.rmtree(directory, ignore_errors=True)
     maildir = directory / "home" / USER / "Maildir"
@@ -279,13 +308,14 @@ def run_dovecot(binary: str, count: int, repeat: int, workdir: Path, found: dict
 
         client = Client(instance.port)
         try:
-            return measure(client, repeat, memory, count, found)
+            return measure(client, repeat, memory, count, found, answers)
         finally:
             client.close()
 
 
 ROWS = ["SELECT (first)", "SELECT", "EXAMINE", "UID FETCH 1:* (FLAGS)", "FETCH 1:* (ENVELOPE)", "STATUS",
-        *(label for label, _, _ in SEARCHES)]
+        *(label for label, _, _ in SEARCHES), *(label for label, _ in ORDERINGS),
+        *(f"{label} (first)" for label, _ in ORDERINGS)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -312,16 +342,18 @@ def main(argv: list[str] | None = None) -> None:
     found = search_counts(count)
     print("SEARCH matches: " + ", ".join(f"{label} {n:,}" for label, n in found.items()))
     results: dict[str, dict[str, float]] = {}
+    answers: dict[str, dict[str, bytes]] = {}
     with tempfile.TemporaryDirectory(prefix="wd-bench-large-") as tmp:
         Path(tmp).chmod(0o755)  # Dovecot's unprivileged processes read their files below it
         for b in builds:
             print(f"measuring {b.label} ...", flush=True)
-            results[b.label] = run_wildduck(b, count, repeat, Path(tmp), found)
+            results[b.label] = run_wildduck(b, count, repeat, Path(tmp), found, answers.setdefault(b.label, {}))
             print(f"  {b.label}: " + ", ".join(f"{k} {v * 1000:,.1f} ms" for k, v in results[b.label].items()
                                               if "RSS" not in k), flush=True)
         if dovecot:
             print("measuring dovecot ...", flush=True)
-            results["dovecot"] = run_dovecot(dovecot, count, repeat, Path(tmp), found)
+            results["dovecot"] = run_dovecot(dovecot, count, repeat, Path(tmp), found,
+                                             answers.setdefault("dovecot", {}))
             print("  dovecot: " + ", ".join(f"{k} {v * 1000:,.1f} ms" for k, v in results["dovecot"].items()
                                             if "RSS" not in k), flush=True)
     names = list(results)
@@ -337,6 +369,12 @@ def main(argv: list[str] | None = None) -> None:
     cells = [f"{results[n]['RSS'] / 1e6:,.1f} MB" for n in names]
     cells += [f"{results[a]['RSS'] / results[b]['RSS']:,.2f}×" for a, b in ratios]
     print("| RSS with the mailbox selected | " + " | ".join(cells) + " |")
+    if "dovecot" in answers:
+        for b in builds:
+            same = [label for label, _ in ORDERINGS if answers[b.label][label] == answers["dovecot"][label]]
+            other = [label for label, _ in ORDERINGS if label not in same]
+            print(f"{b.label}: answers equal to Dovecot's: {', '.join(same) or 'none'}"
+                  + (f"; different: {', '.join(other)}" if other else ""))
     for b in builds:
         r = results[b.label]
         print(f"{b.label}: RSS before login {r['RSS before'] / 1e6:,.1f} MB, selected "

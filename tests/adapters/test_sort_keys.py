@@ -157,3 +157,41 @@ async def test_mongodb_computes_the_keys_of_a_message_stored_without_them(kind: 
         assert [r[4] for r in short] == [fresh[1][4], fresh[2][4]]
     finally:
         await s.close()
+
+
+async def test_sqlite_orders_as_the_session_orders_the_keys(tmp_path: Path) -> None:
+    """``sort_order`` (SQLite orders its whole mailbox) equals :func:`sort.order` of the keys ``sort_keys`` returns,
+    for random criteria over messages that tie on every key in places: same subjects, sizes, dates (some without a
+    Date header), senders, non-ASCII and empty values; an expunged message is not in it."""
+    import random
+
+    from wildduck.protocols.imap.grammar import SortCriterion
+
+    rng = random.Random(5256)
+    names = ["Zed", "ann", "Émile", "ÉMILE", "Ærø", "", "b\u0301", "Bob"]
+    subjects = ["Re: plans", "plans", "Fwd: café", "CAFÉ", "", "ÉTÉ", "[list] x", "z"]
+    raws = []
+    for n in range(120):
+        sender = rng.choice(names)
+        date = rng.choice(["", "Date: Tue, 10 Mar 2026 23:30:00 -0800\r\n", "Date: Wed, 11 Mar 2026 12:00:00 +0000\r\n",
+                           "Date: garbage\r\n", f"Date: Thu, 12 Mar 2026 0{n % 10}:00:00 +0000\r\n"])
+        from_ = f"From: {sender} <{sender.encode('ascii', 'ignore').decode() or 'x'}@example.net>\r\n" if sender else ""
+        to = rng.choice(["", "To: ann@example.com\r\n", "To: Zed <z@example.com>\r\n", "To: undisclosed:;\r\n"])
+        cc = rng.choice(["", "Cc: c@d\r\n", "Cc: Émile <e@x>\r\n"])
+        body = "x" * rng.choice([1, 1, 50, 300])
+        raws.append(f"{from_}{to}{cc}{date}Subject: {rng.choice(subjects)}\r\n\r\n{body}\r\n".encode())
+    store = await open_sqlite_store(tmp_path / "s.db")
+    try:
+        user = await make_user(store)
+        inbox = await store.find_mailbox(user.id, "INBOX")
+        await store.append_messages([NewMessage(user.id, inbox.id, prepare(raw)) for raw in raws])
+        await store.expunge(inbox.id, [7, 50])
+        rows = await store.sort_keys(inbox.id, list(range(1, 121)), addresses=True)
+        assert len(rows) == 118
+        keys = ["ARRIVAL", "DATE", "SIZE", "SUBJECT", "FROM", "TO", "CC", "DISPLAYFROM", "DISPLAYTO"]
+        for _ in range(300):
+            criteria = [SortCriterion(rng.choice(keys), rng.random() < 0.4) for _ in range(rng.randint(1, 3))]
+            got = await store.sort_order(inbox.id, [(c.key, c.reverse) for c in criteria])
+            assert got == [r[0] for r in sort.order(rows, criteria)], criteria
+    finally:
+        await store.close()

@@ -270,6 +270,10 @@ class MessageService:
         the address keys)."""
         return await self.store.sort_keys(mailbox_id, uids, addresses=addresses)
 
+    async def sort_order(self, mailbox_id: str, criteria: Sequence[tuple[str, bool]]) -> list[int] | None:
+        """Every UID of the mailbox in SORT's order, when the store orders (else None)."""
+        return await self.store.sort_order(mailbox_id, criteria)
+
     async def thread_keys(self, mailbox_id: str, uids: Sequence[int]) -> list[ThreadKeyRow]:
         """What THREAD reads of these messages (those that exist)."""
         return await self.store.thread_keys(mailbox_id, uids)

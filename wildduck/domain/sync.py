@@ -462,6 +462,13 @@ def _within(ranges: UidRanges | None, uid: int) -> bool:
 
 async def expunged_since(view: MailboxView, since: int, known: UidRanges | None = None, *,
                          floor: int = 0) -> tuple[UidRanges, bool]:
+    """:func:`changes_since` without the changed messages."""
+    ranges, exact, _changed = await changes_since(view, since, known, floor=floor)
+    return ranges, exact
+
+
+async def changes_since(view: MailboxView, since: int, known: UidRanges | None = None, *,
+                        floor: int = 0) -> tuple[UidRanges, bool, list[int] | None]:
     """The UIDs expunged from the view's mailbox after MODSEQ ``since`` that the view no longer holds (the ones it
     still holds are the view's next :meth:`MailboxView.refresh` to report), among ``known`` (ascending ranges;
     None: every UID), as ascending ranges; and whether that is exact.
@@ -470,17 +477,30 @@ async def expunged_since(view: MailboxView, since: int, known: UidRanges | None 
     ``since`` (maintenance keeps 3 hours of it, ``app.JOURNAL_RETENTION``), the answer is every UID of ``known``
     above ``floor`` and below UIDNEXT that the view does not hold: a superset of the exact answer (UIDs expunged
     long ago, or never used), which is what a client that asked for them must be told (RFC 7162 3.2.5.2).
-    ``floor`` is the highest UID known not to be preceded by an expunge (from a client's sequence match data)."""
+    ``floor`` is the highest UID known not to be preceded by an expunge (from a client's sequence match data).
+
+    Third: from the same journal page, the UIDs (ascending, whatever ``known``) of the messages the view holds whose
+    MODSEQ is above ``since``: every MODSEQ a message has comes from its EXISTS or FLAGS entry, so with nothing
+    pruned those are the messages of the page's entries whose MODSEQ in the view's table is above ``since`` (no scan
+    of the table); None when the journal was pruned (the caller scans the table)."""
     table = view.table
     if since >= view.known_modseq:
-        return [], True
+        return [], True, []
     page = await (view.shared or view.journal).read_journal(view.mailbox.id, since)
     if page.mailbox is None:
-        return [], True  # deleted: the view's next refresh says so
+        return [], True, []  # deleted: the view's next refresh says so
     if not page.pruned:
-        gone = {e.uid for e in page.entries
-                if e.op == JournalOp.EXPUNGE and table.index(e.uid) < 0 and _within(known, e.uid)}
-        return uid_runs(sorted(gone)), True
+        gone: set[int] = set()
+        touched: set[int] = set()
+        modseqs = table.modseqs
+        for e in page.entries:
+            i = table.index(e.uid)
+            if i >= 0:
+                if modseqs[i] > since:
+                    touched.add(e.uid)
+            elif e.op == JournalOp.EXPUNGE and _within(known, e.uid):
+                gone.add(e.uid)
+        return uid_runs(sorted(gone)), True, sorted(touched)
     top = view.mailbox.uid_next - 1
     uids = table.uids
     out: UidRanges = []
@@ -495,4 +515,4 @@ async def expunged_since(view: MailboxView, since: int, known: UidRanges | None 
             i += 1
         if at <= hi:
             out.append((at, hi))
-    return out, False
+    return out, False, None

@@ -70,6 +70,13 @@ class Messages(Protocol):
         columns are read); without ``addresses`` the address keys are left empty (and not read)."""
         ...
 
+    async def sort_order(self, mailbox_id: str, criteria: Sequence[tuple[str, bool]]) -> list[int] | None:
+        """Every UID of the mailbox in SORT's order for ``criteria`` (RFC 5256 / RFC 5957 keys, each with "reversed?";
+        the first decides first, messages equal on every key in UID order), comparing the values :meth:`sort_keys`
+        returns exactly as ``wildduck.protocols.imap.sort.order`` does, in one round trip; None when this store does
+        not order messages itself (the caller orders the keys)."""
+        ...
+
     async def thread_keys(self, mailbox_id: str, uids: Sequence[int]) -> list[ThreadKeyRow]:
         """The threading data of the messages with these UIDs that exist, in UID order, in one round trip."""
         ...

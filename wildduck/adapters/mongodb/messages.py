@@ -277,6 +277,11 @@ class MessagesRole(JournalRole):
 
         return await self._read(q) if query is not None else []
 
+    async def sort_order(self, mailbox_id: str, criteria: Sequence[tuple[str, bool]]) -> None:
+        """Not here: the collation strings are one array field (FerretDB sorts by no element of it), so the session
+        orders the keys :meth:`sort_keys` returns."""
+        return None
+
     async def thread_keys(self, mailbox_id: str, uids: Sequence[int]) -> list[ThreadKeyRow]:
         query = _uid_query(mailbox_id, uids)
         return await self._read(lambda: [codec.thread_key_row(d) for d in self.db.messages.find(

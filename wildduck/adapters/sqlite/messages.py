@@ -113,6 +113,11 @@ def _message_rows(conn: sqlite3.Connection, mailbox_id: str, uids: Sequence[int]
 _SORT_KEYS = "uid, internal_date, COALESCE(header_date, internal_date), size, " + ", ".join(codec.SORT_COLUMNS) + ", 1"
 #: the same without the address keys (empty, and 0 for "not read")
 _SORT_KEYS_SHORT = "uid, internal_date, COALESCE(header_date, internal_date), size, sort_subject, '', '', '', '', '', 0"
+#: the column each SORT key compares (those of ``_SORT_KEYS``): SQLite orders REAL as Python orders floats, and TEXT
+#: (BINARY, the UTF-8 bytes) as Python orders ``str`` (by code point)
+_ORDER_BY = {"ARRIVAL": "internal_date", "DATE": "COALESCE(header_date, internal_date)", "SIZE": "size",
+             "SUBJECT": "sort_subject", "FROM": "sort_from", "TO": "sort_to", "CC": "sort_cc",
+             "DISPLAYFROM": "sort_display_from", "DISPLAYTO": "sort_display_to"}
 #: what THREAD reads of a message (``ports.messages.ThreadKeyRow``), every column in the covering index
 #: ``messages_thread_keys``
 _THREAD_KEYS = "uid, base_subject, COALESCE(header_date, internal_date), own_id, refs, subject_reply"
@@ -338,6 +343,19 @@ class MessagesRole(StoreBase):
         columns = _SORT_KEYS if addresses else _SORT_KEYS_SHORT
         return await self._read(lambda conn: _uid_rows(conn, columns, "messages INDEXED BY messages_sort",
                                                        mailbox_id, uids))
+
+    async def sort_order(self, mailbox_id: str, criteria: Sequence[tuple[str, bool]]) -> list[int]:
+        """Ordered by SQLite over a covering index (``messages_sort``, or ``messages_size`` for SIZE): only UIDs
+        come back, so a SORT of 100,000 messages makes no row object in Python."""
+        order = ", ".join(_ORDER_BY[key] + (" DESC" if reverse else "") for key, reverse in criteria)
+
+        def q(conn: sqlite3.Connection) -> list[int]:
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            cursor.execute(f"SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY {order}, uid", (mailbox_id,))
+            return [uid for (uid,) in cursor]
+
+        return await self._read(q)
 
     async def thread_keys(self, mailbox_id: str, uids: Sequence[int]) -> list[ThreadKeyRow]:
         """From the covering index ``messages_thread_keys`` (schema v14)."""

@@ -2,14 +2,15 @@
 that asks (UID FETCH ... VANISHED is in ``selected.py``): ``* VANISHED (EARLIER)`` of the UIDs expunged since,
 then the flags of the messages changed since. The expunges come from the journal (``domain.sync.expunged_since``);
 when it was pruned past the client's MODSEQ, every UID the client named that is not in the mailbox (above what its
-sequence match data proves intact). The changed messages come from the view's table (its MODSEQs): no store call
-beyond the one journal read."""
+sequence match data proves intact). The changed messages are those of the same journal page that the view's table
+holds with a MODSEQ above the client's (a scan of the table's MODSEQs only when the journal was pruned): no store
+call beyond the one journal read, and no work in proportion to the mailbox."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from wildduck.domain.sync import expunged_since
+from wildduck.domain.sync import changes_since
 from wildduck.protocols.imap import grammar as g
 from wildduck.protocols.imap import serializer
 from wildduck.sessions.imap.selected import _fetch_from_view
@@ -49,18 +50,22 @@ async def resync_select(s: IMAPSession, params: g.Qresync) -> None:
         return
     top = view.mailbox.uid_next - 1
     known = params.known_uids.resolve(top) if params.known_uids is not None else None
-    ranges, _exact = await expunged_since(view, params.modseq, known, floor=match_floor(s, params.match))
+    ranges, _exact, changed = await changes_since(view, params.modseq, known, floor=match_floor(s, params.match))
     s.send(serializer.vanished(ranges, earlier=True))
-    await send_changed(s, params.modseq, params.known_uids)
+    await send_changed(s, params.modseq, params.known_uids, changed)
 
 
-async def send_changed(s: IMAPSession, since: int, known: g.SequenceSet | None) -> None:
+async def send_changed(s: IMAPSession, since: int, known: g.SequenceSet | None, changed: list[int] | None) -> None:
     """``* n FETCH (UID u MODSEQ (m) FLAGS (...))`` for every message of the view (among ``known`` UIDs) whose
-    MODSEQ is above ``since``, in sequence order."""
+    MODSEQ is above ``since``, in sequence order: ``changed``, those messages' UIDs from the journal
+    (``changes_since``), or, when it was pruned (None), from a scan of every MODSEQ of the view's table."""
     table = s.selected.table
     uids = table.uids
     top = uids[-1] if uids else 0
-    chosen = [(i + 1, uids[i]) for i, modseq in enumerate(table.modseqs)
-              if modseq > since and (known is None or known.contains(uids[i], top))]
+    if changed is not None:
+        chosen = [(table.index(uid) + 1, uid) for uid in changed if known is None or known.contains(uid, top)]
+    else:
+        chosen = [(i + 1, uids[i]) for i, modseq in enumerate(table.modseqs)
+                  if modseq > since and (known is None or known.contains(uids[i], top))]
     # with UIDONLY (RFC 9586) ``* uid UIDFETCH (MODSEQ (m) FLAGS (...))``: the response's number is the UID
     await _fetch_from_view(s, chosen, _CHANGED_ITEMS[1:] if s.uidonly else _CHANGED_ITEMS)

@@ -1,9 +1,12 @@
 """SORT and UID SORT (RFC 5256), with ESORT's result options (RFC 5267 4), SORT=DISPLAY (RFC 5957) and SAVE
 (RFC 5182 2.4).
 
-The messages are those SEARCH would find for the same criteria (``selected.matching``); their sort keys come from
-:func:`sort_records`, the one place that reads per-message data for SORT, and the order from
-:func:`wildduck.protocols.imap.sort.order`.
+The messages are those SEARCH would find for the same criteria (``selected.matching``). A store that orders
+(``Messages.sort_order``: SQLite, by its covering indexes) gives the order of the whole mailbox, which is filtered to
+those messages (a message of the store the session does not know yet, or one expunged meanwhile, is not among them);
+otherwise (MongoDB) their sort keys come from :func:`sort_records`, the one place that reads per-message data for
+SORT, and the order from :func:`wildduck.protocols.imap.sort.order`. Both orders are the same (tested on random
+keys).
 
 The store keeps every message's sort keys, computed at ingest (the string ones in collation form; SQLite: schema
 v14, read from one covering index), and returns them as tuples in the field order of
@@ -93,6 +96,11 @@ async def sort_(s: IMAPSession, cmd: g.Command) -> None:
         refuse_charset(s, cmd.tag, options)
         return
     uids, modseqs, with_modseq = await matching(s, cmd.criteria, uid=cmd.uid, save="SAVE" in options)
-    records = await sort_records(s, uids, frozenset(c.key for c in cmd.keys))
-    ordered = [r[0] for r in sort.order(records, cmd.keys)]
+    mailbox_order = await s.s.messages.sort_order(s.selected.mailbox.id, [(c.key, c.reverse) for c in cmd.keys])
+    if mailbox_order is not None:  # the store's order of its whole mailbox: the messages found, in that order
+        found = set(uids)
+        ordered = [u for u in mailbox_order if u in found]
+    else:
+        records = await sort_records(s, uids, frozenset(c.key for c in cmd.keys))
+        ordered = [r[0] for r in sort.order(records, cmd.keys)]
     answer(s, cmd, "SORT", options, ordered, modseqs, with_modseq and bool(ordered))
