@@ -9,12 +9,27 @@ import wildduck.adapters.sqlite.codec as codec
 from wildduck.adapters.sqlite.base import StoreBase
 from wildduck.model import JournalEntry, JournalOp, JournalPage
 
+#: a journal row's operation by its stored name
+_OPS = {op.value: op for op in JournalOp}
 
-def _entry(r: sqlite3.Row) -> JournalEntry:
-    return JournalEntry(mailbox_id=r["mailbox_id"], modseq=r["modseq"], op=JournalOp(r["command"]), uid=r["uid"],
-                        message_id=r["message_id"],
-                        flags=codec.flags_load(r["flags"]) if r["flags"] is not None else None,
-                        created=codec.from_ts(r["created"]))
+
+def _entries(conn: sqlite3.Connection, mailbox_id: str, since: int, upto: int) -> list[JournalEntry]:
+    """The entries with ``since < modseq <= upto``, ascending: plain tuples, and each distinct flag list decoded
+    once (a page of a thousand flag changes holds a handful of them)."""
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    cursor.execute("SELECT modseq, command, uid, message_id, flags, created FROM journal "
+                   "WHERE mailbox_id = ? AND modseq > ? AND modseq <= ? ORDER BY modseq", (mailbox_id, since, upto))
+    decoded: dict[str, tuple[str, ...]] = {}
+    out = []
+    for modseq, command, uid, message_id, text, created in cursor:
+        flags = None
+        if text is not None:
+            flags = decoded.get(text)
+            if flags is None:
+                flags = decoded[text] = codec.flags_load(text)
+        out.append(JournalEntry(mailbox_id, modseq, _OPS[command], uid, message_id, flags, codec.from_ts(created)))
+    return out
 
 
 class JournalRole(StoreBase):
@@ -34,9 +49,7 @@ class JournalRole(StoreBase):
             if row is None:
                 return JournalPage(entries=[], watermark=since, pruned=False, mailbox=None)
             box = codec.mailbox(row)
-            entries = [_entry(r) for r in conn.execute(
-                "SELECT * FROM journal WHERE mailbox_id = ? AND modseq > ? AND modseq <= ? ORDER BY modseq",
-                (mailbox_id, since, box.highest_modseq))]
+            entries = _entries(conn, mailbox_id, since, box.highest_modseq)
             return JournalPage(entries=entries, watermark=box.highest_modseq, pruned=since < row["pruned_modseq"],
                                mailbox=box)
 
