@@ -27,6 +27,14 @@ under /tmp, made or reused by bench/_builds.py), started and driven exactly like
 alternate between the builds and Dovecot, and the table adds the ratio current/REV. ``--build REV2`` measures a
 fixed revision instead of this tree (checked out the same way). With ``--scripted`` both builds run the scripts;
 only the current build's failures fail the benchmark.
+
+    python bench/bench_imap.py --deployment all [--instances 1,2] [--repeat 2]
+
+runs every wildduck on the deployments side by side (bench/_deployments.py): the single node (sqlite) and the
+scaled-out one (mongodb+redis: a private FerretDB and redis-server per run, with ``--instances`` ``wildduck
+serve`` processes on them, behind HAProxy round robin when there are several); the table adds the ratio of each row
+over the sqlite one and the CPU of the backend (FerretDB, Redis, HAProxy). ``--scripted`` runs the scripts on
+each deployment. FerretDB's lookups are table scans: keep the runs short.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +58,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from _builds import Build, BuildServer, current_build, revision_build  # noqa: E402
+from _deployments import SINGLE, Row, add_arguments, backend, front, rows, servers  # noqa: E402
 
 from wildduck.testing.dovecot import private_dovecot  # noqa: E402
 from wildduck.testing.server import process_memory  # noqa: E402
@@ -108,7 +119,7 @@ class Result:
     seconds: int
     errors: list[str]
     warnings: list[str]
-    server_cpu: float  # seconds of user + system CPU of the server (all its processes)
+    server_cpu: float  # seconds of user + system CPU of the server (all its processes; every instance)
     client_cpu: float  # the same for ImapTest
     stdout: str
     stderr: str
@@ -116,21 +127,29 @@ class Result:
     server_exit: int | None = None  # the server's exit status if it died during the run
     server_log_tail: list[str] = field(default_factory=list)
     rss: int = 0
+    backend_cpu: float = 0.0  # the same for FerretDB, Redis and HAProxy (mongodb+redis)
 
     @property
     def rates(self) -> dict[str, float]:
         return {k: self.totals.get(k, 0) / self.seconds for k in COUNTERS}
 
 
-def run_imaptest(imaptest: str, port: int, mbox: Path, clients: int, seconds: int, server_pid: int,
-                 workdir: Path) -> Result:
-    """One ImapTest stress run; totals, errors, and the CPU the server (process tree) and ImapTest used."""
-    cmd = [imaptest, "host=127.0.0.1", f"port={port}", f"user={USER}", f"pass={PASSWORD}", f"mbox={mbox}",
+def run_imaptest(imaptest: str, address: tuple[str, int], mbox: Path, clients: int, seconds: int,
+                 server_pids: list[int], workdir: Path, backend_pids: list[int] | None = None) -> Result:
+    """One ImapTest stress run; totals, errors, and the CPU the servers and the backend (process trees) and
+    ImapTest used."""
+    host, port = address
+    cmd = [imaptest, f"host={host}", f"port={port}", f"user={USER}", f"pass={PASSWORD}", f"mbox={mbox}",
            f"clients={clients}", f"secs={seconds}"]
-    cpu_before = tree_cpu_seconds(server_pid)
+
+    def cpu(pids: list[int]) -> float:
+        return sum(tree_cpu_seconds(pid) for pid in pids)
+
+    cpu_before, backend_before = cpu(server_pids), cpu(backend_pids or [])
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, capture_output=True, env=imaptest_env(), cwd=workdir, timeout=seconds + 120)
-    server_cpu = tree_cpu_seconds(server_pid) - cpu_before
+    server_cpu = cpu(server_pids) - cpu_before
+    backend_cpu = cpu(backend_pids or []) - backend_before
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     client_cpu = (children_after.ru_utime - children_before.ru_utime
                   + children_after.ru_stime - children_before.ru_stime)
@@ -141,7 +160,7 @@ def run_imaptest(imaptest: str, port: int, mbox: Path, clients: int, seconds: in
         raise SystemExit(f"ImapTest printed no totals (exit status {proc.returncode}):\n{out[-3000:]}\n{err[-3000:]}")
     errors = [line for line in err.splitlines() if line.startswith(("Error:", "Panic:", "Fatal:"))]
     warnings = [line for line in err.splitlines() if line.startswith("Warning:")]
-    return Result(totals, seconds, errors, warnings, server_cpu, client_cpu, out, err)
+    return Result(totals, seconds, errors, warnings, server_cpu, client_cpu, out, err, backend_cpu=backend_cpu)
 
 
 def parse_totals(out: str) -> dict[str, int] | None:
@@ -161,30 +180,29 @@ def parse_totals(out: str) -> dict[str, int] | None:
 
 # --- wildduck ----------------------------------------------------------------------------------------------------
 
-def wildduck_overrides(clients: int, build: Build) -> str:
-    """Listener and limit settings; a per-user connection cap, if this version has one, is lifted."""
+def wildduck_settings(args: argparse.Namespace, build: Build) -> dict[str, dict[str, object]]:
+    """Store and limit settings (every listener is on a port of its own choosing); a per-user connection cap, if
+    this version has one, is lifted."""
     defaults = tomllib.loads((build.root / "wildduck" / "default.toml").read_text())
-    text = (f"[imap]\nport = 0\ntls_port = 0\n[pop3]\nport = 0\ntls_port = 0\n"
-            f"[limits]\nmax_connections = {clients * 4 + 100}\n")
-    for key in ("max_connections_per_user", "max_connections_per_ip"):
-        if key in defaults.get("imap", {}):
-            text = text.replace("[imap]\n", f"[imap]\n{key} = {clients * 4 + 100}\n")
-    return text
-
-
-def wildduck_server(args: argparse.Namespace, workdir: Path, build: Build) -> BuildServer:
-    """A fresh data directory with the benchmark user; the server of ``build``, not yet started."""
-    data_dir = workdir / "data"
-    config = workdir / "wildduck.toml"
-    store = f'[store]\nsynchronous = "{args.synchronous}"\n' if args.synchronous else ""
+    cap = args.clients * 4 + 100
+    store: dict[str, object] = {"synchronous": args.synchronous} if args.synchronous else {}
     if args.fsync_all:
-        store = (store or "[store]\n") + "fsync_all = true\n"
-    config.write_text(f'[server]\ndata_dir = "{data_dir}"\n{build.workers_setting(args.workers)}[lmtp]\nport = 0\n'
-                      + store + wildduck_overrides(args.clients, build))
-    build.init_store(config)
-    build.run("--config", str(config), "user", "create", USER, "--password", PASSWORD,
-              "--address", f"{USER}@example.com", "--quota", "100G")
-    return build.server(config)
+        store["fsync_all"] = True
+    return {"store": store, "limits": {"max_connections": cap},
+            "imap": {key: cap for key in ("max_connections_per_user", "max_connections_per_ip")
+                     if key in defaults.get("imap", {})}}
+
+
+@contextmanager
+def wildduck_servers(args: argparse.Namespace, workdir: Path, build: Build,
+                     row: Row = SINGLE) -> Iterator[tuple[list[BuildServer], list[int]]]:
+    """The deployment of ``row``, fresh under ``workdir``, with the benchmark user: the started servers of
+    ``build`` and the backend's processes."""
+    user = ("user", "create", USER, "--password", PASSWORD, "--address", f"{USER}@example.com", "--quota", "100G")
+    with backend(row.deployment, workdir) as store, \
+            servers(build, workdir, store, row.instances, wildduck_settings(args, build), workers=args.workers,
+                    setup=(user,)) as running:
+        yield running, store.pids
 
 
 def profile_path(args: argparse.Namespace, build: Build) -> Path:
@@ -193,53 +211,59 @@ def profile_path(args: argparse.Namespace, build: Build) -> Path:
     return out if build is args.builds[0] else out.with_name(f"{out.stem}-{build.label}{out.suffix}")
 
 
-def run_wildduck(args: argparse.Namespace, workdir: Path, build: Build) -> Result:
-    with wildduck_server(args, workdir, build) as server:
-        assert server.proc is not None
-        _host, port = server.address("imap")
-        if args.profile:
+def run_wildduck(args: argparse.Namespace, workdir: Path, build: Build, row: Row = SINGLE) -> Result:
+    with wildduck_servers(args, workdir, build, row) as (running, backend_pids), \
+            front(workdir, running, "imap") as (address, proxy_pids):
+        pids = [server.proc.pid for server in running if server.proc is not None]
+        if args.profile:  # the first instance
             profile = subprocess.Popen(
-                [args.profile, "record", "--pid", str(server.proc.pid), "--subprocesses", "--rate", "200",
+                [args.profile, "record", "--pid", str(pids[0]), "--subprocesses", "--rate", "200",
                  "--format", "raw", "--gil",
                  "--duration", str(args.seconds), "-o", str(profile_path(args, build))],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        result = run_imaptest(args.imaptest, port, args.mbox, args.clients, args.seconds, server.proc.pid, workdir)
+        result = run_imaptest(args.imaptest, address, args.mbox, args.clients, args.seconds, pids, workdir,
+                              backend_pids + proxy_pids)
         if args.profile:
             profile.wait(60)
-        result.rss = process_memory(server.proc.pid).get("VmRSS", 0)
-        result.server_exit = server.proc.poll()
-    result.server_log_errors = [line for line in server.log
-                                if any(w in line for w in (" ERROR ", " CRITICAL ", "Traceback"))]
-    result.server_log_tail = server.log[-40:]
+        result.rss = sum(process_memory(pid).get("VmRSS", 0) for pid in pids)
+        exits = [server.proc.poll() for server in running if server.proc is not None]
+        result.server_exit = next((code for code in exits if code is not None), None)
+    for server in running:
+        result.server_log_errors += [line for line in server.log
+                                     if any(w in line for w in (" ERROR ", " CRITICAL ", "Traceback"))]
+        result.server_log_tail += server.log[-40 // len(running):]
     if result.server_exit is not None:
-        result.server_log_errors.append(f"the server exited during the run with status {result.server_exit}")
+        result.server_log_errors.append(f"a server exited during the run with status {result.server_exit}")
     return result
 
 
 def run_scripted(args: argparse.Namespace) -> None:
-    """ImapTest's scripted protocol tests (``test=DIR``) against a fresh wildduck of each build; exit status 1 if
-    any fails against the current one."""
+    """ImapTest's scripted protocol tests (``test=DIR``) against a fresh wildduck of each build on each deployment
+    row; exit status 1 if any fails against the current build."""
     tests = Path(args.scripted)
     if not tests.is_dir():
         raise SystemExit(f"no ImapTest test directory {tests} (the src/tests directory of the ImapTest source tree)")
-    passed: dict[str, bool] = {}
+    passed: dict[tuple[str, Row], bool] = {}
     for build in args.builds:
-        with tempfile.TemporaryDirectory(prefix="bench-imap-scripted-") as tmp, \
-                wildduck_server(args, Path(tmp), build) as server:
-            _host, port = server.address("imap")
-            proc = subprocess.run([args.imaptest, "host=127.0.0.1", f"port={port}", f"user={USER}",
-                                   f"pass={PASSWORD}", f"test={tests}"],
-                                  capture_output=True, env=imaptest_env(), cwd=tmp, timeout=1800)
-        out = (proc.stdout + proc.stderr).decode(errors="replace")
-        print(f"ImapTest scripted tests ({tests}) against wildduck {build.describe()}:")
-        print(out.rstrip())
-        summary = re.search(r"(\d+) test groups: (\d+) failed", out)
-        commands = re.findall(r"(\d+)/(\d+) individual commands failed", out)
-        passed[build.label] = not (proc.returncode != 0 or summary is None or summary.group(2) != "0"
-                                   or any(f != "0" for f, _n in commands))
-        print(f"=> {'passed' if passed[build.label] else 'FAILED'} ({build.label})\n")
-    if not passed[args.builds[0].label]:
-        print("FAILED: ImapTest scripted tests failed against wildduck", file=sys.stderr)
+        for row in args.rows:
+            with tempfile.TemporaryDirectory(prefix="bench-imap-scripted-") as tmp, \
+                    wildduck_servers(args, Path(tmp), build, row) as (running, _pids), \
+                    front(Path(tmp), running, "imap") as ((host, port), _proxy):
+                proc = subprocess.run([args.imaptest, f"host={host}", f"port={port}", f"user={USER}",
+                                       f"pass={PASSWORD}", f"test={tests}"],
+                                      capture_output=True, env=imaptest_env(), cwd=tmp, timeout=1800)
+            out = (proc.stdout + proc.stderr).decode(errors="replace")
+            on = "" if args.rows == [SINGLE] else f" on {row.label}"
+            print(f"ImapTest scripted tests ({tests}) against wildduck {build.describe()}{on}:")
+            print(out.rstrip())
+            summary = re.search(r"(\d+) test groups: (\d+) failed", out)
+            commands = re.findall(r"(\d+)/(\d+) individual commands failed", out)
+            passed[build.label, row] = not (proc.returncode != 0 or summary is None or summary.group(2) != "0"
+                                            or any(f != "0" for f, _n in commands))
+            print(f"=> {'passed' if passed[build.label, row] else 'FAILED'} ({build.label}{on})\n")
+    failed = [row.label for row in args.rows if not passed[args.builds[0].label, row]]
+    if failed:
+        print("FAILED: ImapTest scripted tests failed against wildduck on " + ", ".join(failed), file=sys.stderr)
         raise SystemExit(1)
 
 
@@ -249,8 +273,8 @@ def run_dovecot(args: argparse.Namespace, workdir: Path) -> Result:
     workdir.chmod(0o755)  # Dovecot's unprivileged processes must reach the instance directory below it
     try:
         with private_dovecot(workdir / "dovecot", USER, PASSWORD, binary=args.dovecot, speed=True) as instance:
-            result = run_imaptest(args.imaptest, instance.port, args.mbox, args.clients, args.seconds, instance.pid,
-                                  workdir)
+            result = run_imaptest(args.imaptest, ("127.0.0.1", instance.port), args.mbox, args.clients, args.seconds,
+                                  [instance.pid], workdir)
     except RuntimeError as exc:
         raise SystemExit(str(exc)) from None
     log = workdir / "dovecot" / "dovecot.log"
@@ -269,6 +293,7 @@ class Summary:
     rates: dict[str, float]
     server_cpu: float
     client_cpu: float
+    backend_cpu: float
     errors: list[str]
     server_log_errors: list[str]
     failed_log_tail: list[str]  # the server log's end, from the first run with errors
@@ -280,6 +305,7 @@ class Summary:
             rates={k: statistics.median(r.rates[k] for r in runs) for k in COUNTERS},
             server_cpu=statistics.median(r.server_cpu for r in runs),
             client_cpu=statistics.median(r.client_cpu for r in runs),
+            backend_cpu=statistics.median(r.backend_cpu for r in runs),
             errors=[e for r in runs for e in r.errors],
             server_log_errors=[e for r in runs for e in r.server_log_errors],
             failed_log_tail=next((r.server_log_tail for r in runs if r.errors or r.server_log_errors), []),
@@ -291,20 +317,37 @@ def ratio(a: float, b: float) -> float:
     return a / b if b else 0.0
 
 
-def print_table(results: dict[str, Summary], seconds: int, builds: list[Build]) -> None:
-    """Medians per server, then the ratios: every wildduck build over Dovecot, and the current build over REV."""
-    pairs = [(b.label, "dovecot") for b in builds if "dovecot" in results]
-    pairs += [(builds[0].label, b.label) for b in builds[1:]]
-    w = max([12] + [len(a) + len(b) + 2 for a, b in pairs])
-    print(f"{'per second':{w}}" + "".join(f"{k:>7}" for k in COUNTERS) + f"{'errors':>7}{'srv CPU':>9}{'cli CPU':>9}")
+def ratio_pairs(entries: list[tuple[str, Build, Row]], builds: list[Build], dovecot: bool) -> list[tuple[str, str]]:
+    """The ratios to print: every wildduck row over Dovecot; every other deployment row of the current build over
+    its first (sqlite) row; the current build over each REV on the same row."""
+    pairs = [(name, "dovecot") for name, _b, _r in entries] if dovecot else []
+    current = {row: name for name, build, row in entries if build is builds[0]}
+    first = next(iter(current.values()))
+    pairs += [(name, first) for name in current.values() if name != first]
+    pairs += [(current[row], name) for name, build, row in entries if build is not builds[0]]
+    return pairs
+
+
+def print_table(results: dict[str, Summary], seconds: int, pairs: list[tuple[str, str]]) -> None:
+    """Medians per server, then the ``pairs`` of ratios (``a/b``: ``a`` over ``b``)."""
+    w = max([12] + [len(a) + len(b) + 2 for a, b in pairs] + [len(name) + 1 for name in results])
+    has_backend = any(r.backend_cpu for r in results.values())
+    print(f"{'per second':{w}}" + "".join(f"{k:>7}" for k in COUNTERS) + f"{'errors':>7}{'srv CPU':>9}{'cli CPU':>9}"
+          + (f"{'bk CPU':>9}" if has_backend else ""))
     for name, r in results.items():
         print(f"{name:{w}}" + "".join(f"{r.rates[k]:7.1f}" for k in COUNTERS)
-              + f"{len(r.errors):7d}{r.server_cpu:8.1f}s{r.client_cpu:8.1f}s")
+              + f"{len(r.errors):7d}{r.server_cpu:8.1f}s{r.client_cpu:8.1f}s"
+              + (f"{r.backend_cpu:8.1f}s" if has_backend else ""))
     for a, b in pairs:
         ra, rb = results[a], results[b]
         print(f"{a + '/' + b:{w}}" + "".join(f"{ratio(ra.rates[k], rb.rates[k]):6.2f}x" for k in COUNTERS))
-    print("server CPU per login cycle: " + ", ".join(
-        f"{name} {1000 * r.server_cpu / max(r.rates['Logi'] * seconds, 1):.2f} ms" for name, r in results.items()))
+
+    def per_cycle(r: Summary) -> str:
+        cycles = max(r.rates["Logi"] * seconds, 1)
+        return f"{1000 * r.server_cpu / cycles:.2f} ms" + (
+            f" (+ backend {1000 * r.backend_cpu / cycles:.2f} ms)" if r.backend_cpu else "")
+
+    print("server CPU per login cycle: " + ", ".join(f"{name} {per_cycle(r)}" for name, r in results.items()))
     if len(next(iter(results.values())).logins) > 1:
         print("logins/s per run (spread = (max - min) / median): " + "; ".join(
             f"{name} " + " ".join(f"{x:.1f}" for x in r.logins)
@@ -357,6 +400,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scripted", metavar="TESTS_DIR", nargs="?", const="",
                         help="instead of the stress run, run ImapTest's scripted tests (default directory: "
                              "tests/ next to the imaptest binary, as in a build tree) against wildduck")
+    add_arguments(parser)
     args = parser.parse_args(argv)
     args.seconds = args.seconds or (5 if args.quick else 30)
 
@@ -371,6 +415,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--against names the same commit as the current build")
     for b in args.builds:
         print(("current " if b is args.builds[0] else "against ") + b.describe())
+    args.rows = rows(args)
     if args.scripted is not None:
         args.scripted = args.scripted or str(Path(args.imaptest).resolve().parent / "tests")
         run_scripted(args)
@@ -384,28 +429,33 @@ def main(argv: list[str] | None = None) -> None:
     if not args.mbox.is_file():
         raise SystemExit(f"mbox {args.mbox} not found (--mbox or IMAPTEST_MBOX)")
 
-    builds = {b.label: b for b in args.builds}
-    servers = list(builds) + ([] if args.no_dovecot else ["dovecot"])
+    # a row per build and deployment (the rows named by the build alone when only the single node runs)
+    entries = [(b.label if args.rows == [SINGLE] else f"{b.label} {row.label}", b, row)
+               for row in args.rows for b in args.builds]
+    order: list[tuple[str, Build | None, Row]] = [*entries] + ([] if args.no_dovecot else [("dovecot", None, SINGLE)])
     print(f"ImapTest stress: clients={args.clients} secs={args.seconds} user={USER} mbox={args.mbox.name}, "
-          f"{args.repeat} run(s) per server, alternating (" + ", ".join(servers) + ", then the reverse order)")
-    runs: dict[str, list[Result]] = {name: [] for name in servers}
+          f"{args.repeat} run(s) per server, alternating (" + ", ".join(name for name, *_ in order)
+          + ", then the reverse order)")
+    width = max(9, *(len(name) for name, *_ in order))
+    runs: dict[str, list[Result]] = {name: [] for name, *_ in order}
     for i in range(args.repeat):
-        for name in servers if i % 2 == 0 else servers[::-1]:
-            with tempfile.TemporaryDirectory(prefix=f"bench-imap-{name}-") as tmp:
-                r = (run_dovecot(args, Path(tmp)) if name == "dovecot"
-                     else run_wildduck(args, Path(tmp), builds[name]))
+        for name, build, row in order if i % 2 == 0 else order[::-1]:
+            with tempfile.TemporaryDirectory(prefix="bench-imap-") as tmp:
+                r = (run_dovecot(args, Path(tmp)) if build is None else run_wildduck(args, Path(tmp), build, row))
             runs[name].append(r)
-            print(f"  run {i + 1} {name:9} Logi {r.totals.get('Logi', 0):6d}  Fetc {r.totals.get('Fetc', 0):6d}  "
-                  f"errors {len(r.errors)}  server CPU {r.server_cpu:.1f} s"
+            print(f"  run {i + 1} {name:{width}} Logi {r.totals.get('Logi', 0):6d}  "
+                  f"Fetc {r.totals.get('Fetc', 0):6d}  errors {len(r.errors)}  server CPU {r.server_cpu:.1f} s"
+                  + (f"  backend CPU {r.backend_cpu:.1f} s" if r.backend_cpu else "")
                   + (f"  RSS {r.rss / 2**20:.0f} MiB" if r.rss else ""), flush=True)
     results = {name: Summary.of(rs) for name, rs in runs.items()}
     print()
-    print_table(results, args.seconds, args.builds)
+    print_table(results, args.seconds, ratio_pairs(entries, args.builds, not args.no_dovecot))
     if args.profile:
         for b in args.builds:
             print(f"py-spy profile of the wildduck server {b.label} (last run): {profile_path(args, b)}")
 
-    failed = False
+    current = {name for name, build, _row in entries if build is args.builds[0]}
+    failed: list[str] = []
     for name, summary in results.items():
         if summary.errors:
             print(f"\n{name}: ImapTest reported {len(summary.errors)} error(s); the most frequent ones:")
@@ -419,10 +469,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"\n{name}: the end of the server log of the first run with errors:")
             for line in summary.failed_log_tail:
                 print("  | " + line[:300])
-        if name == args.builds[0].label and (summary.errors or summary.server_log_errors):
-            failed = True
+        if name in current and (summary.errors or summary.server_log_errors):
+            failed.append(name)
     if failed:
-        print(f"\nFAILED: ImapTest found errors against wildduck ({args.builds[0].label})", file=sys.stderr)
+        print(f"\nFAILED: ImapTest found errors against wildduck ({', '.join(failed)})", file=sys.stderr)
         raise SystemExit(1)
 
 

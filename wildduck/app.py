@@ -72,6 +72,10 @@ JOURNAL_RETENTION = dt.timedelta(hours=3)
 #: a deleted mailbox is swept this long after its deletion (writes that raced it on another instance have ended by
 #: then: longer than a store's timeout for a pending change, 2 minutes on MongoDB)
 DELETION_SWEEP_DELAY = dt.timedelta(minutes=10)
+#: messages an older version indexed for search are re-indexed this many at a time (MongoDB: see
+#: ``Maintenance.reindex_search``), for at most this many seconds of each maintenance pass
+REINDEX_BATCH = 1000
+REINDEX_BUDGET = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -545,8 +549,9 @@ class Server:
             await trio.sleep(GAUGE_INTERVAL)
 
     async def _maintenance(self) -> None:
-        """Blob GC, journal pruning, the authentication log's expiry and the sweep of deleted mailboxes, under a
-        lease so that one instance of a deployment does them."""
+        """Blob GC, journal pruning, the authentication log's expiry, the sweep of deleted mailboxes and the search
+        re-indexing of messages stored by an older version, under a lease so that one instance of a deployment does
+        them."""
         backends = self.services.backends
         grace = dt.timedelta(seconds=self.config.limits.blob_grace_period)
         while True:
@@ -557,10 +562,16 @@ class Server:
                     pruned = await backends.journal.prune_journal(now - JOURNAL_RETENTION)
                     expired = await self.services.login.authlog.prune()
                     swept = await backends.maintenance.sweep_deleted(now - DELETION_SWEEP_DELAY)
-                    if removed or pruned or expired or swept:
+                    reindexed, until = 0, trio.current_time() + REINDEX_BUDGET
+                    while trio.current_time() < until:  # batches, a while in each pass, until none is left
+                        batch = await backends.maintenance.reindex_search(REINDEX_BATCH)
+                        reindexed += batch
+                        if batch < REINDEX_BATCH:
+                            break
+                    if removed or pruned or expired or swept or reindexed:
                         log.info("maintenance: removed %d unreferenced blobs, %d journal entries, %d expired "
-                                 "authentication log entries, %d messages stored into mailboxes being deleted",
-                                 removed, pruned, expired, swept)
+                                 "authentication log entries, %d messages stored into mailboxes being deleted; "
+                                 "re-indexed %d messages for search", removed, pruned, expired, swept, reindexed)
             except Exception:
                 log.exception("maintenance failed; retrying later")
             await trio.sleep(MAINTENANCE_INTERVAL)

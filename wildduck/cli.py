@@ -295,18 +295,27 @@ def _contents(info: Any) -> str:
 @cli.command()
 @click.option("--sweep", is_flag=True,
               help="First finish mailbox deletions older than 10 minutes (what maintenance does every 15).")
+@click.option("--reindex", is_flag=True,
+              help="First re-index for search every message an older version indexed (what maintenance does in "
+                   "batches; MongoDB only, SQLite did it when the database was opened).")
 @click.pass_obj
-def check(obj: _Obj, sweep: bool) -> None:
+def check(obj: _Obj, sweep: bool, reindex: bool) -> None:
     """Check the store's consistency: every message in a mailbox, attachment references and storage ledgers equal
     to the messages, no reference to a missing attachment (the engine's own check on SQLite). Prints each problem;
     exit status 1 when there is any. It reads every message: run it when the load is low."""
-    from wildduck.app import DELETION_SWEEP_DELAY
+    from wildduck.app import DELETION_SWEEP_DELAY, REINDEX_BATCH
 
     async def go(s: Any) -> list[str]:
         maintenance = s.backends.maintenance
         if sweep:
             swept = await maintenance.sweep_deleted(dt.datetime.now(dt.UTC) - DELETION_SWEEP_DELAY)
             click.echo(f"swept {swept} message{'' if swept == 1 else 's'} stored into mailboxes being deleted")
+        if reindex:
+            reindexed, batch = 0, REINDEX_BATCH
+            while batch == REINDEX_BATCH:
+                batch = await maintenance.reindex_search(REINDEX_BATCH)
+                reindexed += batch
+            click.echo(f"re-indexed {reindexed} message{'' if reindexed == 1 else 's'} for search")
         problems: list[str] = await maintenance.check_integrity()
         return problems
 

@@ -307,6 +307,57 @@ async def test_v13_migration_threads_what_was_stored(tmp_path: Path) -> None:
         await s.close()
 
 
+async def test_v15_migration_reindexes_for_search(tmp_path: Path) -> None:
+    """A v14 database kept the index text and header search values an older version derived (text/plain and
+    text/html parts only, ``casefold``): v15 derives them again from each message's bytes (recomposed with its
+    blobs), and every row and answer then equals a fresh ingest's, in both mailboxes sharing the text rows."""
+    from tests.adapters.test_search_reindex import corpus, expected_fresh, fill, old_index, stored
+
+    path = tmp_path / "store.db"
+    columns = ", ".join(SEARCH_COLUMNS)
+    s = await open_sqlite_store(path)
+    try:
+        messages = await fill(s)
+        fresh = await stored(s, messages)
+    finally:
+        await s.close()
+    expected_fresh(fresh[0])
+    assert fresh[0] == fresh[1]
+    conn = sqlite3.connect(path)
+    rows = f"SELECT m.mailbox_id, m.uid, t.body, t.head, {columns} FROM messages m " \
+           "JOIN message_text t ON t.rowid = m.text_id ORDER BY m.mailbox_id, m.uid"
+    fresh_rows = conn.execute(rows).fetchall()
+    assert len(fresh_rows) == 2 * messages
+    assert conn.execute("SELECT COUNT(*) FROM message_text").fetchone()[0] == messages  # copies share their text
+    with conn:  # as the version before indexed them
+        for uid, raw in enumerate(corpus(), start=1):
+            body, head, values = old_index(raw)
+            conn.execute("UPDATE message_text SET body = ?, head = ? WHERE rowid = (SELECT text_id FROM messages "
+                         "WHERE uid = ? LIMIT 1)", (body, head, uid))
+            conn.execute(f"UPDATE messages SET {', '.join(f'search_{k} = ?' for k in values)} WHERE uid = ?",
+                         (*values.values(), uid))
+    conn.close()
+    s = await open_sqlite_store(path)  # still v15: the older rows answer as they did
+    try:
+        old = await stored(s, messages)
+    finally:
+        await s.close()
+    assert old != fresh
+    assert [a for a, b in zip(old[0], fresh[0], strict=True) if a != b]
+    conn = sqlite3.connect(path)
+    assert conn.execute(rows).fetchall() != fresh_rows
+    conn.execute("PRAGMA user_version = 14")  # back to v14 (v15 changed no schema, only the rows)
+    conn.close()
+    s = await open_sqlite_store(path)
+    try:
+        assert s._writer.execute("PRAGMA user_version").fetchone()[0] == 15  # type: ignore[union-attr]
+        assert [tuple(r) for r in s._writer.execute(rows)] == fresh_rows  # type: ignore[union-attr]
+        assert await stored(s, messages) == fresh
+        assert await s.check_integrity() == []
+    finally:
+        await s.close()
+
+
 async def test_text_search_uses_the_index(tmp_path: Path) -> None:
     """The trigram index answers the LIKE and drives the join (a rare needle never scans the mailbox)."""
     s = await open_sqlite_store(tmp_path / "i.db")

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.deployments import Deployment
+from wildduck.testing.lmtp_client import LMTPClient
 from wildduck.testing.server import RunningServer, running_server
 
 ROOT_TOKEN = "root-token-for-tests"
@@ -49,6 +50,13 @@ class Api:
         assert r.status_code == 200, r.text
         token: str = r.json()["token"]
         return token
+
+
+def lmtp_deliver(api: Api, to: str, raw: bytes) -> None:
+    """Deliver ``raw`` to ``to`` over the LMTP port of ``api``'s server (blocking: run it in a thread)."""
+    with LMTPClient(*api.server.address("lmtp")) as lmtp:
+        lmtp.lhlo()
+        lmtp.send_message("a@example.org", [to], raw)
 
 
 @asynccontextmanager

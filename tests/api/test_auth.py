@@ -1,14 +1,16 @@
 """Access tokens over real HTTP: where a token may come from, the root token, user tokens from /authenticate (own
-resources only, ``me``, revocation, password change), the shared login rate limit, access control off."""
+resources only, ``me``, revocation, password change), the shared login rate limit, access control off: every test
+on both deployments."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
+import trio
 
-from tests.api.conftest import ROOT_TOKEN, Api, api_overrides
-from wildduck.testing.server import running_server
+from tests.api.conftest import ROOT_TOKEN, Api, api_overrides, serving_api
+from tests.deployments import Deployment
+from tests.test_serve import imap_login
 
 
 async def test_no_token_and_a_wrong_token_are_refused_in_wildducks_shape(api: Api) -> None:
@@ -29,12 +31,15 @@ async def test_the_root_token_is_accepted_from_each_source(api: Api) -> None:
     assert r.json() == {"success": True}
 
 
-async def test_a_plain_root_token_in_the_configuration_works_too(tmp_path: Path) -> None:
-    async with running_server(tmp_path, api_overrides(access_token="plain-secret")) as srv:
-        host, port = srv.address("api")
-        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
-            assert (await client.get("/health", headers={"X-Access-Token": "plain-secret"})).status_code == 200
-            assert (await client.get("/health", headers={"X-Access-Token": "plain-secreT"})).status_code == 403
+async def test_a_plain_root_token_in_the_configuration_works_too(tmp_path: Path, deployment: Deployment) -> None:
+    async with serving_api(tmp_path / "data", api_overrides(access_token="plain-secret"), deployment) as api:
+        r = await api.anonymous.post("/users", json={"username": "alice", "password": "pw"},
+                                     headers={"X-Access-Token": "plain-secret"})
+        assert r.status_code == 200, r.text
+        listed = await api.anonymous.get("/users", headers={"X-Access-Token": "plain-secret"})
+        assert listed.json()["total"] == 1
+        assert (await api.anonymous.get("/users", headers={"X-Access-Token": "plain-secreT"})).status_code == 403
+        assert (await api.root.get("/users")).status_code == 403  # the hashed token's secret is not this one
 
 
 async def test_authenticate_checks_the_password(api: Api) -> None:
@@ -128,46 +133,29 @@ async def test_a_forged_token_is_refused(api: Api) -> None:
             assert (await client.get("/users/me")).status_code == 403, bad
 
 
-async def test_the_login_rate_limit_is_shared_with_imap(tmp_path: Path) -> None:
-    import imaplib
-
-    overrides = api_overrides()
-    overrides["limits"] = {"auth_failures": 2}
-    async with running_server(tmp_path, overrides) as srv:
-        host, port = srv.address("api")
-        async with httpx.AsyncClient(base_url=f"http://{host}:{port}", headers={"X-Access-Token": ROOT_TOKEN},
-                                     timeout=30) as client:
-            assert (await client.post("/users", json={"username": "alice", "password": "right"})).status_code == 200
-            for _ in range(2):
-                r = await client.post("/authenticate", json={"username": "alice", "password": "wrong"})
-                assert r.json()["code"] == "AuthFailed"
-            r = await client.post("/authenticate", json={"username": "alice", "password": "right"})
-            assert r.status_code == 403 and r.json()["code"] == "RateLimitedError"
-
-            def imap_login() -> str:
-                imap = imaplib.IMAP4(*srv.address("imap"), timeout=30)
-                try:
-                    imap.login("alice", "right")
-                    return "ok"
-                except imaplib.IMAP4.error as exc:
-                    return str(exc)
-                finally:
-                    imap.shutdown()
-
-            import trio
-
-            assert "too many failed logins" in await trio.to_thread.run_sync(imap_login)
+async def test_the_login_rate_limit_is_shared_with_imap(tmp_path: Path, deployment: Deployment) -> None:
+    """The failures counted by /authenticate refuse an IMAP LOGIN too (on mongodb+redis the counters are Redis's)."""
+    async with serving_api(tmp_path / "data", {**api_overrides(), "limits": {"auth_failures": 2}}, deployment) as api:
+        await api.create_user("alice", "right")
+        for _ in range(2):
+            r = await api.anonymous.post("/authenticate", json={"username": "alice", "password": "wrong"})
+            assert r.json()["code"] == "AuthFailed"
+        r = await api.anonymous.post("/authenticate", json={"username": "alice", "password": "right"})
+        assert r.status_code == 403 and r.json()["code"] == "RateLimitedError"
+        refusal = await trio.to_thread.run_sync(imap_login, api.server, "alice", "right")
+        assert "too many failed logins" in refusal
 
 
-async def test_with_access_control_off_requests_without_a_token_act_as_root(tmp_path: Path) -> None:
-    async with running_server(tmp_path, {"api": {"enabled": True, "access_control": False}}) as srv:
-        host, port = srv.address("api")
-        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
-            r = await client.post("/users", json={"username": "alice", "password": "pw", "address": "a@example.com"})
-            assert r.status_code == 200, r.text
-            assert (await client.get("/users")).json()["total"] == 1
-            # a token, when given, is still checked
-            assert (await client.get("/users", headers={"X-Access-Token": "bogus"})).status_code == 403
+async def test_with_access_control_off_requests_without_a_token_act_as_root(tmp_path: Path,
+                                                                           deployment: Deployment) -> None:
+    async with serving_api(tmp_path / "data", {"api": {"enabled": True, "access_control": False}}, deployment) \
+            as api:
+        r = await api.anonymous.post("/users", json={"username": "alice", "password": "pw",
+                                                     "address": "a@example.com"})
+        assert r.status_code == 200, r.text
+        assert (await api.anonymous.get("/users")).json()["total"] == 1
+        # a token, when given, is still checked
+        assert (await api.anonymous.get("/users", headers={"X-Access-Token": "bogus"})).status_code == 403
 
 
 async def test_preauth_tells_whether_a_user_may_log_in(api: Api) -> None:

@@ -2,7 +2,8 @@
 the end of every response before Hypercorn could close the connection or start its keep-alive timer), so every
 client that went quiet held a socket until it chose to leave: an idle-connection DoS and an fd leak.
 
-Raw sockets, so that nothing but the server decides when the connection ends."""
+Raw sockets, so that nothing but the server decides when the connection ends.
+On the single node only: the HTTP transport ends connections alike on every deployment."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The API in ``wildduck serve``: its port in the ready line and in ``wildduck status``, curl over HTTP/1.1,
-HTTPS and HTTP/2, a clean SIGTERM, the start-up refusals; CORS and the body size limit."""
+HTTPS and HTTP/2, a clean SIGTERM, the start-up refusals; CORS and the body size limit.
+On both deployments the tests that store; TLS, the per-process connection limit, refusals and CORS: single node."""
 
 from __future__ import annotations
 
@@ -14,18 +15,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import ROOT_TOKEN, api_overrides
+from tests.api.conftest import ROOT_TOKEN, api_overrides, serving_api
+from tests.deployments import Deployment
 from wildduck.testing.server import ServerProcess, free_port, running_server
 
 TOKEN_HASH = "sha256:" + hashlib.sha256(ROOT_TOKEN.encode()).hexdigest()
 
 
-def write_config(tmp_path: Path, api: str = "") -> Path:
+def write_config(tmp_path: Path, api: str = "", deployment: Deployment | None = None) -> Path:
     path = tmp_path / "wildduck.toml"
     path.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\nshutdown_timeout = 2.0\n'
                     'email_domain = "example.com"\n'
                     "[lmtp]\nport = 0\n[imap]\nport = 0\ntls_port = 0\n[pop3]\nport = 0\ntls_port = 0\n"
-                    f'[metrics]\nport = 0\n[api]\nenabled = true\nport = 0\naccess_token = "{TOKEN_HASH}"\n{api}')
+                    f'[metrics]\nport = 0\n[api]\nenabled = true\nport = 0\naccess_token = "{TOKEN_HASH}"\n{api}'
+                    + (deployment.toml() if deployment else ""))
     return path
 
 
@@ -33,8 +36,8 @@ def curl(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["curl", "-sS", "--max-time", "20", *args], capture_output=True, text=True, timeout=60)
 
 
-def test_serve_reports_the_api_and_curl_uses_it(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+def test_serve_reports_the_api_and_curl_uses_it(tmp_path: Path, deployment: Deployment) -> None:
+    config = write_config(tmp_path, deployment=deployment)
     with ServerProcess(config) as server:
         host, port = server.address("api")
         base = f"http://{host}:{port}"
@@ -150,23 +153,21 @@ async def test_cors_preflight_and_headers(tmp_path: Path) -> None:
             assert refused.status_code == 403 and refused.headers["Access-Control-Allow-Origin"] == "https://b.example"
 
 
-async def test_a_body_over_the_limit_is_refused(tmp_path: Path) -> None:
-    async with running_server(tmp_path, api_overrides(max_body_size=2048)) as srv:
-        host, port = srv.address("api")
-        async with httpx.AsyncClient(base_url=f"http://{host}:{port}", headers={"X-Access-Token": ROOT_TOKEN}) as c:
-            r = await c.post("/users", json={"username": "a", "password": "x" * 4000})
-            assert r.status_code == 413 and r.json()["code"] == "PayloadTooLarge"
+async def test_a_body_over_the_limit_is_refused(tmp_path: Path, deployment: Deployment) -> None:
+    async with serving_api(tmp_path / "data", api_overrides(max_body_size=2048), deployment) as api:
+        r = await api.root.post("/users", json={"username": "a", "password": "x" * 4000})
+        assert r.status_code == 413 and r.json()["code"] == "PayloadTooLarge"
 
-            async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
-                yield b'{"username": "a", "password": "'
-                for _ in range(10):
-                    yield b"x" * 1000
-                yield b'"}'
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+            yield b'{"username": "a", "password": "'
+            for _ in range(10):
+                yield b"x" * 1000
+            yield b'"}'
 
-            # the server reads the rest of the body before it answers and closes: otherwise the client, still
-            # sending, would get a reset instead of the answer
-            r = await c.post("/users", content=chunks(), headers={"Content-Type": "application/json"})
-            assert r.status_code == 413 and r.json()["code"] == "PayloadTooLarge"
-            assert (await c.get("/users")).json()["total"] == 0  # nothing was created
-            r = await c.post("/users", json={"username": "a", "password": "x" * 100, "address": "a@example.com"})
-            assert r.status_code == 200  # under the limit
+        # the server reads the rest of the body before it answers and closes: otherwise the client, still
+        # sending, would get a reset instead of the answer
+        r = await api.root.post("/users", content=chunks(), headers={"Content-Type": "application/json"})
+        assert r.status_code == 413 and r.json()["code"] == "PayloadTooLarge"
+        assert (await api.root.get("/users")).json()["total"] == 0  # nothing was created
+        r = await api.root.post("/users", json={"username": "a", "password": "x" * 100, "address": "a@example.com"})
+        assert r.status_code == 200  # under the limit

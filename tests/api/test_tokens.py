@@ -1,9 +1,11 @@
 """User access tokens (``TokenService``): sliding TTL, maximum lifetime, revocation, password change, and what the
-counters hold (never the token), over the in-process counters and the node's SQLite counters file."""
+counters hold (never the token), over the in-process counters, the node's SQLite counters file and Redis (the
+scaled-out deployment's counters: the session's redis-server)."""
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from wildduck.adapters.sqlite.counters import open_sqlite_counters
 from wildduck.domain.tokens import TokenPolicy, TokenService, token_fingerprint
 from wildduck.domain.users import UserService
 from wildduck.model import User
+from wildduck.testing.redis import RedisServer
 
 POLICY = TokenPolicy(ttl=100.0, lifetime=1000.0)
 
@@ -30,19 +33,27 @@ class Env:
     clock: Clock
     user: User
     counters: Any
+    kind: str
 
 
-@pytest.fixture(params=["local", "sqlite"])
+@pytest.fixture(params=["local", "sqlite", "redis"])
 async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
     store = await open_sqlite_store(tmp_path / "wd.db")
     clock = Clock()
     shared = await open_sqlite_counters(tmp_path / "counters.sqlite3", clock)
     counters: Any = LocalCounters(clock) if request.param == "local" else shared
+    if request.param == "redis":
+        from wildduck.adapters.redis.counters import open_redis_counters
+
+        server: RedisServer = request.getfixturevalue("session_redis")
+        counters = await open_redis_counters(server.url, prefix=f"tokens-{secrets.token_hex(4)}:", clock=clock)
     users = UserService(store, email_domain="example.com")
     try:
         user = await users.create("alice", "secret-pass")
-        yield Env(users, TokenService(users, counters, POLICY, clock=clock), clock, user, counters)
+        yield Env(users, TokenService(users, counters, POLICY, clock=clock), clock, user, counters, request.param)
     finally:
+        if request.param == "redis":
+            await counters.close()
         await shared.close()
         await store.close()
 
@@ -86,8 +97,16 @@ async def test_malformed_tokens_are_refused(env: Env) -> None:
 async def test_the_counters_never_hold_the_token(env: Env, tmp_path: Path) -> None:
     token = await env.tokens.issue(env.user)
     _user, _issued, secret, _lease = token.split(".")
-    if isinstance(env.counters, LocalCounters):
+    if env.kind == "local":
         kept = repr(env.counters._slots)
+    elif env.kind == "redis":  # every key of the prefix, and what each holds
+        import redis
+
+        client = redis.Redis.from_url(env.counters.url)
+        keys = client.keys(env.counters.prefix + "*")
+        kept = repr([(key, client.zrange(key, 0, -1, withscores=True) if client.type(key) == b"zset"
+                      else client.dump(key)) for key in keys])
+        client.close()
     else:
         with sqlite3.connect(tmp_path / "counters.sqlite3") as conn:
             kept = repr(conn.execute("SELECT * FROM slots").fetchall())

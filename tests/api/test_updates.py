@@ -13,9 +13,9 @@ import httpx
 import pytest
 import trio
 
-from tests.api.conftest import Api, serving_api
+from tests.api.conftest import Api, lmtp_deliver, serving_api
 from tests.api.test_messages import inbox_of, plain, upload_raw
-from wildduck.testing.lmtp_client import LMTPClient
+from tests.deployments import Deployment
 
 
 class Events:
@@ -25,19 +25,36 @@ class Events:
         self.lines = response.aiter_lines()
         self.last_id = ""
 
+    async def _item(self) -> dict[str, Any] | str:
+        """The next event, or comment line."""
+        data: list[str] = []
+        async for line in self.lines:
+            if line.startswith("data: "):
+                data.append(line[6:])
+            elif line.startswith("id: "):
+                self.last_id = line[4:]
+            elif line.startswith(":") and not data:
+                return line
+            elif line == "" and data:
+                event: dict[str, Any] = json.loads("\n".join(data))
+                return event
+        raise AssertionError("the stream ended")
+
     async def next(self) -> dict[str, Any]:
         """The next event (comments skipped)."""
-        data: list[str] = []
         with trio.fail_after(20):
-            async for line in self.lines:
-                if line.startswith("data: "):
-                    data.append(line[6:])
-                elif line.startswith("id: "):
-                    self.last_id = line[4:]
-                elif line == "" and data:
-                    event: dict[str, Any] = json.loads("\n".join(data))
-                    return event
-        raise AssertionError("the stream ended")
+            while isinstance(item := await self._item(), str):
+                pass
+        return item
+
+    async def replayed(self) -> list[dict[str, Any]]:
+        """The events up to the end of the replay (the ``: ready`` comment)."""
+        events = []
+        with trio.fail_after(20):
+            while (item := await self._item()) != ": ready":
+                if not isinstance(item, str):
+                    events.append(item)
+        return events
 
     async def until(self, command: str) -> dict[str, Any]:
         while True:
@@ -70,12 +87,7 @@ async def test_replay_then_live_then_resume_after_the_last_event(api: Api) -> No
         fetch = await events.until("FETCH")
         assert (fetch["uid"], sorted(fetch["flags"])) == (1, ["\\Flagged", "\\Seen"])
 
-        def deliver() -> None:
-            with LMTPClient(*api.server.address("lmtp")) as lmtp:
-                lmtp.lhlo()
-                lmtp.send_message("a@example.org", ["alice@example.com"], plain("delivered"))
-
-        await trio.to_thread.run_sync(deliver)
+        await trio.to_thread.run_sync(lmtp_deliver, api, "alice@example.com", plain("delivered"))
         exists = await events.until("EXISTS")
         assert (exists["uid"], exists["unseen"]) == (2, True)
         assert await events.until("COUNTERS") == {"command": "COUNTERS", "mailbox": inbox, "total": 2, "unseen": 1}
@@ -112,18 +124,15 @@ async def test_bad_event_ids_and_other_users(api: Api) -> None:
                 await events.next()
 
 
-async def test_the_stream_ends_at_server_shutdown(tmp_path: Path) -> None:
-    async with serving_api(tmp_path / "data") as api:
+async def test_the_stream_ends_at_server_shutdown(tmp_path: Path, deployment: Deployment) -> None:
+    async with serving_api(tmp_path / "data", deployment=deployment) as api:
         user = await api.create_user("alice")
-        async with api.root.stream("GET", f"/users/{user}/updates") as r:
-            lines = r.aiter_lines()
-            with trio.fail_after(10):
-                while await lines.__anext__() != ": ready":
-                    pass
+        async with stream(api.root, user) as events:
+            await events.replayed()
             start = trio.current_time()
             api.server.stop()
             with trio.fail_after(10):
-                rest = [line async for line in lines]  # the response ends: no error, no reset
+                rest = [line async for line in events.lines]  # the response ends: no error, no reset
             assert trio.current_time() - start < 2 and all(not line or line.startswith(":") for line in rest)
 
 

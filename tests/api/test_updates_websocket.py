@@ -23,10 +23,10 @@ from trio_websocket import (
     wrap_client_stream,
 )
 
-from tests.api.conftest import ROOT_TOKEN, Api, api_overrides, serving_api
+from tests.api.conftest import ROOT_TOKEN, Api, api_overrides, lmtp_deliver, serving_api
 from tests.api.test_messages import inbox_of, plain, upload_raw
+from tests.deployments import Deployment
 from wildduck.api.routes import updates
-from wildduck.testing.lmtp_client import LMTPClient
 
 
 def url(api: Api, user: str, query: str) -> str:
@@ -62,12 +62,6 @@ def imap_append(api: Api, username: str, raw: bytes) -> None:
         client.login(username, "secret-pass")
         status, _ = client.append("INBOX", "", None, raw)
         assert status == "OK"
-
-
-def lmtp_deliver(api: Api, to: str, raw: bytes) -> None:
-    with LMTPClient(*api.server.address("lmtp")) as lmtp:
-        lmtp.lhlo()
-        lmtp.send_message("a@example.org", [to], raw)
 
 
 async def test_replay_imap_append_lmtp_delivery_then_resume(api: Api) -> None:
@@ -157,8 +151,8 @@ async def test_idle_message_keeps_the_stream_alive(api: Api, monkeypatch: pytest
         assert created["data"] == {"command": "CREATE", "mailbox": box, "path": "Elsewhere"}
 
 
-async def test_server_shutdown_closes_with_going_away(tmp_path: Path) -> None:
-    async with serving_api(tmp_path / "data") as api:
+async def test_server_shutdown_closes_with_going_away(tmp_path: Path, deployment: Deployment) -> None:
+    async with serving_api(tmp_path / "data", deployment=deployment) as api:
         user = await api.create_user("alice")
         async with updates_ws(api, user) as ws:
             await until(ws, "ready")
@@ -171,11 +165,13 @@ async def test_server_shutdown_closes_with_going_away(tmp_path: Path) -> None:
             assert trio.current_time() - start < 2  # at once, not after the shutdown timeout
 
 
-async def test_a_client_that_stops_reading_is_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+async def test_a_client_that_stops_reading_is_dropped(tmp_path: Path, deployment: Deployment,
+                                                       monkeypatch: pytest.MonkeyPatch,
                                                        caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(updates, "SEND_QUEUE", 20)
     caplog.set_level(logging.INFO, "wildduck.api.routes.updates")
-    async with serving_api(tmp_path / "data", {**api_overrides(), "limits": {"send_timeout": 1.0}}) as api:
+    async with serving_api(tmp_path / "data", {**api_overrides(), "limits": {"send_timeout": 1.0}}, deployment) \
+            as api:
         user = await api.create_user("alice")
         inbox = await inbox_of(api, user)
         for n in range(20):

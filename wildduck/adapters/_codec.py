@@ -34,11 +34,29 @@ def legacy_fold(text: str) -> str | None:
     """``text`` case-folded as the index kept text and header values before :func:`search_fold` (``casefold``),
     when that form can find only such older rows: it differs and holds a precomposed character (which text folded
     now, decomposed, never holds). A lookup adds it so that messages stored before still match a non-ASCII needle
-    (by the rules they were stored with); None when it is not needed or could also match newer rows."""
+    (by the rules they were stored with); None when it is not needed or could also match newer rows. Only the
+    MongoDB adapter needs it, for documents its maintenance has not re-indexed yet (SQLite's schema v15 re-indexed
+    every stored message)."""
     old = text.casefold()
     if old == search_fold(text) or unicodedata.normalize("NFD", old) == old:
         return None
     return old
+
+
+def index_text(body: str, head: str) -> tuple[str, str]:
+    """The body text and the header text of a message (``PreparedMessage.text`` and ``header_text``) as the search
+    index keeps them: folded (:func:`search_fold`)."""
+    return search_fold(body), search_fold(head)
+
+
+def stored_text(raw: bytes) -> tuple[str, str]:
+    """The body text and the header text search reads of a stored message, from its bytes (recomposed): what an
+    ingest of the same bytes extracts (``protocols.mime.analyze``'s ``text`` and ``header_text``, from the MIME
+    tree built again as it builds it), before :func:`index_text`."""
+    from wildduck.protocols.mime import scanner, text, tree
+
+    root = tree.build(raw, scanner())
+    return text.extract_text(raw, root), text.search_header_text(raw, root)
 
 
 def new_id() -> str:

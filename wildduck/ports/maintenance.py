@@ -19,6 +19,12 @@ class Maintenance(Protocol):
         transactions has none to remove."""
         ...
 
+    async def reindex_search(self, limit: int = 1000) -> int:
+        """Derive again, as an ingest of its bytes would, the search data of up to ``limit`` messages an older
+        version indexed by older rules; returns how many were re-indexed (fewer than ``limit``: none is left). A
+        store whose schema migration re-indexed them (SQLite's v15) has none."""
+        ...
+
     async def storage_bytes(self) -> int:
         """Bytes the store takes on disk."""
         ...

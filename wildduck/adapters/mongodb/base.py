@@ -62,7 +62,8 @@ INDEXES: dict[str, list[IndexModel]] = {
                 IndexModel([("created", ASCENDING)]), IndexModel([("gone", ASCENDING)], sparse=True)],
     "messages": [IndexModel([("mailbox", ASCENDING), ("uid", ASCENDING)], unique=True),
                  IndexModel([("mailbox", ASCENDING), ("modseq", ASCENDING)]),
-                 IndexModel([("user", ASCENDING)]), IndexModel([("mailbox", ASCENDING), ("thread", ASCENDING)])],
+                 IndexModel([("user", ASCENDING)]), IndexModel([("mailbox", ASCENDING), ("thread", ASCENDING)]),
+                 IndexModel([("sver", ASCENDING)])],  # the messages to re-index for search (codec.STALE_SEARCH)
     "thread_refs": [IndexModel([("user", ASCENDING), ("ref", ASCENDING), ("subject", ASCENDING)], unique=True)],
     "blobs": [IndexModel([("changed", ASCENDING)])],
     "blob_refs": [IndexModel([("blob", ASCENDING), ("message", ASCENDING)], unique=True),

@@ -86,34 +86,36 @@ def release_refs(db: Database[Doc], message_ids: Sequence[str], blobs: Iterable[
         db.blobs.update_many({"_id": {"$in": released}}, {"$set": {"changed": now}})
 
 
+def read_blobs(db: Database[Doc], hashes: Iterable[str]) -> dict[str, bytes]:
+    """Decompressed bytes of each blob (two queries: the entries, then every chunk at once); NotFound if any is
+    missing."""
+    wanted = sorted(set(hashes))
+    if not wanted:
+        return {}
+    entries = {d["_id"]: d for d in db.blobs.find({"_id": {"$in": wanted}})}
+    missing = [h for h in wanted if h not in entries]
+    if missing:
+        raise NotFound(f"missing blob {missing[0]}")
+    pieces: dict[ObjectId, list[bytes]] = {d["file"]: [] for d in entries.values()}
+    for chunk in db[f"{BUCKET}.chunks"].find({"files_id": {"$in": list(pieces)}},
+                                             sort=[("files_id", ASCENDING), ("n", ASCENDING)]):
+        pieces[chunk["files_id"]].append(bytes(chunk["data"]))
+    out = {}
+    for h, d in entries.items():
+        data = b"".join(pieces[d["file"]])
+        if len(data) != d["stored"]:
+            raise StoreError(f"blob {h}: {len(data)} of {d['stored']} bytes stored")
+        out[h] = unpack(data, d["z"], d["raw"])
+    return out
+
+
 class BlobsRole(MongoBase):
     """``BlobStore``: reads, reference counts, statistics and the collector."""
 
     async def get_blobs(self, hashes: Iterable[str]) -> dict[str, bytes]:
-        """Decompressed bytes of each blob (two queries: the entries, then every chunk at once); NotFound if any
-        is missing."""
+        """Decompressed bytes of each blob (:func:`read_blobs`); NotFound if any is missing."""
         wanted = sorted(set(hashes))
-        if not wanted:
-            return {}
-
-        def q() -> dict[str, bytes]:
-            entries = {d["_id"]: d for d in self.db.blobs.find({"_id": {"$in": wanted}})}
-            missing = [h for h in wanted if h not in entries]
-            if missing:
-                raise NotFound(f"missing blob {missing[0]}")
-            pieces: dict[ObjectId, list[bytes]] = {d["file"]: [] for d in entries.values()}
-            for chunk in self.db[f"{BUCKET}.chunks"].find({"files_id": {"$in": list(pieces)}},
-                                                          sort=[("files_id", ASCENDING), ("n", ASCENDING)]):
-                pieces[chunk["files_id"]].append(bytes(chunk["data"]))
-            out = {}
-            for h, d in entries.items():
-                data = b"".join(pieces[d["file"]])
-                if len(data) != d["stored"]:
-                    raise StoreError(f"blob {h}: {len(data)} of {d['stored']} bytes stored")
-                out[h] = unpack(data, d["z"], d["raw"])
-            return out
-
-        return await self._read(q)
+        return await self._read(lambda: read_blobs(self.db, wanted)) if wanted else {}
 
     async def blob_refcount(self, blob: str) -> int:
         return await self._read(lambda: self.db.blob_refs.count_documents({"blob": blob}))

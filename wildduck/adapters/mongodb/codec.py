@@ -3,8 +3,8 @@
 Ids are the model's 24-hex strings, used as ``_id``. Times are BSON dates (millisecond precision, read back as aware
 UTC datetimes). Flags are an array of strings; the MIME tree, ENVELOPE and BODYSTRUCTURE are compact JSON strings
 and the IMAP forms binary (FerretDB stores no arrays directly inside arrays); the skeleton is zlib-compressed when
-that saves space. Each message keeps its search values (the sender's day, the header keys case-folded) and its
-case-folded text, which the search role queries.
+that saves space. Each message keeps its search values (the sender's day, the header keys folded) and its folded
+text, which the search role queries, with the version of the rules that derived them (:data:`SEARCH_VERSION`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from wildduck.adapters._codec import (
     SEARCH_FIELDS,
     header_block,
     imap_forms,
+    index_text,
     pack,
     parts_json,
     parts_load,
     search_columns,
-    search_fold,
     sort_columns,
     to_json,
     unpack,
@@ -58,6 +58,15 @@ class Head:
 IMAP_FIELDS = ("ienv", "ibs", "ibody", "ienv8", "ibs8", "ibody8")
 #: the search value fields, in the order of :func:`wildduck.adapters._codec.search_columns`
 SEARCH_VALUE_FIELDS = ("sent_day", *(f"s_{name}" for name in SEARCH_FIELDS))
+#: the version of the rules a message's search data (``text``, ``head``, :data:`SEARCH_VALUE_FIELDS`) was derived
+#: by, in :data:`SEARCH_VERSION_FIELD`: 2 since SEARCH matches as Dovecot's (every text part decoded, the headers of
+#: every part, RFC 5051 folding); a document without it was indexed by an older version (plain and HTML parts,
+#: ``casefold``) and is re-indexed by maintenance (``MaintenanceRole.reindex_search``)
+SEARCH_VERSION = 2
+SEARCH_VERSION_FIELD = "sver"
+#: the messages whose search data an older version derived
+STALE_SEARCH: Doc = {"$or": [{SEARCH_VERSION_FIELD: {"$exists": False}},
+                             {SEARCH_VERSION_FIELD: {"$lt": SEARCH_VERSION}}]}
 #: what SORT compares of the subject and the addresses, in collation form: an array of the six strings of
 #: :func:`wildduck.adapters._codec.sort_columns` (a message stored before it was kept has none: computed on read)
 SORT_FIELD = "skeys"
@@ -96,6 +105,14 @@ def mailbox(d: Doc, h: Head, recent_from: int) -> Mailbox:
                    subscribed=bool(d["subscribed"]), recent_from=recent_from)
 
 
+def search_fields(text: str, header_text: str, header: bytes) -> Doc:
+    """The search data of a message with this body text and header text (as ``PreparedMessage`` has them) and this
+    top-level header block, as its document keeps them (:data:`SEARCH_VERSION`)."""
+    body, head = index_text(text, header_text)
+    return {"text": body, "head": head, **dict(zip(SEARCH_VALUE_FIELDS, search_columns(header), strict=True)),
+            SEARCH_VERSION_FIELD: SEARCH_VERSION}
+
+
 class Encoded:
     """A prepared message in its stored form (serialized once for all its recipients)."""
 
@@ -109,9 +126,8 @@ class Encoded:
             "size": p.size, "skel": Binary(skeleton), "skz": compressed, "parts": parts_json(p.parts),
             "tree": to_json(p.mime_tree), "env": to_json(p.envelope), "bs": to_json(p.bodystructure),
             "subject": p.subject, "msgid": p.message_id, "hdate": p.header_date, "ha": p.has_attachments,
-            "text": search_fold(p.text), "head": search_fold(p.header_text), "blobs": blobs,
+            "blobs": blobs, **search_fields(p.text, p.header_text, header_block(p.skeleton, p.mime_tree)),
             **{f: (Binary(v) if v is not None else None) for f, v in zip(IMAP_FIELDS, forms, strict=True)},
-            **dict(zip(SEARCH_VALUE_FIELDS, search_columns(header_block(p.skeleton, p.mime_tree)), strict=True)),
             "refs": list(p.references), "bsubj": p.base_subject, "sreply": p.subject_reply,
             SORT_FIELD: list(sort_columns(p.subject, forms[0])),
         }

@@ -1,16 +1,40 @@
-"""The ``Maintenance`` role on MongoDB: the integrity checker and the size on disk."""
+"""The ``Maintenance`` role on MongoDB: the integrity checker, the size on disk, the sweep of deleted mailboxes and
+the re-indexing of messages an older version indexed for search."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter, defaultdict
 
-from wildduck.adapters._codec import parts_load
-from wildduck.adapters.mongodb import journal
-from wildduck.adapters.mongodb.base import MongoBase, now_ms
-from wildduck.adapters.mongodb.blobs import BUCKET, release_refs
+from pymongo.database import Database
+
+from wildduck.adapters._codec import header_block, parts_load, stored_text, unpack
+from wildduck.adapters.mongodb import codec, journal
+from wildduck.adapters.mongodb.base import Doc, MongoBase, now_ms
+from wildduck.adapters.mongodb.blobs import BUCKET, read_blobs, release_refs
 from wildduck.adapters.mongodb.journal import PENDING_TIMEOUT
 from wildduck.adapters.mongodb.steps import REMOVAL_FIELDS, release_storage, storage_used
+from wildduck.errors import NotFound
+from wildduck.protocols.mime import compose
+
+#: what re-indexing a message reads of it: its bytes, and its mailbox (whose writers its update waits for)
+_REINDEX_PROJECTION = {"mailbox": 1, "size": 1, "skel": 1, "skz": 1, "parts": 1, "tree": 1}
+#: documents read at a time while re-indexing (memory holds this many stored messages, and one's blobs)
+_REINDEX_BATCH = 20
+
+
+def _reindexed(d: Doc, db: Database[Doc]) -> Doc | None:
+    """The search data of the message ``d`` (read with :data:`_REINDEX_PROJECTION`) as an ingest of its bytes keeps
+    it (``codec.search_fields``), or None when its bytes cannot be had (a blob gone: the message was deleted
+    meanwhile, or ``check_integrity`` reports it; stored data that does not fit together)."""
+    parts = parts_load(d["parts"])
+    try:
+        skeleton = unpack(d["skel"], d["skz"], int(d["size"]) - sum(p.length for p in parts))
+        raw = compose(skeleton, parts, read_blobs(db, [p.blob for p in parts]))
+    except (NotFound, ValueError):
+        return None
+    return codec.search_fields(*stored_text(raw), header_block(skeleton, json.loads(d["tree"])))
 
 
 class MaintenanceRole(MongoBase):
@@ -50,6 +74,27 @@ class MaintenanceRole(MongoBase):
                 self.db.journal.delete_many({"mailbox": mailbox_id})
                 removed += len(rows)
             return removed
+
+        return await self._write(tx)
+
+    async def reindex_search(self, limit: int = 1000) -> int:
+        """Derive again the search data of up to ``limit`` messages an older version indexed (``codec.STALE_SEARCH``:
+        no :data:`codec.SEARCH_VERSION`), from each one's bytes with the code an ingest runs; returns how many were
+        re-indexed (fewer than ``limit`` when no more are left, but for messages whose bytes cannot be had). Each is
+        one ``$set`` of its search fields and version, by ``_id`` alone (FerretDB looks up nothing else without
+        reading the whole collection): a message's content never changes, so two instances re-indexing one at once
+        write the same values, and a later run finds nothing to do (a message moved or deleted meanwhile is not
+        written: its id is gone; one copied from a stale one is stale too, and re-indexed in turn)."""
+        def tx() -> int:
+            done = 0
+            for d in self.db.messages.find(codec.STALE_SEARCH, _REINDEX_PROJECTION, limit=limit,
+                                           batch_size=_REINDEX_BATCH):
+                fields = _reindexed(d, self.db)
+                if fields is None:
+                    continue
+                with self.locked(d["mailbox"]):  # not between this instance's read and write of the message's flags
+                    done += self.db.messages.update_one({"_id": d["_id"]}, {"$set": fields}).matched_count
+            return done
 
         return await self._write(tx)
 

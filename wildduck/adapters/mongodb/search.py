@@ -1,10 +1,11 @@
 """The ``SearchIndex`` role on MongoDB: search queries narrowed by a MongoDB filter over the message documents.
 
 There is no text index to use (FerretDB has none, and MongoDB's ``$text`` matches words, not substrings), so text is
-matched by an escaped ``$regex`` on the case-folded body and header text each message keeps (what the SQLite adapter
-keeps in its trigram index), exact by construction. ``candidates`` compiles a query into two filters as the SQLite
-adapter does into SQL predicates: an upper bound (every match satisfies it) and a lower bound (everything that
-satisfies it matches); ``Not`` swaps them (``$nor``); where the two are one filter the answer is ``Decided``.
+matched by an escaped ``$regex`` on the folded body and header text each message keeps (what the SQLite adapter
+keeps in its trigram index), exact by construction (for a document an older version indexed, until maintenance
+re-indexes it, by that version's rules: :func:`_matching`). ``candidates`` compiles a query into two filters as the
+SQLite adapter does into SQL predicates: an upper bound (every match satisfies it) and a lower bound (everything
+that satisfies it matches); ``Not`` swaps them (``$nor``); where the two are one filter the answer is ``Decided``.
 """
 
 from __future__ import annotations
@@ -62,17 +63,21 @@ def literal(text: str) -> str:
     return "".join(out)
 
 
-def _pattern(needle: str) -> str:
-    """The regex finding ``needle`` folded (``search_fold``; in documents stored before it, also its
-    ``legacy_fold``)."""
+def _matching(field: str, needle: str) -> Filter:
+    """``field`` contains ``needle`` folded (``search_fold``), or, in a document indexed by an older version and not
+    re-indexed yet (``codec.STALE_SEARCH``: maintenance's ``reindex_search`` gets to it), its ``legacy_fold``, as
+    that version folded text."""
+    folded: Filter = {field: {"$regex": literal(search_fold(needle))}}
     legacy = legacy_fold(needle)
-    folded = literal(search_fold(needle))
-    return folded if legacy is None else f"{folded}|{literal(legacy)}"
+    if legacy is None:
+        return folded
+    return {"$or": [folded, {"$and": [{field: {"$regex": literal(legacy)}}, codec.STALE_SEARCH]}]}
 
 
 def _text(q: Text) -> Filter:
-    pattern = {"$regex": _pattern(q.needle)}
-    return {"$or": [{"text": pattern}, {"head": pattern}]} if q.headers_too else {"text": pattern}
+    if q.headers_too:
+        return {"$or": [_matching("text", q.needle), _matching("head", q.needle)]}
+    return _matching("text", q.needle)
 
 
 def _day_start(day: dt.date, shift: int = 0) -> dt.datetime:
@@ -96,7 +101,7 @@ def _header(q: Header) -> tuple[Filter, Filter | None]:
     if not q.needle:
         exact: Filter = {field: {"$ne": None}}
         return exact, exact
-    upper = {field: {"$regex": _pattern(q.needle)}}
+    upper = _matching(field, q.needle)
     return upper, (upper if SEARCH_SEPARATOR not in search_fold(q.needle) else None)
 
 

@@ -13,22 +13,24 @@ from wildduck.errors import NotFound
 from wildduck.model import BlobStats
 
 
+def read_blobs(conn: sqlite3.Connection, hashes: Iterable[str]) -> dict[str, bytes]:
+    """Decompressed bytes of each blob; NotFound if any is missing."""
+    wanted = sorted(set(hashes))
+    found = {row[0]: codec.unpack(row[1], row[2], row[3]) for row in select_in(
+        conn, "SELECT hash, data, compressed, raw_size FROM blobs WHERE hash IN ({in})", wanted)}
+    missing = [h for h in wanted if h not in found]
+    if missing:
+        raise NotFound(f"missing blob {missing[0]}")
+    return found
+
+
 class BlobsRole(StoreBase):
     """``BlobStore``: reads, reference counts, statistics and the collector."""
 
     async def get_blobs(self, hashes: Iterable[str]) -> dict[str, bytes]:
-        """Decompressed bytes of each blob; NotFound if any is missing."""
+        """Decompressed bytes of each blob; NotFound if any is missing (:func:`read_blobs`)."""
         wanted = sorted(set(hashes))
-
-        def q(conn: sqlite3.Connection) -> dict[str, bytes]:
-            found = {row[0]: codec.unpack(row[1], row[2], row[3]) for row in select_in(
-                conn, "SELECT hash, data, compressed, raw_size FROM blobs WHERE hash IN ({in})", wanted)}
-            missing = [h for h in wanted if h not in found]
-            if missing:
-                raise NotFound(f"missing blob {missing[0]}")
-            return found
-
-        return await self._read(q) if wanted else {}
+        return await self._read(lambda conn: read_blobs(conn, wanted)) if wanted else {}
 
     async def blob_refcount(self, blob: str) -> int:
         def q(conn: sqlite3.Connection) -> int:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import wildduck.adapters.sqlite.codec as codec
-from wildduck.adapters._codec import apply_flags, blob_keys, search_fold
+from wildduck.adapters._codec import apply_flags, blob_keys, index_text
 from wildduck.adapters.sqlite.base import StoreBase, placeholders, select_in
 from wildduck.adapters.sqlite.mailboxes import mailbox_row
 from wildduck.adapters.sqlite.steps import (
@@ -89,7 +89,7 @@ class _Encoded:
 def insert_text(conn: sqlite3.Connection, p: PreparedMessage) -> int:
     """The search index row of a prepared message (shared by the messages stored from it); its rowid."""
     return conn.execute("INSERT INTO message_text (body, head) VALUES (?, ?)",
-                        (search_fold(p.text), search_fold(p.header_text))).lastrowid or 0
+                        index_text(p.text, p.header_text)).lastrowid or 0
 
 
 def message_row(mid: str, user_id: str, mailbox_id: str, uid: int, modseq: int, flags: str,

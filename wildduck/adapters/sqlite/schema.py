@@ -5,16 +5,18 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
-from wildduck.adapters._codec import thread_columns
+from wildduck.adapters._codec import index_text, stored_text, thread_columns
 from wildduck.adapters.sqlite.codec import (
     IMAP_FORMS,
     SEARCH_COLUMNS,
     SORT_COLUMNS,
     imap_forms,
     own_id,
+    parts_load,
     search_columns,
     sort_columns,
     stored_header,
+    unpack,
 )
 from wildduck.adapters.sqlite.threading import assign_thread
 from wildduck.errors import StoreError
@@ -254,7 +256,8 @@ SCHEMA_V11_INDEXES = [
 
 
 def _fill_search_columns(conn: sqlite3.Connection) -> None:
-    """v11 data step: the sent day and header search values of every stored message, from its stored header."""
+    """v11 (and v15) data step: the sent day and header search values of every stored message, from its stored
+    header."""
     _rewrite_messages(conn, "skeleton, skeleton_compressed, mime_tree", SEARCH_COLUMNS,
                       lambda row: search_columns(stored_header(row[1], row[2], row[3])))
 
@@ -354,13 +357,60 @@ def _fill_sort_columns(conn: sqlite3.Connection) -> None:
                       lambda row: (*sort_columns(row[1], row[2]), own_id(row[3])))
 
 
+# v15: SEARCH as Dovecot's for the messages stored before it too. Since then an ingest indexes the text of every
+# text/* and message/* part after its transfer and charset decoding (not application/* parts), the headers of every
+# part for TEXT, and folds text, header values and needles by RFC 5051 (``searchable.fold``, decomposed) instead of
+# ``casefold``; the header search columns hold the normalized address lists and the subject with its white space
+# compressed. The data steps derive all of it again for every stored message with the code an ingest runs: the index
+# text (``message_text``'s body and head: ``_codec.stored_text``, then ``index_text``) from the message's bytes,
+# recomposed from its skeleton, parts and blobs as FETCH reads them and parsed again, once per text row (the
+# messages sharing one are copies of one message); the ``search_*`` columns from its stored header (the v11 step;
+# ``sent_day``'s derivation did not change, it is written as it was). No schema change, and no lookup falls back to
+# the old folding.
+
+
+def _reindex_text(conn: sqlite3.Connection) -> None:
+    """v15 data step: the index text of every stored message as an ingest of its bytes keeps it, 1,000 text rows at
+    a time in rowid order, one message recomposed at a time (memory holds one message and its blobs). A message
+    whose bytes cannot be had (a blob missing: ``wildduck check`` reports it; parts that do not fit its skeleton)
+    keeps its text."""
+    from wildduck.adapters.sqlite.blobs import read_blobs
+    from wildduck.errors import NotFound
+    from wildduck.protocols.mime import compose
+
+    last = -1
+    while True:
+        rows = conn.execute("SELECT t.rowid, (SELECT m.rowid FROM messages m WHERE m.text_id = t.rowid LIMIT 1) "
+                            "FROM message_text t WHERE t.rowid > ? ORDER BY t.rowid LIMIT 1000", (last,)).fetchall()
+        if not rows:
+            return
+        for text_id, message in rows:
+            if message is None:  # a row of no message (``wildduck check`` reports it)
+                continue
+            skeleton, compressed, size, stored_parts = conn.execute(
+                "SELECT skeleton, skeleton_compressed, size, parts FROM messages WHERE rowid = ?",
+                (message,)).fetchone()
+            parts = parts_load(stored_parts)
+            try:
+                raw = compose(unpack(skeleton, compressed, size - sum(p.length for p in parts)), parts,
+                              read_blobs(conn, [p.blob for p in parts]))
+            except (NotFound, ValueError):  # a blob missing, parts that do not fit the skeleton
+                continue
+            text = index_text(*stored_text(raw))
+            if tuple(conn.execute("SELECT body, head FROM message_text WHERE rowid = ?", (text_id,)).fetchone()) \
+                    != text:  # (a message stored since is indexed so already: its row is left as it is)
+                conn.execute("UPDATE message_text SET body = ?, head = ? WHERE rowid = ?", (*text, text_id))
+        last = rows[-1][0]
+
+
 #: a step is an SQL script (statements separated by ";"), a list of statements, or a function of the connection
 Step = str | list[str] | Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[list[Step]] = [[SCHEMA_V1], [SCHEMA_V2], [SCHEMA_V3], [SCHEMA_V4, _index_existing_text], [SCHEMA_V5],
                                 [SCHEMA_V6], [SCHEMA_V7], [SCHEMA_V8], [SCHEMA_V9, _render_imap_forms], [SCHEMA_V10],
                                 [SCHEMA_V11, _fill_search_columns, SCHEMA_V11_INDEXES], [SCHEMA_V12],
                                 [SCHEMA_V13, _fill_thread_columns, SCHEMA_V13_INDEXES],
-                                [SCHEMA_V14, _fill_sort_columns, SCHEMA_V14_INDEXES]]
+                                [SCHEMA_V14, _fill_sort_columns, SCHEMA_V14_INDEXES],
+                                [_reindex_text, _fill_search_columns]]
 #: the schema this version of wildduck writes; every older version (from 1 on) is migrated on open
 SCHEMA_VERSION = len(MIGRATIONS)
 

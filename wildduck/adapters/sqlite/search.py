@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import wildduck.adapters.sqlite.codec as codec
-from wildduck.adapters._codec import legacy_fold, search_fold
+from wildduck.adapters._codec import search_fold
 from wildduck.adapters.sqlite.base import StoreBase, select_in
 from wildduck.model import SearchRow
 from wildduck.model.search import (
@@ -52,20 +52,12 @@ _Sql = tuple[str, list[Any]]
 
 def _text_uids(mailbox_id: str, needle: str, headers_too: bool) -> _Sql:
     """A ``SELECT uid`` of the mailbox's messages whose folded body (and with ``headers_too`` header) text
-    contains ``needle`` folded (``search_fold``; for messages indexed before it, also in their ``legacy_fold``).
+    contains ``needle`` folded (``search_fold``: every stored message is indexed so since schema v15).
 
     Needles of three or more characters are ``LIKE`` patterns the trigram index answers, the index driving the join
     (CROSS JOIN keeps that order: a rare needle touches only its few candidates). Shorter ones, and ones with ``%``
     or ``_`` (LIKE's wildcards), are matched with ``instr`` against the indexed text of this mailbox only."""
-    legacy = legacy_fold(needle)
-    sql, args = _folded_text_uids(mailbox_id, search_fold(needle), headers_too)
-    if legacy is None:
-        return sql, args
-    old_sql, old_args = _folded_text_uids(mailbox_id, legacy, headers_too)
-    return f"{sql} UNION {old_sql}", args + old_args
-
-
-def _folded_text_uids(mailbox_id: str, folded: str, headers_too: bool) -> _Sql:
+    folded = search_fold(needle)
     if len(folded) >= 3 and not any(c in folded for c in "%_"):
         one = ("SELECT m.uid FROM message_text AS t CROSS JOIN messages AS m ON m.text_id = t.rowid "
                "WHERE t.{} LIKE ? AND m.mailbox_id = ?")
@@ -112,9 +104,8 @@ def _header(q: Header) -> tuple[_Sql | None, _Sql | None]:
     if not q.needle:
         exact: _Sql = (f"{column} IS NOT NULL", [])
         return exact, exact
-    needle, legacy = search_fold(q.needle), legacy_fold(q.needle)
-    test = f"instr({column}, ?) > 0" if legacy is None else f"(instr({column}, ?) > 0 OR instr({column}, ?) > 0)"
-    upper = (f"{column} IS NOT NULL AND {test}", [needle] if legacy is None else [needle, legacy])
+    needle = search_fold(q.needle)
+    upper = (f"{column} IS NOT NULL AND instr({column}, ?) > 0", [needle])
     return upper, (upper if codec.SEARCH_SEPARATOR not in needle else None)
 
 
