@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import wildduck.adapters.sqlite.codec as codec
-from wildduck.adapters.sqlite.base import StoreBase, placeholders
+from wildduck.adapters.sqlite.base import StoreBase
+from wildduck.adapters.sqlite.queries import placeholders
 from wildduck.adapters.sqlite.steps import adjust_refs, insert_mailbox, one
 from wildduck.errors import AlreadyExists, InvalidInput
 from wildduck.model import AUTHLOG_BUCKET, EVERYTHING, Address, AuthEvent, Listing, MailboxSpec, User

@@ -10,9 +10,9 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from wildduck import metrics
 from wildduck.adapters._threads import WorkerThreads
@@ -23,26 +23,6 @@ from wildduck.errors import AlreadyExists, StoreError
 T = TypeVar("T")
 
 _BUSY_TIMEOUT_MS = 30_000
-#: values bound per ``IN (...)`` list (SQLite's limit is far above; smaller statements plan and cache better)
-_IN_CHUNK = 500
-
-
-def placeholders(n: int) -> str:
-    """``?,?,...`` with ``n`` marks."""
-    return ",".join("?" * n)
-
-
-def select_in(conn: sqlite3.Connection, sql: str, values: Sequence[Any], args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-    """Rows of ``sql`` for every value of ``values``: ``{in}`` in ``sql`` stands for the ``IN (...)`` list, bound
-    after ``args``. Runs one statement per chunk of values; with sorted values and an ``ORDER BY`` on the same
-    column, the rows come in order."""
-    rows: list[sqlite3.Row] = []
-    for start in range(0, len(values), _IN_CHUNK):
-        chunk = values[start:start + _IN_CHUNK]
-        rows.extend(conn.execute(sql.format(**{"in": placeholders(len(chunk))}), (*args, *chunk)))
-    return rows
-
-
 def mapped(fn: Callable[[], T]) -> T:
     """Run ``fn``, turning driver errors into ``StoreError`` (a unique constraint into ``AlreadyExists``)."""
     try:

@@ -8,20 +8,9 @@ import sqlite3
 from collections.abc import Iterable
 
 import wildduck.adapters.sqlite.codec as codec
-from wildduck.adapters.sqlite.base import StoreBase, select_in
-from wildduck.errors import NotFound
+from wildduck.adapters.sqlite.base import StoreBase
+from wildduck.adapters.sqlite.queries import read_blobs
 from wildduck.model import BlobStats
-
-
-def read_blobs(conn: sqlite3.Connection, hashes: Iterable[str]) -> dict[str, bytes]:
-    """Decompressed bytes of each blob; NotFound if any is missing."""
-    wanted = sorted(set(hashes))
-    found = {row[0]: codec.unpack(row[1], row[2], row[3]) for row in select_in(
-        conn, "SELECT hash, data, compressed, raw_size FROM blobs WHERE hash IN ({in})", wanted)}
-    missing = [h for h in wanted if h not in found]
-    if missing:
-        raise NotFound(f"missing blob {missing[0]}")
-    return found
 
 
 class BlobsRole(StoreBase):

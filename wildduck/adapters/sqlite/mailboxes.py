@@ -6,7 +6,8 @@ import sqlite3
 import time
 
 import wildduck.adapters.sqlite.codec as codec
-from wildduck.adapters.sqlite.base import StoreBase, select_in
+from wildduck.adapters.sqlite.base import StoreBase
+from wildduck.adapters.sqlite.queries import select_in
 from wildduck.adapters.sqlite.steps import insert_mailbox, one, remove_messages, sync_subscribed
 from wildduck.errors import AlreadyExists
 from wildduck.model import Mailbox, MailboxSpec, MailboxStatus

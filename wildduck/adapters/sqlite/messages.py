@@ -13,8 +13,9 @@ from typing import Any
 
 import wildduck.adapters.sqlite.codec as codec
 from wildduck.adapters._codec import apply_flags, blob_keys, index_text
-from wildduck.adapters.sqlite.base import StoreBase, placeholders, select_in
+from wildduck.adapters.sqlite.base import StoreBase
 from wildduck.adapters.sqlite.mailboxes import mailbox_row
+from wildduck.adapters.sqlite.queries import placeholders, select_in
 from wildduck.adapters.sqlite.steps import (
     add_storage,
     adjust_refs,

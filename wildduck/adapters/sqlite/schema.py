@@ -374,7 +374,7 @@ def _reindex_text(conn: sqlite3.Connection) -> None:
     a time in rowid order, one message recomposed at a time (memory holds one message and its blobs). A message
     whose bytes cannot be had (a blob missing: ``wildduck check`` reports it; parts that do not fit its skeleton)
     keeps its text."""
-    from wildduck.adapters.sqlite.blobs import read_blobs
+    from wildduck.adapters.sqlite.queries import read_blobs
     from wildduck.errors import NotFound
     from wildduck.protocols.mime import compose
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import wildduck.adapters.sqlite.codec as codec
 from wildduck.adapters._codec import search_fold
-from wildduck.adapters.sqlite.base import StoreBase, select_in
+from wildduck.adapters.sqlite.base import StoreBase
+from wildduck.adapters.sqlite.queries import select_in
 from wildduck.model import SearchRow
 from wildduck.model.search import (
     All,

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from wildduck.adapters.sqlite import codec
-from wildduck.adapters.sqlite.base import select_in
+from wildduck.adapters.sqlite.queries import select_in
 from wildduck.errors import NotFound
 from wildduck.model import JournalOp, MailboxSpec
 
