@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from collections.abc import Callable
 
 from wildduck.protocols.mime import headers
 
@@ -27,31 +28,25 @@ _ESCAPED = frozenset(b"\"\\'")
 _CACHED = 0x10000
 
 
-class _Title(dict[int, str]):
-    """Each character's simple titlecase mapping (itself when it has none or only a full, longer one)."""
+class _Simple(dict[int, str]):
+    """Each character's mapping by ``case`` (``str.title``, ``str.lower``) when that is one character, else the
+    character itself (no full, longer mappings); computed on first use."""
+
+    def __init__(self, case: Callable[[str], str]) -> None:
+        super().__init__()
+        self.case = case
 
     def __missing__(self, cp: int) -> str:
         c = chr(cp)
-        t = c.title()
+        t = self.case(c)
         found = t if len(t) == 1 else c
         if cp < _CACHED:
             self[cp] = found
         return found
 
 
-class _Lower(dict[int, str]):
-    """Each character's lowercase mapping when it is one character (else the character itself)."""
-
-    def __missing__(self, cp: int) -> str:
-        c = chr(cp)
-        t = c.lower()
-        found = t if len(t) == 1 else c
-        if cp < _CACHED:
-            self[cp] = found
-        return found
-
-
-_TITLE, _LOWER = _Title(), _Lower()
+#: each character's simple titlecase mapping, and its one-character lowercase mapping
+_TITLE, _LOWER = _Simple(str.title), _Simple(str.lower)
 
 
 def fold(text: str) -> str:
@@ -138,11 +133,9 @@ def values(fields: headers.Fields, name: str, *, plain: bool = False) -> list[st
     for key, value in fields:
         if key != name:
             continue
-        if plain:
-            pass
-        elif name in ADDRESS_FIELDS:
+        if not plain and name in ADDRESS_FIELDS:
             value = address_text(value)
-        elif name == "subject":
+        elif not plain and name == "subject":
             value = compress_space(value)
         out.append(decode_value(value))
     return out
